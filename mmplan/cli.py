@@ -1,0 +1,303 @@
+"""The `mmplan` command line: a thin Typer layer over the library functions.
+
+Each command parses its arguments, loads the config, reads its inputs, calls one
+library function, writes its outputs atomically and prints a short summary to stderr.
+Errors the user can fix become one paragraph and the exit code from DESIGN.md; anything
+else is a bug (exit 70) whose traceback goes to a file. Heavy libraries are imported
+inside the commands so that `mmplan --help` is instant.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from mmplan import __version__
+from mmplan.errors import EXIT_CHECK_FAILED, EXIT_INTERNAL, MmplanError, UsageError
+
+app = typer.Typer(
+    name="mmplan",
+    help="Middle-mile planning: sample networks, validate tables, forecast lane volume, "
+    "backtest forecasts and optimize truck plans. Every stage reads and writes Parquet.",
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode=None,
+    pretty_exceptions_enable=False,
+)
+
+ConfigOpt = Annotated[
+    Path | None, typer.Option("--config", "-c", help="TOML config file (see configs/default.toml).")
+]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")]
+DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks of internal errors.")]
+WaitOpt = Annotated[
+    float,
+    typer.Option("--wait", min=0, help="Seconds to wait for another run's lock on the output."),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the run summary as JSON on stdout.")]
+
+
+def _console(quiet: bool = False):
+    from rich.console import Console
+
+    return Console(stderr=True, quiet=quiet, highlight=False, soft_wrap=True)
+
+
+def handled(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn MmplanError into its exit code and unexpected exceptions into exit 70."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        debug = bool(kwargs.get("debug"))
+        try:
+            return func(*args, **kwargs)
+        except (typer.Exit, typer.Abort):
+            raise
+        except MmplanError as exc:
+            _console().print(f"[bold red]error:[/] {exc.message}", markup=True)
+            raise typer.Exit(exc.exit_code) from None
+        except KeyboardInterrupt:
+            _console().print("interrupted; no output was written.")
+            raise typer.Exit(130) from None
+        except Exception:
+            text = traceback.format_exc()
+            if debug:
+                sys.stderr.write(text)
+                where = "above"
+            else:
+                fd, name = tempfile.mkstemp(prefix="mmplan-crash-", suffix=".txt")
+                with os.fdopen(fd, "w") as handle:
+                    handle.write(text)
+                where = f"in {name}"
+            _console().print(
+                f"internal error: this is a bug in mmplan {__version__}, not in your data. "
+                f"The traceback is {where}; please report it with the command you ran."
+            )
+            raise typer.Exit(EXIT_INTERNAL) from None
+
+    return wrapper
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"mmplan {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show version.")
+    ] = False,
+) -> None:
+    """Middle-mile planning toolkit."""
+
+
+@app.command()
+@handled
+def sample(
+    outdir: Annotated[Path, typer.Argument(help="Folder to write history, nodes and lanes to.")],
+    seed: Annotated[int | None, typer.Option(help="Random seed; same seed, same files.")] = None,
+    regions: Annotated[int | None, typer.Option(min=1, help="Number of regions.")] = None,
+    fcs: Annotated[int | None, typer.Option(min=1, help="Fulfillment centers.")] = None,
+    scs: Annotated[int | None, typer.Option(min=1, help="Sort centers.")] = None,
+    dss: Annotated[int | None, typer.Option(min=1, help="Delivery stations.")] = None,
+    days: Annotated[int | None, typer.Option(min=28, help="Days of history.")] = None,
+    start: Annotated[str | None, typer.Option(help="First history date, YYYY-MM-DD.")] = None,
+    config: ConfigOpt = None,
+    wait: WaitOpt = 0.0,
+    quiet: QuietOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Write a synthetic middle-mile network: history.parquet, nodes.parquet, lanes.parquet.
+
+    Example: mmplan sample data/sample --seed 7 --fcs 2 --scs 6 --dss 40 --days 730
+    """
+    from mmplan.config import load_config
+    from mmplan.io import output_folder, output_lock, provenance, write_parquet
+    from mmplan.synthetic import sample as make_sample
+
+    flags = dict(seed=seed, regions=regions, fcs=fcs, scs=scs, dss=dss, days=days, start=start)
+    cfg = load_config(config, sample=flags)
+    started = time.perf_counter()
+    tables = make_sample(cfg.sample)
+    record = provenance("sample", cfg.as_record()["sample"],
+                        timings={"generate": time.perf_counter() - started})
+    with output_lock(outdir, wait), output_folder(outdir) as tmp:
+        for name, df in tables.items():
+            write_parquet(df, tmp / f"{name}.parquet", record)
+    h = tables["history"]
+    _console(quiet).print(
+        f"wrote {outdir}: {tables['nodes'].height} facilities, {tables['lanes'].height} lanes, "
+        f"{h.height:,} history rows from {h['date'].min()} to {h['date'].max()}"
+    )
+
+
+@app.command()
+@handled
+def validate(
+    file: Annotated[Path, typer.Argument(help="Any mmplan table (Parquet).")],
+    kind: Annotated[
+        str | None,
+        typer.Option(help="history, forecast, nodes, lanes or demand; guessed when omitted."),
+    ] = None,
+    nodes: Annotated[
+        Path | None, typer.Option(help="Nodes table, to check that lanes name known facilities.")
+    ] = None,
+    json_out: JsonOpt = False,
+    quiet: QuietOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Check a table against its contract and report every problem found (exit 65 if any).
+
+    Example: mmplan validate data/sample/lanes.parquet --kind lanes --nodes data/sample/nodes.parquet
+    """
+    from mmplan.errors import DataError
+    from mmplan.io import read_parquet, read_provenance
+    from mmplan.tables import KINDS, detect_kind, validate as validate_table
+
+    if kind is not None and kind not in KINDS:
+        raise UsageError(f"--kind {kind!r} is not a table kind; use one of {', '.join(KINDS)}.")
+    df = read_parquet(file)
+    kind = kind or detect_kind(df)
+    if kind is None:
+        raise DataError(
+            f"{file}: cannot tell which mmplan table this is from its columns "
+            f"({', '.join(df.columns)}); pass --kind with one of {', '.join(KINDS)}."
+        )
+    node_table = read_parquet(nodes, what="nodes") if nodes is not None else None
+    problems = validate_table(df, kind, node_table)
+    record = read_provenance(file)
+    console = _console(quiet)
+    if json_out:
+        print(json.dumps({"file": str(file), "kind": kind, "rows": df.height,
+                          "problems": [p.describe() for p in problems],
+                          "provenance": record}, default=str))
+    if record:
+        made = record.get("command", "?")
+        inputs = ", ".join(f"{k}={v['path']} (sha256 {v['sha256'][:12]})"
+                           for k, v in record.get("inputs", {}).items())
+        console.print(f"made by mmplan {record.get('versions', {}).get('mmplan', '?')} "
+                      f"`{made}`" + (f" from {inputs}" if inputs else ""))
+    if problems:
+        console.print(f"{file}: {len(problems)} problems as a {kind} table:")
+        for p in problems:
+            console.print(f"  - {p.describe()}")
+        raise typer.Exit(65)
+    console.print(f"{file}: valid {kind} table, {df.height:,} rows.")
+
+
+@app.command()
+@handled
+def forecast(
+    history: Annotated[Path, typer.Argument(help="History table (Parquet).")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Forecast Parquet to write.")],
+    horizon: Annotated[int | None, typer.Option(help="Days ahead to forecast.")] = None,
+    champions: Annotated[
+        Path | None,
+        typer.Option(help="champions.parquet from `mmplan backtest` with select = true."),
+    ] = None,
+    config: ConfigOpt = None,
+    wait: WaitOpt = 0.0,
+    json_out: JsonOpt = False,
+    quiet: QuietOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Forecast every lane and every level of the hierarchy, reconciled, with intervals.
+
+    Example: mmplan forecast data/sample/history.parquet -o out/forecast.parquet --horizon 28
+    """
+    if horizon is not None and horizon < 1:
+        raise UsageError(f"--horizon must be a positive number of days, got {horizon}.")
+    from mmplan.config import load_config
+    from mmplan.forecasting import forecast as run_forecast
+    from mmplan.io import output_lock, provenance, read_parquet, write_parquet
+    from mmplan.report import forecast_summary, print_forecast
+    from mmplan.tables import load
+
+    cfg = load_config(config, forecast={"horizon": horizon})
+    with output_lock(output, wait):
+        started = time.perf_counter()
+        hist = load(history, "history")
+        chosen = read_parquet(champions, what="champions") if champions is not None else None
+        result = run_forecast(hist, cfg, champions=chosen)
+        inputs = {"history": history} | ({"champions": champions} if champions else {})
+        record = provenance("forecast", cfg.as_record(), inputs,
+                            {"total": time.perf_counter() - started})
+        write_parquet(result, output, record)
+    summary = forecast_summary(result, output)
+    if json_out:
+        print(json.dumps(summary, default=str))
+    print_forecast(_console(quiet), summary)
+
+
+@app.command()
+@handled
+def backtest(
+    history: Annotated[Path, typer.Argument(help="History table (Parquet).")],
+    outdir: Annotated[Path, typer.Option("--output", "-o", help="Folder for points and metrics.")],
+    gate: Annotated[bool, typer.Option("--gate", help="Exit 1 when a [gate] rule fails.")] = False,
+    junit: Annotated[Path | None, typer.Option(help="Write gate rules as JUnit XML.")] = None,
+    summary_md: Annotated[
+        Path | None, typer.Option("--summary", help="Write a markdown summary for CI.")
+    ] = None,
+    baseline: Annotated[
+        Path | None, typer.Option(help="metrics.json of an earlier run, for max_regression.")
+    ] = None,
+    config: ConfigOpt = None,
+    wait: WaitOpt = 0.0,
+    json_out: JsonOpt = False,
+    quiet: QuietOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Rolling-origin backtest of the forecast pipeline, scored by pooled WAPE; CI gates.
+
+    Example: mmplan backtest data/sample/history.parquet -o out/backtest --gate --junit gate.xml
+    """
+    raise UsageError("backtest is not available yet in this build.")
+
+
+@app.command()
+@handled
+def optimize(
+    demand: Annotated[Path, typer.Argument(help="Forecast table, or origin/destination/date/volume.")],
+    nodes: Annotated[Path, typer.Option(help="Nodes table (Parquet).")],
+    lanes: Annotated[Path, typer.Option(help="Lanes table (Parquet).")],
+    outdir: Annotated[Path, typer.Option("--output", "-o", help="Plan folder to write.")],
+    column: Annotated[
+        str | None, typer.Option(help="Demand column to plan for, e.g. forecast or hi_80.")
+    ] = None,
+    quantile: Annotated[
+        str | None, typer.Option(help="Interval bound to plan for: hi_80 (same as --column).")
+    ] = None,
+    relax: Annotated[bool, typer.Option("--relax", help="Solve the LP relaxation only.")] = False,
+    config: ConfigOpt = None,
+    wait: WaitOpt = 0.0,
+    json_out: JsonOpt = False,
+    quiet: QuietOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Turn demand into a truck plan: trucks per lane per day, routes, binding capacity.
+
+    Example: mmplan optimize out/forecast.parquet --nodes data/sample/nodes.parquet
+    --lanes data/sample/lanes.parquet -o out/plan --column hi_80
+    """
+    raise UsageError("optimize is not available yet in this build.")
+
+
+def main() -> None:
+    """Entry point for the `mmplan` script and `python -m mmplan`."""
+    app(prog_name="mmplan")
+
+
+__all__ = ["app", "main", "EXIT_CHECK_FAILED"]

@@ -1,0 +1,222 @@
+"""Configuration: one TOML file, a section per stage, read into pydantic models.
+
+Defaults live here; `configs/default.toml` spells out every key (a test keeps the two
+equal). Unknown keys and wrong types are configuration errors (exit 78) that name the
+file, the key and what is allowed. Configs are TOML only: nothing in them executes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from mmplan.errors import ConfigError, InputFileError
+
+__all__ = [
+    "Config",
+    "SampleConfig",
+    "ForecastConfig",
+    "BacktestConfig",
+    "GateConfig",
+    "OptimizeConfig",
+    "load_config",
+    "FORECAST_MODELS",
+    "RECONCILERS",
+]
+
+# Models a planner may name; each maps to a statsforecast class in mmplan.models.
+FORECAST_MODELS = (
+    "AutoETS",
+    "AutoTheta",
+    "AutoARIMA",
+    "MSTL",
+    "SeasonalNaive",
+    "Naive",
+    "HistoricAverage",
+    "WindowAverage",
+    "SeasonalWindowAverage",
+    "CrostonOptimized",
+    "CrostonClassic",
+    "CrostonSBA",
+    "ADIDA",
+    "IMAPA",
+    "TSB",
+)
+ModelName = Literal[FORECAST_MODELS]  # type: ignore[valid-type]
+
+RECONCILERS = (
+    "BottomUp",
+    "TopDown(forecast_proportions)",
+    "TopDown(average_proportions)",
+    "TopDown(proportion_averages)",
+    "MiddleOut",
+    "MinTrace(ols)",
+    "MinTrace(wls_struct)",
+    "MinTrace(wls_var)",
+    "MinTrace(mint_shrink)",
+)
+ReconcilerName = Literal[RECONCILERS]  # type: ignore[valid-type]
+
+
+class Section(BaseModel):
+    """A config section: unknown keys are errors, values are checked on assignment."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
+
+
+class SampleConfig(Section):
+    seed: int = 7
+    regions: int = Field(3, ge=1)
+    fcs: int = Field(5, ge=1)
+    scs: int = Field(30, ge=1)
+    dss: int = Field(300, ge=1)
+    days: int = Field(730, ge=28)
+    start: dt.date = dt.date(2024, 1, 1)
+
+
+def _default_events() -> dict[str, list[dt.date]]:
+    """Retail events whose dates are known in advance (US calendar, 2023-2027)."""
+    d = dt.date
+    return {
+        "prime_day": [
+            d(2023, 7, 11), d(2023, 7, 12), d(2024, 7, 16), d(2024, 7, 17),
+            d(2025, 7, 8), d(2025, 7, 9), d(2025, 7, 10), d(2025, 7, 11),
+            d(2026, 7, 14), d(2026, 7, 15), d(2027, 7, 13), d(2027, 7, 14),
+        ],
+        "black_friday": [
+            d(2023, 11, 24), d(2024, 11, 29), d(2025, 11, 28), d(2026, 11, 27), d(2027, 11, 26),
+        ],
+        "cyber_monday": [
+            d(2023, 11, 27), d(2024, 12, 2), d(2025, 12, 1), d(2026, 11, 30), d(2027, 11, 29),
+        ],
+        "christmas": [d(y, 12, 25) for y in range(2023, 2028)],
+    }
+
+
+class ForecastConfig(Section):
+    horizon: int = Field(28, ge=1, le=366)
+    levels: list[int] = Field(default_factory=lambda: [80, 95])
+    hierarchy: list[list[str]] = Field(default_factory=lambda: [["origin_region", "origin"]])
+    model: ModelName = "AutoETS"
+    season_length: int = Field(7, ge=1)
+    sparse_model: ModelName = "CrostonOptimized"
+    sparse_adi: float = Field(1.32, gt=1.0)
+    short_model: ModelName = "SeasonalNaive"
+    min_history_days: int = Field(56, ge=1)
+    closed_after_days: int = Field(28, ge=1)
+    fit_days: int | None = Field(None, ge=28)
+    reconciliation: ReconcilerName = "MinTrace(mint_shrink)"
+    middle_level: str | None = None
+    n_jobs: int = Field(1, ge=-1)
+    events: dict[str, list[dt.date]] = Field(default_factory=_default_events)
+
+    @field_validator("levels")
+    @classmethod
+    def _levels_in_range(cls, value: list[int]) -> list[int]:
+        if any(not 0 < p < 100 for p in value):
+            raise ValueError("interval levels are percentages strictly between 0 and 100")
+        return sorted(set(value))
+
+    @field_validator("hierarchy")
+    @classmethod
+    def _hierarchy_named(cls, value: list[list[str]]) -> list[list[str]]:
+        for chain in value:
+            if not chain or len(set(chain)) != len(chain):
+                raise ValueError(f"a hierarchy chain must name distinct columns, got {chain}")
+        return value
+
+
+class BacktestConfig(Section):
+    windows: int = Field(4, ge=1)
+    step: int = Field(7, ge=1)
+    horizon: int | None = Field(None, ge=1)
+    select: bool = False
+    select_by: Literal["series", "level"] = "series"
+    candidates: list[ModelName] = Field(default_factory=lambda: ["AutoETS", "SeasonalNaive"])
+
+
+class GateConfig(Section):
+    max_wape: dict[str, float] = Field(default_factory=dict)
+    max_abs_bias: float | None = Field(None, ge=0)
+    min_coverage: dict[str, float] = Field(default_factory=dict)
+    beat_naive_by: float | None = None
+    max_regression: float | None = Field(None, ge=0)
+
+
+class OptimizeConfig(Section):
+    column: str = "forecast"
+    solver: Literal["SCIP", "CP-SAT"] = "SCIP"
+    lp_solver: Literal["GLOP", "PDLP"] = "GLOP"
+    relax: bool = False
+    time_limit: float = Field(120.0, gt=0)
+    relative_gap: float = Field(0.01, ge=0, lt=1)
+    transit_kinds: list[Literal["FC", "SC", "DS"]] = Field(default_factory=lambda: ["SC"])
+    unserved_penalty: float | None = Field(None, gt=0)
+    workers: int = Field(2, ge=1)
+
+
+class Config(Section):
+    sample: SampleConfig = Field(default_factory=SampleConfig)
+    forecast: ForecastConfig = Field(default_factory=ForecastConfig)
+    backtest: BacktestConfig = Field(default_factory=BacktestConfig)
+    gate: GateConfig = Field(default_factory=GateConfig)
+    optimize: OptimizeConfig = Field(default_factory=OptimizeConfig)
+
+    def as_record(self) -> dict[str, Any]:
+        """The effective config as plain JSON-able data, for provenance metadata."""
+        return self.model_dump(mode="json")
+
+
+def _allowed(model: type[BaseModel], loc: tuple[Any, ...]) -> str:
+    """The keys allowed where an unknown key was found, for the error message."""
+    current: Any = model
+    for part in loc[:-1]:
+        field = getattr(current, "model_fields", {}).get(part)
+        if field is None or not isinstance(field.annotation, type):
+            return ""
+        current = field.annotation
+    fields = getattr(current, "model_fields", None)
+    return ", ".join(sorted(fields)) if fields else ""
+
+
+def _describe(error: dict[str, Any], source: str) -> str:
+    key = ".".join(str(p) for p in error["loc"])
+    if error["type"] == "extra_forbidden":
+        allowed = _allowed(Config, tuple(error["loc"]))
+        return f"{source}: unknown key '{key}'" + (f"; allowed here: {allowed}" if allowed else "")
+    return f"{source}: key '{key}' = {error.get('input')!r} is not allowed: {error['msg']}"
+
+
+def load_config(path: str | Path | None = None, **overrides: dict[str, Any]) -> Config:
+    """Read a TOML config (or the defaults when `path` is None) and apply overrides.
+
+    `overrides` maps a section name to the keys to set, e.g. forecast={"horizon": 14};
+    None values are ignored so CLI flags that were not given leave the file's value.
+    """
+    source = str(path) if path is not None else "defaults"
+    data: dict[str, Any] = {}
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise InputFileError(f"config file not found: {p}. Check the --config path.")
+        try:
+            data = tomllib.loads(p.read_text(encoding="utf-8"))
+        except UnicodeDecodeError:
+            raise ConfigError(f"{p}: not a UTF-8 text file; configs are TOML.") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{p}: not valid TOML ({exc}). Fix the syntax.") from None
+    for section, values in overrides.items():
+        for key, value in (values or {}).items():
+            if value is not None:
+                data.setdefault(section, {})[key] = value
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(_describe(e, source) for e in exc.errors())
+        raise ConfigError(
+            f"bad configuration: {problems}. See configs/default.toml for every key."
+        ) from None

@@ -1,0 +1,289 @@
+"""Reading inputs and writing outputs: the only module that touches Parquet files.
+
+Outputs are never written in place. A file goes to a temporary name beside its target
+and is renamed over it once complete; a folder is built beside its target and swapped
+in. A killed run therefore leaves either the old output or the new one, never a mix.
+Each output is guarded by a lock (filelock, released by the OS when a process dies, so a
+killed run cannot leave a lock that blocks forever).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import socket
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from mmplan.errors import InputFileError, LockedError, OutputError
+
+__all__ = [
+    "read_parquet",
+    "write_parquet",
+    "write_json",
+    "output_folder",
+    "output_lock",
+    "sha256_file",
+    "provenance",
+    "read_provenance",
+    "METADATA_KEY",
+]
+
+METADATA_KEY = b"mmplan"
+
+
+def sha256_file(path: str | Path) -> str:
+    """SHA-256 of a file's bytes, streamed so large inputs cost no memory."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def read_parquet(path: str | Path, what: str = "input") -> pl.DataFrame:
+    """Read a Parquet file, turning every way it can be unreadable into exit 66."""
+    path = Path(path)
+    if not path.exists():
+        raise InputFileError(f"{what} file not found: {path}. Check the path and try again.")
+    if path.is_dir():
+        raise InputFileError(f"{what} path {path} is a folder; give the Parquet file inside it.")
+    if path.stat().st_size == 0:
+        raise InputFileError(
+            f"{what} file {path} is empty (0 bytes); it is not a Parquet file. "
+            "Re-run the step that produced it."
+        )
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(4)
+            handle.seek(-4, os.SEEK_END)
+            tail = handle.read(4)
+    except OSError as exc:
+        raise InputFileError(f"{what} file {path} cannot be read: {exc.strerror}.") from None
+    if head != b"PAR1" or tail != b"PAR1":
+        hint = (
+            "it looks truncated (the Parquet footer is missing)"
+            if head == b"PAR1"
+            else "it does not start with the Parquet magic bytes (is it CSV or JSON renamed?)"
+        )
+        raise InputFileError(
+            f"{what} file {path} is not a readable Parquet file: {hint}. "
+            "Re-run the step that produced it, or convert it to Parquet."
+        )
+    try:
+        return pl.read_parquet(path)
+    except Exception as exc:  # pyarrow/polars raise many types for corrupt files
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InputFileError(
+            f"{what} file {path} is not a readable Parquet file ({first_line}). "
+            "Re-run the step that produced it."
+        ) from None
+
+
+def read_provenance(path: str | Path) -> dict[str, Any] | None:
+    """The provenance record mmplan stored in a Parquet file's metadata, if any."""
+    import pyarrow.parquet as pq
+
+    try:
+        meta = pq.read_schema(path).metadata or {}
+    except Exception:
+        return None
+    raw = meta.get(METADATA_KEY)
+    return json.loads(raw) if raw else None
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of the libraries whose behaviour shapes an output (only those imported)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    names = ["mmplan", "polars", "pyarrow", "statsforecast", "hierarchicalforecast", "ortools"]
+    versions = {}
+    for name in names:
+        with contextlib.suppress(PackageNotFoundError):
+            versions[name] = version(name)
+    return versions
+
+
+def provenance(
+    command: str,
+    config: dict[str, Any],
+    inputs: dict[str, str | Path] | None = None,
+    timings: dict[str, float] | None = None,
+) -> dict[str, Any]:
+    """The record stored with every output: what made it, from what, and how long it took."""
+    return {
+        "command": command,
+        "versions": library_versions(),
+        "config": config,
+        "inputs": {
+            name: {"path": str(path), "sha256": sha256_file(path)}
+            for name, path in (inputs or {}).items()
+        },
+        "timings": {k: round(v, 3) for k, v in (timings or {}).items()},
+    }
+
+
+def _temp_beside(target: Path, suffix: str = ".tmp") -> Path:
+    parent = target.parent
+    if not parent.is_dir():
+        raise OutputError(
+            f"cannot write {target}: folder {parent} does not exist. Create it first."
+        )
+    try:
+        fd, name = tempfile.mkstemp(dir=parent, prefix=f".{target.name}.", suffix=suffix)
+    except OSError as exc:
+        raise OutputError(
+            f"cannot write {target}: {exc.strerror} in folder {parent}. "
+            "Check that it is writable and has free space."
+        ) from None
+    os.close(fd)
+    return Path(name)
+
+
+def _replace(tmp: Path, target: Path) -> None:
+    try:
+        os.replace(tmp, target)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise OutputError(f"cannot write {target}: {exc.strerror}.") from None
+
+
+def write_parquet(df: pl.DataFrame, path: str | Path, record: dict[str, Any] | None) -> Path:
+    """Write `df` to `path` atomically, with `record` in the Parquet key-value metadata."""
+    import pyarrow.parquet as pq
+
+    target = Path(path)
+    if target.is_dir():
+        raise OutputError(f"cannot write {target}: it is a folder. Give a file name.")
+    tmp = _temp_beside(target)
+    try:
+        table = df.to_arrow()
+        meta = dict(table.schema.metadata or {})
+        if record is not None:
+            meta[METADATA_KEY] = json.dumps(record, sort_keys=True, default=str).encode()
+        table = table.replace_schema_metadata(meta)
+        pq.write_table(table, tmp, compression="zstd")
+        with open(tmp, "rb") as handle:
+            os.fsync(handle.fileno())
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise OutputError(f"cannot write {target}: {exc.strerror}.") from None
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _replace(tmp, target)
+    return target
+
+
+def write_json(data: Any, path: str | Path) -> Path:
+    """Write JSON atomically (for summaries and manifests)."""
+    target = Path(path)
+    tmp = _temp_beside(target)
+    try:
+        with open(tmp, "w", encoding="utf-8") as handle:
+            json.dump(data, handle, indent=2, sort_keys=True, default=str)
+            handle.write("\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise OutputError(f"cannot write {target}: {exc.strerror}.") from None
+    _replace(tmp, target)
+    return target
+
+
+@contextlib.contextmanager
+def output_folder(path: str | Path) -> Iterator[Path]:
+    """Yield a fresh temporary folder beside `path`; on success swap it in as `path`.
+
+    On any failure the temporary folder is removed and an existing `path` is untouched.
+    The folder is mmplan's: the swap replaces it whole, so keep other files elsewhere.
+    """
+    target = Path(path)
+    parent = target.parent
+    if not parent.is_dir():
+        raise OutputError(f"cannot write {target}: folder {parent} does not exist. Create it first.")
+    if target.exists() and not target.is_dir():
+        raise OutputError(f"cannot write folder {target}: a file of that name is in the way.")
+    try:
+        tmp = Path(tempfile.mkdtemp(dir=parent, prefix=f".{target.name}.", suffix=".tmp"))
+    except OSError as exc:
+        raise OutputError(
+            f"cannot write {target}: {exc.strerror} in folder {parent}. "
+            "Check that it is writable and has free space."
+        ) from None
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    old = None
+    try:
+        if target.exists():
+            old = Path(tempfile.mkdtemp(dir=parent, prefix=f".{target.name}.", suffix=".old"))
+            os.rmdir(old)
+            os.replace(target, old)
+        os.replace(tmp, target)
+    except OSError as exc:
+        if old is not None and old.exists() and not target.exists():
+            os.replace(old, target)  # put the previous output back
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise OutputError(f"cannot write {target}: {exc.strerror}.") from None
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _holder_info(info_path: Path) -> str:
+    try:
+        return info_path.read_text(encoding="utf-8").strip() or "an unknown process"
+    except OSError:
+        return "an unknown process"
+
+
+@contextlib.contextmanager
+def output_lock(path: str | Path, wait: float = 0.0) -> Iterator[None]:
+    """Hold an exclusive lock on output `path` for the duration of a run.
+
+    With `wait` = 0 a second run fails at once (exit 75) naming the holder; otherwise it
+    waits up to `wait` seconds. The lock is an OS file lock, so a killed holder frees it.
+    """
+    from filelock import FileLock, Timeout
+
+    target = Path(path)
+    if not target.parent.is_dir():
+        raise OutputError(
+            f"cannot write {target}: folder {target.parent} does not exist. Create it first."
+        )
+    lock_path = target.parent / f".{target.name}.lock"
+    info_path = target.parent / f".{target.name}.lock.holder"
+    lock = FileLock(lock_path, timeout=wait if wait > 0 else 0)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise LockedError(
+            f"another run holds the lock on {target} ({_holder_info(info_path)}). "
+            "Try again later, or pass --wait SECONDS to wait for it."
+        ) from None
+    except OSError as exc:
+        raise OutputError(f"cannot lock {target}: {exc.strerror} at {lock_path}.") from None
+    try:
+        with contextlib.suppress(OSError):
+            info_path.write_text(
+                f"pid {os.getpid()} on {socket.gethostname()}, started "
+                f"{time.strftime('%Y-%m-%d %H:%M:%S')}: {' '.join(sys.argv[:3])}",
+                encoding="utf-8",
+            )
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            info_path.unlink()
+        lock.release()

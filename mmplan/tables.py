@@ -1,0 +1,273 @@
+"""Table contracts (DESIGN.md, "Tables") and their validation.
+
+Each `validate_*` function returns every problem it finds, not only the first, as
+`Problem`s that name the column and the offending rows. `check` turns a non-empty list
+into one DataError (exit 65). Readers call `load_*`, which validates and normalises types
+(integer volume becomes Float64) so the stages can trust what they get.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+
+from mmplan.errors import DataError
+from mmplan.io import read_parquet
+
+__all__ = [
+    "Problem",
+    "KINDS",
+    "LANE_KEYS",
+    "validate",
+    "validate_history",
+    "validate_nodes",
+    "validate_lanes",
+    "validate_forecast",
+    "validate_demand",
+    "detect_kind",
+    "check",
+    "load",
+]
+
+LANE_KEYS = ["origin", "destination"]
+NODE_KINDS = ("FC", "SC", "DS")
+KINDS = ("history", "forecast", "nodes", "lanes", "demand")
+NUMERIC = (pl.Float32, pl.Float64, pl.Int8, pl.Int16, pl.Int32, pl.Int64,
+           pl.UInt8, pl.UInt16, pl.UInt32, pl.UInt64)
+MAX_ROWS_SHOWN = 5
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One way a table breaks its contract."""
+
+    column: str | None
+    message: str
+    rows: tuple[int, ...] = ()
+    count: int = 0
+
+    def describe(self) -> str:
+        where = f"column '{self.column}': " if self.column else ""
+        text = where + self.message
+        if self.rows:
+            shown = ", ".join(str(r) for r in self.rows[:MAX_ROWS_SHOWN])
+            more = f" and {self.count - MAX_ROWS_SHOWN} more" if self.count > MAX_ROWS_SHOWN else ""
+            text += f" ({self.count} rows: {shown}{more})"
+        return text
+
+
+def _rows(df: pl.DataFrame, mask: pl.Expr) -> tuple[tuple[int, ...], int]:
+    """0-based row numbers where `mask` holds (the first few) and how many there are."""
+    hits = df.with_row_index("_row").filter(mask).get_column("_row")
+    return tuple(hits.head(MAX_ROWS_SHOWN).to_list()), hits.len()
+
+
+def _flag(df: pl.DataFrame, column: str | None, mask: pl.Expr, message: str) -> list[Problem]:
+    rows, count = _rows(df, mask)
+    return [Problem(column, message, rows, count)] if count else []
+
+
+def _require(
+    df: pl.DataFrame, columns: dict[str, tuple[type[pl.DataType], ...] | type[pl.DataType]]
+) -> list[Problem]:
+    """Problems with presence and dtype of required columns."""
+    problems = []
+    for name, allowed in columns.items():
+        allowed = allowed if isinstance(allowed, tuple) else (allowed,)
+        if name not in df.columns:
+            problems.append(Problem(name, "is missing; it is required"))
+            continue
+        dtype = df.schema[name]
+        if not any(dtype == a or isinstance(dtype, a) for a in allowed):
+            want = " or ".join(sorted({getattr(a, "__name__", str(a)) for a in allowed}))
+            hint = " (dates stored as text? cast them to Date)" if name == "date" else ""
+            problems.append(Problem(name, f"has type {dtype}, expected {want}{hint}"))
+    return problems
+
+
+def _nulls(df: pl.DataFrame, columns: list[str]) -> list[Problem]:
+    out = []
+    for c in columns:
+        if c in df.columns:
+            out += _flag(df, c, pl.col(c).is_null(), "has nulls in a key column")
+    return out
+
+
+def _non_negative(df: pl.DataFrame, column: str, what: str, allow_null: bool) -> list[Problem]:
+    if column not in df.columns or df.schema[column] not in NUMERIC:
+        return []
+    col = pl.col(column).cast(pl.Float64)
+    problems = _flag(df, column, col < 0, f"has negative {what}")
+    problems += _flag(df, column, col.is_nan() | col.is_infinite(), f"has non-finite {what}")
+    if not allow_null:
+        problems += _flag(df, column, col.is_null(), f"has missing {what}")
+    return problems
+
+
+def _duplicates(df: pl.DataFrame, keys: list[str], what: str) -> list[Problem]:
+    if not all(k in df.columns for k in keys) or df.is_empty():
+        return []
+    return _flag(df, ",".join(keys), pl.struct(keys).is_duplicated(), f"duplicated {what}")
+
+
+def validate_history(df: pl.DataFrame) -> list[Problem]:
+    """Problems with a history table (one row per lane and date)."""
+    problems = _require(df, {"date": pl.Date, "origin": pl.String, "destination": pl.String,
+                             "volume": NUMERIC})
+    if df.is_empty():
+        return problems + [Problem(None, "the table has no rows")]
+    problems += _nulls(df, ["date", *LANE_KEYS])
+    problems += _non_negative(df, "volume", "volume", allow_null=False)
+    problems += _duplicates(df, ["origin", "destination", "date"], "(lane, date) rows")
+    if not all(c in df.columns for c in LANE_KEYS):
+        return problems
+    for col in df.columns:
+        if col in ("date", "volume", *LANE_KEYS):
+            continue
+        if df.schema[col] != pl.String:
+            problems.append(Problem(col, f"has type {df.schema[col]}; extra columns must be "
+                                         "String attributes (e.g. origin_region)"))
+            continue
+        varying = df.group_by(LANE_KEYS).agg(pl.col(col).n_unique().alias("n")).filter(
+            pl.col("n") > 1)
+        if varying.height:
+            lanes = ", ".join(f"{o}->{d}" for o, d in varying.select(LANE_KEYS).head(3).rows())
+            problems.append(Problem(col, f"is not constant per lane: {varying.height} lanes "
+                                         f"have several values (e.g. {lanes})"))
+    return problems
+
+
+def validate_nodes(df: pl.DataFrame) -> list[Problem]:
+    """Problems with a nodes table."""
+    problems = _require(df, {"node": pl.String, "kind": pl.String, "region": pl.String,
+                             "capacity": NUMERIC, "handling_cost": NUMERIC})
+    for opt in ("extra_capacity", "extra_capacity_cost"):
+        if opt in df.columns and df.schema[opt] not in NUMERIC:
+            problems.append(Problem(opt, f"has type {df.schema[opt]}, expected a number"))
+    if df.is_empty():
+        return problems + [Problem(None, "the table has no rows")]
+    problems += _nulls(df, ["node", "kind"])
+    problems += _duplicates(df, ["node"], "node names")
+    if "kind" in df.columns and df.schema["kind"] == pl.String:
+        problems += _flag(df, "kind", ~pl.col("kind").is_in(NODE_KINDS) & pl.col("kind").is_not_null(),
+                          f"has kinds other than {', '.join(NODE_KINDS)}")
+    problems += _non_negative(df, "capacity", "capacity", allow_null=True)
+    problems += _non_negative(df, "handling_cost", "handling cost", allow_null=False)
+    problems += _non_negative(df, "extra_capacity", "extra capacity", allow_null=True)
+    problems += _non_negative(df, "extra_capacity_cost", "extra capacity cost", allow_null=True)
+    return problems
+
+
+def validate_lanes(df: pl.DataFrame, nodes: pl.DataFrame | None = None) -> list[Problem]:
+    """Problems with a lanes table; with `nodes`, also lanes naming unknown facilities."""
+    problems = _require(df, {"origin": pl.String, "destination": pl.String,
+                             "truck_capacity": NUMERIC, "cost_per_truck": NUMERIC})
+    for opt in ("cost_per_package", "max_trucks", "transit_days"):
+        if opt in df.columns and df.schema[opt] not in NUMERIC:
+            problems.append(Problem(opt, f"has type {df.schema[opt]}, expected a number"))
+    if df.is_empty():
+        return problems + [Problem(None, "the table has no rows")]
+    problems += _nulls(df, LANE_KEYS)
+    problems += _duplicates(df, LANE_KEYS, "lanes (origin, destination)")
+    if all(c in df.columns and df.schema[c] == pl.String for c in LANE_KEYS):
+        problems += _flag(df, "destination", pl.col("origin") == pl.col("destination"),
+                          "lane starts and ends at the same facility")
+    if "truck_capacity" in df.columns and df.schema["truck_capacity"] in NUMERIC:
+        cap = pl.col("truck_capacity").cast(pl.Float64)
+        problems += _flag(df, "truck_capacity", (cap <= 0) | cap.is_null() | ~cap.is_finite(),
+                          "has a truck capacity that is not a positive number")
+    problems += _non_negative(df, "cost_per_truck", "cost per truck", allow_null=False)
+    problems += _non_negative(df, "cost_per_package", "cost per package", allow_null=True)
+    problems += _non_negative(df, "max_trucks", "max trucks", allow_null=True)
+    problems += _non_negative(df, "transit_days", "transit days", allow_null=True)
+    if nodes is not None and "node" in nodes.columns:
+        known = nodes.get_column("node")
+        for c in LANE_KEYS:
+            if c in df.columns and df.schema[c] == pl.String:
+                mask = pl.col(c).is_not_null() & ~pl.col(c).is_in(known.implode())
+                unknown = df.filter(mask).get_column(c).unique().sort().head(5).to_list()
+                problems += _flag(df, c, mask, "names facilities not in the nodes table "
+                                               f"(e.g. {', '.join(unknown)})" if unknown else "")
+    return problems
+
+
+def validate_demand(df: pl.DataFrame, column: str = "volume") -> list[Problem]:
+    """Problems with a demand table: origin, destination, date and a volume column."""
+    problems = _require(df, {"origin": pl.String, "destination": pl.String, "date": pl.Date,
+                             column: NUMERIC})
+    if df.is_empty():
+        return problems + [Problem(None, "the table has no rows")]
+    problems += _nulls(df, ["date", *LANE_KEYS])
+    problems += _non_negative(df, column, "volume", allow_null=False)
+    problems += _duplicates(df, ["origin", "destination", "date"], "(origin, destination, date) rows")
+    return problems
+
+
+def validate_forecast(df: pl.DataFrame) -> list[Problem]:
+    """Problems with a forecast table, including whether its levels add up."""
+    problems = _require(df, {"unique_id": pl.String, "level": pl.String, "date": pl.Date,
+                             "forecast": NUMERIC, "model": pl.String})
+    if df.is_empty():
+        return problems + [Problem(None, "the table has no rows")]
+    problems += _nulls(df, ["unique_id", "level", "date"])
+    problems += _non_negative(df, "forecast", "forecast", allow_null=False)
+    problems += _duplicates(df, ["unique_id", "date"], "(unique_id, date) rows")
+    for lo in [c for c in df.columns if c.startswith("lo_")]:
+        hi = "hi_" + lo[3:]
+        if hi in df.columns and "forecast" in df.columns:
+            bad = (pl.col(lo) > pl.col("forecast") + 1e-9) | (pl.col("forecast") > pl.col(hi) + 1e-9)
+            problems += _flag(df, lo, bad, f"interval is not ordered {lo} <= forecast <= {hi}")
+    return problems
+
+
+VALIDATORS = {
+    "history": validate_history,
+    "nodes": validate_nodes,
+    "lanes": validate_lanes,
+    "forecast": validate_forecast,
+    "demand": validate_demand,
+}
+
+
+def detect_kind(df: pl.DataFrame) -> str | None:
+    """Guess which mmplan table `df` is from its columns."""
+    cols = set(df.columns)
+    if {"unique_id", "level", "forecast"} <= cols:
+        return "forecast"
+    if {"node", "kind"} <= cols:
+        return "nodes"
+    if {"truck_capacity"} <= cols or {"cost_per_truck"} <= cols:
+        return "lanes"
+    if {"volume", "date", "origin", "destination"} <= cols:
+        return "history"
+    return None
+
+
+def validate(df: pl.DataFrame, kind: str, nodes: pl.DataFrame | None = None) -> list[Problem]:
+    """All problems of `df` read as a table of `kind`."""
+    if kind == "lanes":
+        return validate_lanes(df, nodes)
+    return VALIDATORS[kind](df)
+
+
+def check(problems: list[Problem], source: str | Path, kind: str) -> None:
+    """Raise one DataError listing every problem, or return when there are none."""
+    if problems:
+        listed = "; ".join(p.describe() for p in problems)
+        raise DataError(
+            f"{source} is not a valid {kind} table: {listed}. "
+            f"Run `mmplan validate {source} --kind {kind}` for the full report, fix the "
+            "upstream data and run again."
+        )
+
+
+def load(path: str | Path, kind: str, nodes: pl.DataFrame | None = None) -> pl.DataFrame:
+    """Read and validate a table; volume-like columns come back as Float64."""
+    df = read_parquet(path, what=kind)
+    check(validate(df, kind, nodes), path, kind)
+    floats = [c for c in ("volume", "forecast", "capacity", "handling_cost", "truck_capacity",
+                          "cost_per_truck", "cost_per_package", "max_trucks", "extra_capacity",
+                          "extra_capacity_cost") if c in df.columns]
+    return df.with_columns(pl.col(floats).cast(pl.Float64)) if floats else df
