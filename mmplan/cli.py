@@ -129,10 +129,9 @@ def sample(
 
     flags = dict(seed=seed, regions=regions, fcs=fcs, scs=scs, dss=dss, days=days, start=start)
     cfg = load_config(config, sample=flags)
-    started = time.perf_counter()
     tables = make_sample(cfg.sample)
-    record = provenance("sample", cfg.as_record()["sample"],
-                        timings={"generate": time.perf_counter() - started})
+    # No timings in this record: the same seed must give byte-identical files.
+    record = provenance("sample", cfg.as_record()["sample"])
     with output_lock(outdir, wait), output_folder(outdir) as tmp:
         for name, df in tables.items():
             write_parquet(df, tmp / f"{name}.parquet", record)
