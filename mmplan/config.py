@@ -100,7 +100,7 @@ def _default_events() -> dict[str, list[dt.date]]:
 class ForecastConfig(Section):
     horizon: int = Field(28, ge=1, le=366)
     levels: list[int] = Field(default_factory=lambda: [80, 95])
-    hierarchy: list[list[str]] = Field(default_factory=lambda: [["origin_region", "origin"]])
+    hierarchy: list[list[str]] = Field(default_factory=lambda: [["origin_region"], ["origin"]])
     model: ModelName = "AutoETS"
     season_length: int = Field(7, ge=1)
     sparse_model: ModelName = "CrostonOptimized"

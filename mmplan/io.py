@@ -132,6 +132,12 @@ def provenance(
     }
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def _temp_beside(target: Path, suffix: str = ".tmp") -> Path:
     parent = target.parent
     if not parent.is_dir():
@@ -146,6 +152,8 @@ def _temp_beside(target: Path, suffix: str = ".tmp") -> Path:
             "Check that it is writable and has free space."
         ) from None
     os.close(fd)
+    # mkstemp makes 0600 files; an output should get the usual permissions.
+    os.chmod(name, 0o666 & ~_umask())
     return Path(name)
 
 
@@ -211,11 +219,14 @@ def output_folder(path: str | Path) -> Iterator[Path]:
     target = Path(path)
     parent = target.parent
     if not parent.is_dir():
-        raise OutputError(f"cannot write {target}: folder {parent} does not exist. Create it first.")
+        raise OutputError(
+            f"cannot write {target}: folder {parent} does not exist. Create it first."
+        )
     if target.exists() and not target.is_dir():
         raise OutputError(f"cannot write folder {target}: a file of that name is in the way.")
     try:
         tmp = Path(tempfile.mkdtemp(dir=parent, prefix=f".{target.name}.", suffix=".tmp"))
+        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700 folders
     except OSError as exc:
         raise OutputError(
             f"cannot write {target}: {exc.strerror} in folder {parent}. "

@@ -34,8 +34,18 @@ __all__ = [
 LANE_KEYS = ["origin", "destination"]
 NODE_KINDS = ("FC", "SC", "DS")
 KINDS = ("history", "forecast", "nodes", "lanes", "demand")
-NUMERIC = (pl.Float32, pl.Float64, pl.Int8, pl.Int16, pl.Int32, pl.Int64,
-           pl.UInt8, pl.UInt16, pl.UInt32, pl.UInt64)
+NUMERIC = (
+    pl.Float32,
+    pl.Float64,
+    pl.Int8,
+    pl.Int16,
+    pl.Int32,
+    pl.Int64,
+    pl.UInt8,
+    pl.UInt16,
+    pl.UInt32,
+    pl.UInt64,
+)
 MAX_ROWS_SHOWN = 5
 
 
@@ -114,8 +124,9 @@ def _duplicates(df: pl.DataFrame, keys: list[str], what: str) -> list[Problem]:
 
 def validate_history(df: pl.DataFrame) -> list[Problem]:
     """Problems with a history table (one row per lane and date)."""
-    problems = _require(df, {"date": pl.Date, "origin": pl.String, "destination": pl.String,
-                             "volume": NUMERIC})
+    problems = _require(
+        df, {"date": pl.Date, "origin": pl.String, "destination": pl.String, "volume": NUMERIC}
+    )
     if df.is_empty():
         return problems + [Problem(None, "the table has no rows")]
     problems += _nulls(df, ["date", *LANE_KEYS])
@@ -127,22 +138,41 @@ def validate_history(df: pl.DataFrame) -> list[Problem]:
         if col in ("date", "volume", *LANE_KEYS):
             continue
         if df.schema[col] != pl.String:
-            problems.append(Problem(col, f"has type {df.schema[col]}; extra columns must be "
-                                         "String attributes (e.g. origin_region)"))
+            problems.append(
+                Problem(
+                    col,
+                    f"has type {df.schema[col]}; extra columns must be "
+                    "String attributes (e.g. origin_region)",
+                )
+            )
             continue
-        varying = df.group_by(LANE_KEYS).agg(pl.col(col).n_unique().alias("n")).filter(
-            pl.col("n") > 1)
+        varying = (
+            df.group_by(LANE_KEYS).agg(pl.col(col).n_unique().alias("n")).filter(pl.col("n") > 1)
+        )
         if varying.height:
             lanes = ", ".join(f"{o}->{d}" for o, d in varying.select(LANE_KEYS).head(3).rows())
-            problems.append(Problem(col, f"is not constant per lane: {varying.height} lanes "
-                                         f"have several values (e.g. {lanes})"))
+            problems.append(
+                Problem(
+                    col,
+                    f"is not constant per lane: {varying.height} lanes "
+                    f"have several values (e.g. {lanes})",
+                )
+            )
     return problems
 
 
 def validate_nodes(df: pl.DataFrame) -> list[Problem]:
     """Problems with a nodes table."""
-    problems = _require(df, {"node": pl.String, "kind": pl.String, "region": pl.String,
-                             "capacity": NUMERIC, "handling_cost": NUMERIC})
+    problems = _require(
+        df,
+        {
+            "node": pl.String,
+            "kind": pl.String,
+            "region": pl.String,
+            "capacity": NUMERIC,
+            "handling_cost": NUMERIC,
+        },
+    )
     for opt in ("extra_capacity", "extra_capacity_cost"):
         if opt in df.columns and df.schema[opt] not in NUMERIC:
             problems.append(Problem(opt, f"has type {df.schema[opt]}, expected a number"))
@@ -151,8 +181,12 @@ def validate_nodes(df: pl.DataFrame) -> list[Problem]:
     problems += _nulls(df, ["node", "kind"])
     problems += _duplicates(df, ["node"], "node names")
     if "kind" in df.columns and df.schema["kind"] == pl.String:
-        problems += _flag(df, "kind", ~pl.col("kind").is_in(NODE_KINDS) & pl.col("kind").is_not_null(),
-                          f"has kinds other than {', '.join(NODE_KINDS)}")
+        problems += _flag(
+            df,
+            "kind",
+            ~pl.col("kind").is_in(NODE_KINDS) & pl.col("kind").is_not_null(),
+            f"has kinds other than {', '.join(NODE_KINDS)}",
+        )
     problems += _non_negative(df, "capacity", "capacity", allow_null=True)
     problems += _non_negative(df, "handling_cost", "handling cost", allow_null=False)
     problems += _non_negative(df, "extra_capacity", "extra capacity", allow_null=True)
@@ -162,8 +196,15 @@ def validate_nodes(df: pl.DataFrame) -> list[Problem]:
 
 def validate_lanes(df: pl.DataFrame, nodes: pl.DataFrame | None = None) -> list[Problem]:
     """Problems with a lanes table; with `nodes`, also lanes naming unknown facilities."""
-    problems = _require(df, {"origin": pl.String, "destination": pl.String,
-                             "truck_capacity": NUMERIC, "cost_per_truck": NUMERIC})
+    problems = _require(
+        df,
+        {
+            "origin": pl.String,
+            "destination": pl.String,
+            "truck_capacity": NUMERIC,
+            "cost_per_truck": NUMERIC,
+        },
+    )
     for opt in ("cost_per_package", "max_trucks", "transit_days"):
         if opt in df.columns and df.schema[opt] not in NUMERIC:
             problems.append(Problem(opt, f"has type {df.schema[opt]}, expected a number"))
@@ -172,12 +213,20 @@ def validate_lanes(df: pl.DataFrame, nodes: pl.DataFrame | None = None) -> list[
     problems += _nulls(df, LANE_KEYS)
     problems += _duplicates(df, LANE_KEYS, "lanes (origin, destination)")
     if all(c in df.columns and df.schema[c] == pl.String for c in LANE_KEYS):
-        problems += _flag(df, "destination", pl.col("origin") == pl.col("destination"),
-                          "lane starts and ends at the same facility")
+        problems += _flag(
+            df,
+            "destination",
+            pl.col("origin") == pl.col("destination"),
+            "lane starts and ends at the same facility",
+        )
     if "truck_capacity" in df.columns and df.schema["truck_capacity"] in NUMERIC:
         cap = pl.col("truck_capacity").cast(pl.Float64)
-        problems += _flag(df, "truck_capacity", (cap <= 0) | cap.is_null() | ~cap.is_finite(),
-                          "has a truck capacity that is not a positive number")
+        problems += _flag(
+            df,
+            "truck_capacity",
+            (cap <= 0) | cap.is_null() | ~cap.is_finite(),
+            "has a truck capacity that is not a positive number",
+        )
     problems += _non_negative(df, "cost_per_truck", "cost per truck", allow_null=False)
     problems += _non_negative(df, "cost_per_package", "cost per package", allow_null=True)
     problems += _non_negative(df, "max_trucks", "max trucks", allow_null=True)
@@ -188,27 +237,44 @@ def validate_lanes(df: pl.DataFrame, nodes: pl.DataFrame | None = None) -> list[
             if c in df.columns and df.schema[c] == pl.String:
                 mask = pl.col(c).is_not_null() & ~pl.col(c).is_in(known.implode())
                 unknown = df.filter(mask).get_column(c).unique().sort().head(5).to_list()
-                problems += _flag(df, c, mask, "names facilities not in the nodes table "
-                                               f"(e.g. {', '.join(unknown)})" if unknown else "")
+                problems += _flag(
+                    df,
+                    c,
+                    mask,
+                    f"names facilities not in the nodes table (e.g. {', '.join(unknown)})"
+                    if unknown
+                    else "",
+                )
     return problems
 
 
 def validate_demand(df: pl.DataFrame, column: str = "volume") -> list[Problem]:
     """Problems with a demand table: origin, destination, date and a volume column."""
-    problems = _require(df, {"origin": pl.String, "destination": pl.String, "date": pl.Date,
-                             column: NUMERIC})
+    problems = _require(
+        df, {"origin": pl.String, "destination": pl.String, "date": pl.Date, column: NUMERIC}
+    )
     if df.is_empty():
         return problems + [Problem(None, "the table has no rows")]
     problems += _nulls(df, ["date", *LANE_KEYS])
     problems += _non_negative(df, column, "volume", allow_null=False)
-    problems += _duplicates(df, ["origin", "destination", "date"], "(origin, destination, date) rows")
+    problems += _duplicates(
+        df, ["origin", "destination", "date"], "(origin, destination, date) rows"
+    )
     return problems
 
 
 def validate_forecast(df: pl.DataFrame) -> list[Problem]:
     """Problems with a forecast table, including whether its levels add up."""
-    problems = _require(df, {"unique_id": pl.String, "level": pl.String, "date": pl.Date,
-                             "forecast": NUMERIC, "model": pl.String})
+    problems = _require(
+        df,
+        {
+            "unique_id": pl.String,
+            "level": pl.String,
+            "date": pl.Date,
+            "forecast": NUMERIC,
+            "model": pl.String,
+        },
+    )
     if df.is_empty():
         return problems + [Problem(None, "the table has no rows")]
     problems += _nulls(df, ["unique_id", "level", "date"])
@@ -217,7 +283,9 @@ def validate_forecast(df: pl.DataFrame) -> list[Problem]:
     for lo in [c for c in df.columns if c.startswith("lo_")]:
         hi = "hi_" + lo[3:]
         if hi in df.columns and "forecast" in df.columns:
-            bad = (pl.col(lo) > pl.col("forecast") + 1e-9) | (pl.col("forecast") > pl.col(hi) + 1e-9)
+            bad = (pl.col(lo) > pl.col("forecast") + 1e-9) | (
+                pl.col("forecast") > pl.col(hi) + 1e-9
+            )
             problems += _flag(df, lo, bad, f"interval is not ordered {lo} <= forecast <= {hi}")
     return problems
 
@@ -267,7 +335,20 @@ def load(path: str | Path, kind: str, nodes: pl.DataFrame | None = None) -> pl.D
     """Read and validate a table; volume-like columns come back as Float64."""
     df = read_parquet(path, what=kind)
     check(validate(df, kind, nodes), path, kind)
-    floats = [c for c in ("volume", "forecast", "capacity", "handling_cost", "truck_capacity",
-                          "cost_per_truck", "cost_per_package", "max_trucks", "extra_capacity",
-                          "extra_capacity_cost") if c in df.columns]
+    floats = [
+        c
+        for c in (
+            "volume",
+            "forecast",
+            "capacity",
+            "handling_cost",
+            "truck_capacity",
+            "cost_per_truck",
+            "cost_per_package",
+            "max_trucks",
+            "extra_capacity",
+            "extra_capacity_cost",
+        )
+        if c in df.columns
+    ]
     return df.with_columns(pl.col(floats).cast(pl.Float64)) if floats else df

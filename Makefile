@@ -1,0 +1,43 @@
+# mmplan front door. `make demo` and `make test` work on a fresh machine with python3 >= 3.11:
+# uv is installed into .tools/ from PyPI, then `uv sync --frozen` builds .venv/ from uv.lock.
+
+PYTHON ?= python3
+UV := .tools/bin/uv
+MMPLAN := .venv/bin/mmplan
+DEMO := out/demo
+# The shipped sample (data/sample/) is made with these flags.
+SAMPLE_FLAGS := --seed 7 --regions 2 --fcs 2 --scs 6 --dss 40 --days 730
+
+.PHONY: install demo test bench bench-large lint sample clean
+
+$(UV):
+	$(PYTHON) -m venv .tools
+	.tools/bin/python -m pip install --quiet --disable-pip-version-check "uv>=0.5,<1"
+
+install: $(UV)
+	$(UV) sync --frozen --quiet
+
+demo: install
+	mkdir -p $(DEMO)
+	$(MMPLAN) sample $(DEMO)/sample $(SAMPLE_FLAGS)
+	$(MMPLAN) validate data/sample/history.parquet
+	$(MMPLAN) forecast data/sample/history.parquet -o $(DEMO)/forecast.parquet
+	$(MMPLAN) backtest data/sample/history.parquet -o $(DEMO)/backtest --gate --config configs/ci-gate.toml
+	$(MMPLAN) optimize $(DEMO)/forecast.parquet --nodes data/sample/nodes.parquet \
+		--lanes data/sample/lanes.parquet -o $(DEMO)/plan
+
+test: install
+	.venv/bin/pytest -q
+
+bench: install
+	.venv/bin/python benchmarks/forecast_bench.py
+	.venv/bin/python benchmarks/optimize_bench.py
+
+lint: install
+	.venv/bin/ruff check mmplan tests benchmarks
+
+sample: install
+	$(MMPLAN) sample data/sample $(SAMPLE_FLAGS)
+
+clean:
+	rm -rf out .pytest_cache .ruff_cache

@@ -1,0 +1,506 @@
+"""Hierarchical lane forecasts: base models per series, reconciled so levels add up.
+
+Pipeline (`forecast`), every step fit on the history it is given and nothing else:
+
+1. Lane series. Each lane runs from its first row to the last date of the history; a
+   missing day is a zero (DESIGN.md). `fit_days` keeps only the most recent days.
+2. Hierarchy. `total`, one level per entry of `[forecast].hierarchy` (a list of column
+   sets, e.g. [["origin_region"], ["origin"]]; several sets crossing each other give a
+   grouped hierarchy), and `lane`. Every level is a sum of lanes, through a summing
+   matrix S.
+3. Rules. Every series gets a model by these rules, in order, shown in the `model`
+   column of the output as ``<model>/<rule>``:
+   - closed: no volume in the last `closed_after_days` days (or never) -> zero;
+   - short: fewer than max(`min_history_days`, 2 x horizon + 1) days since the series
+     started -> `short_model` (HistoricAverage below one season);
+   - sparse: average inter-demand interval (days / non-zero days, over the last year) above
+     `sparse_adi` (1.32, the Syntetos-Boylan cut-off) -> `sparse_model`, with conformal
+     intervals since intermittent models have no native ones;
+   - otherwise the series' champion from a backtest, if given, else `model`.
+4. Base forecasts: statsforecast, one call per model, with in-sample fitted values (the
+   residuals that MinTrace's variance estimates need). Calendar events from config are
+   regressors for the models that take them (AutoARIMA, MSTL with an ARIMA trend).
+5. Reconciliation: hierarchicalforecast with the configured method, normal intervals.
+   Closed series are left out of it: they stay zero rather than absorb adjustments.
+6. Non-negativity: the reconciled lane forecasts are clipped at zero and every level is
+   re-summed from its lanes (S @ max(b, 0)). This keeps levels adding up exactly and costs
+   one sparse product, where hierarchicalforecast's non-negative MinTrace solves a QP per
+   horizon step and can stall (hierarchicalforecast issue #178). Intervals keep their
+   reconciled half-widths around the final point, with the lower bound clipped at zero,
+   so lo <= forecast <= hi always holds.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from mmplan.config import Config, ForecastConfig
+from mmplan.errors import ConfigError, DataError
+from mmplan.tables import LANE_KEYS, check, validate_history
+
+__all__ = ["forecast", "Hierarchy", "build_hierarchy", "lane_series", "assign_models"]
+
+LANE = "lane"
+TOTAL = "total"
+# Models that use exogenous regressors (the event calendar).
+EXOGENOUS_MODELS = {"AutoARIMA", "MSTL"}
+# Models with no native intervals; they get conformal ones.
+NO_NATIVE_INTERVALS = {"CrostonOptimized", "CrostonClassic", "CrostonSBA", "ADIDA", "IMAPA", "TSB"}
+
+
+def make_model(name: str, season_length: int, horizon: int, alias: str = "base") -> Any:
+    """A statsforecast model instance for a configured model name."""
+    from statsforecast import models as m
+    from statsforecast.utils import ConformalIntervals
+
+    if name in NO_NATIVE_INTERVALS:
+        conformal = ConformalIntervals(h=horizon, n_windows=2)
+        if name == "TSB":
+            return m.TSB(alpha_d=0.1, alpha_p=0.1, alias=alias, prediction_intervals=conformal)
+        return getattr(m, name)(alias=alias, prediction_intervals=conformal)
+    seasonal = {
+        "AutoETS": lambda: m.AutoETS(season_length=season_length, alias=alias),
+        "AutoTheta": lambda: m.AutoTheta(season_length=season_length, alias=alias),
+        "AutoARIMA": lambda: m.AutoARIMA(season_length=season_length, alias=alias),
+        # Weekly and yearly seasonality; the ARIMA trend takes the event regressors.
+        "MSTL": lambda: m.MSTL(
+            season_length=[season_length, 365],
+            trend_forecaster=m.AutoARIMA(seasonal=False),
+            alias=alias,
+        ),
+        "SeasonalNaive": lambda: m.SeasonalNaive(season_length=season_length, alias=alias),
+        "Naive": lambda: m.Naive(alias=alias),
+        "HistoricAverage": lambda: m.HistoricAverage(alias=alias),
+    }
+    return seasonal[name]()
+
+
+@dataclass(frozen=True)
+class Hierarchy:
+    """The levels above the lanes, as a summing matrix over the lanes.
+
+    `series` has one row per series (unique_id, level, key columns) in S's row order;
+    `lanes` has the lanes in S's column order; `S` is a scipy CSR matrix of 0/1.
+    """
+
+    series: pl.DataFrame
+    lanes: pl.DataFrame
+    S: Any
+    levels: list[tuple[str, list[str]]]
+    key_columns: list[str]
+
+    def is_nested(self) -> bool:
+        """True when each level splits the one above it (what top-down methods need)."""
+        for (_, upper), (_, lower) in zip(self.levels[1:], self.levels[2:], strict=False):
+            parents = self.lanes.group_by(lower).agg(pl.struct(upper).n_unique().alias("n"))
+            if parents["n"].max() > 1:
+                return False
+        return True
+
+    @property
+    def tags(self) -> dict[str, np.ndarray]:
+        ids = self.series.get_column("unique_id")
+        levels = self.series.get_column("level")
+        return {name: ids.filter(levels == name).to_numpy() for name, _ in self.levels}
+
+
+def hierarchy_levels(cfg: ForecastConfig, columns: list[str]) -> list[tuple[str, list[str]]]:
+    """(name, key columns) for every level, total first and lane last."""
+    levels: list[tuple[str, list[str]]] = [(TOTAL, [])]
+    for cols in cfg.hierarchy:
+        missing = [c for c in cols if c not in columns]
+        if missing:
+            raise ConfigError(
+                f"[forecast].hierarchy names {', '.join(missing)}, which the history does not "
+                f"have (its columns: {', '.join(columns)}). Add the column to the history or "
+                "change the hierarchy."
+            )
+        name = "/".join(cols)
+        if name in (TOTAL, LANE) or name in (n for n, _ in levels):
+            raise ConfigError(f"[forecast].hierarchy lists level '{name}' twice or reserved.")
+        levels.append((name, list(cols)))
+    levels.append((LANE, list(LANE_KEYS)))
+    return levels
+
+
+def _series_id(name: str, cols: list[str]) -> pl.Expr:
+    if not cols:
+        return pl.lit(TOTAL)
+    return pl.concat_str(
+        [pl.lit(f"{name}:"), pl.concat_str([pl.col(c) for c in cols], separator="/")]
+    )
+
+
+def build_hierarchy(lane_attrs: pl.DataFrame, levels: list[tuple[str, list[str]]]) -> Hierarchy:
+    """Summing matrix and series keys from one row per lane with its attribute columns."""
+    from scipy import sparse
+
+    lanes = lane_attrs.sort(LANE_KEYS).with_row_index("_col")
+    key_columns = list(dict.fromkeys(c for _, cols in levels for c in cols))
+    key_columns = [*LANE_KEYS, *(c for c in key_columns if c not in LANE_KEYS)]
+    blocks, rows, cols_idx = [], [], []
+    offset = 0
+    for name, cols in levels:
+        # Lane rows carry every attribute (a lane determines them); other levels only theirs.
+        shown = key_columns if name == LANE else cols
+        ids = lanes.select("_col", _series_id(name, cols).alias("unique_id"), *shown)
+        uniq = ids.unique("unique_id", maintain_order=True).sort("unique_id").with_row_index("_row")
+        member = ids.join(uniq.select("unique_id", "_row"), on="unique_id")
+        rows.append(member["_row"].to_numpy() + offset)
+        cols_idx.append(member["_col"].to_numpy())
+        blocks.append(uniq.drop("_row").with_columns(level=pl.lit(name)))
+        offset += uniq.height
+    series = pl.concat(blocks, how="diagonal_relaxed").select(
+        "unique_id", "level", *[c for c in key_columns]
+    )
+    if series.get_column("unique_id").is_duplicated().any():
+        dup = series.filter(pl.col("unique_id").is_duplicated())["unique_id"].head(3).to_list()
+        raise DataError(
+            f"series ids collide across hierarchy levels: {dup}; rename the facilities."
+        )
+    r, c = np.concatenate(rows), np.concatenate(cols_idx)
+    S = sparse.csr_matrix((np.ones(len(r)), (r, c)), shape=(series.height, lanes.height))
+    return Hierarchy(series, lanes.drop("_col"), S, levels, key_columns)
+
+
+def lane_series(history: pl.DataFrame, fit_days: int | None = None) -> tuple[pl.DataFrame, dt.date]:
+    """Daily volume per lane from its first row to the history's end, zeros filled in."""
+    end = history.get_column("date").max()
+    spans = history.group_by(LANE_KEYS).agg(pl.col("date").min().alias("start"))
+    if fit_days is not None:
+        first = end - dt.timedelta(days=fit_days - 1)
+        spans = spans.with_columns(pl.max_horizontal("start", pl.lit(first)).alias("start"))
+    grid = spans.select(*LANE_KEYS, pl.date_ranges("start", pl.lit(end)).alias("date")).explode(
+        "date"
+    )
+    daily = grid.join(
+        history.select(*LANE_KEYS, "date", pl.col("volume").cast(pl.Float64)),
+        on=[*LANE_KEYS, "date"],
+        how="left",
+    ).with_columns(pl.col("volume").fill_null(0.0))
+    return daily, end
+
+
+def aggregate(daily: pl.DataFrame, hier: Hierarchy) -> pl.DataFrame:
+    """Long series (unique_id, ds, y) for every level: each a sum of its lanes."""
+    parts = []
+    with_attrs = daily.join(hier.lanes, on=LANE_KEYS, how="left")
+    for name, cols in hier.levels:
+        sid = _series_id(name, cols).alias("unique_id")
+        parts.append(
+            with_attrs.group_by(sid, pl.col("date").alias("ds")).agg(
+                pl.col("volume").sum().alias("y")
+            )
+        )
+    return pl.concat(parts).sort("unique_id", "ds")
+
+
+def assign_models(
+    y: pl.DataFrame, end: dt.date, cfg: ForecastConfig, champions: pl.DataFrame | None = None
+) -> pl.DataFrame:
+    """One row per series: the model it gets and the rule that chose it (module docstring)."""
+    short_days = max(cfg.min_history_days, 2 * cfg.horizon + 1)
+    recent = y.filter(pl.col("ds") > end - dt.timedelta(days=365))
+    stats = (
+        y.group_by("unique_id")
+        .agg(
+            pl.col("ds").min().alias("start"),
+            pl.col("ds").filter(pl.col("y") > 0).max().alias("last_volume"),
+        )
+        .join(
+            recent.group_by("unique_id").agg(
+                (pl.len() / (pl.col("y") > 0).sum().clip(1)).alias("adi")
+            ),
+            on="unique_id",
+            how="left",
+        )
+    )
+    length = (pl.lit(end) - pl.col("start")).dt.total_days() + 1
+    idle = (pl.lit(end) - pl.col("last_volume")).dt.total_days()
+    closed = pl.col("last_volume").is_null() | (idle >= cfg.closed_after_days)
+    short = length < short_days
+    sparse = pl.col("adi") > cfg.sparse_adi
+    plan = stats.with_columns(
+        rule=pl.when(closed)
+        .then(pl.lit("closed"))
+        .when(short)
+        .then(pl.lit("short"))
+        .when(sparse)
+        .then(pl.lit("sparse"))
+        .otherwise(pl.lit("regular")),
+        length=length,
+    )
+    if champions is not None:
+        if not {"unique_id", "model"} <= set(champions.columns):
+            raise DataError(
+                "the champions table needs columns unique_id and model (the champions.parquet "
+                f"that `mmplan backtest` writes); it has {', '.join(champions.columns)}."
+            )
+        plan = plan.join(
+            champions.select("unique_id", pl.col("model").alias("champion")),
+            on="unique_id",
+            how="left",
+        )
+    else:
+        plan = plan.with_columns(champion=pl.lit(None, pl.String))
+    short_model = (
+        pl.when(pl.col("length") < 2 * cfg.season_length)
+        .then(pl.lit("HistoricAverage"))
+        .otherwise(pl.lit(cfg.short_model))
+    )
+    return (
+        plan.with_columns(
+            model=pl.when(pl.col("rule") == "closed")
+            .then(pl.lit("Zero"))
+            .when(pl.col("rule") == "short")
+            .then(short_model)
+            .when(pl.col("rule") == "sparse")
+            .then(pl.lit(cfg.sparse_model))
+            .otherwise(pl.coalesce("champion", pl.lit(cfg.model)))
+        )
+        .select("unique_id", "model", "rule")
+        .sort("unique_id")
+    )
+
+
+def event_features(dates: pl.Series, events: dict[str, list[dt.date]]) -> pl.DataFrame:
+    """0/1 columns, one per configured event, for the given dates (known in advance)."""
+    frame = pl.DataFrame({"ds": dates})
+    return frame.with_columns(
+        [
+            pl.col("ds").is_in(list(days)).cast(pl.Float64).alias(f"event_{name}")
+            for name, days in sorted(events.items())
+        ]
+    )
+
+
+def _base_forecasts(
+    y: pl.DataFrame, plan: pl.DataFrame, end: dt.date, cfg: ForecastConfig
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Base forecasts and in-sample fitted values for all non-closed series."""
+    from statsforecast import StatsForecast
+
+    futures, fitted = [], []
+    horizon_dates = pl.date_range(
+        end + dt.timedelta(days=1), end + dt.timedelta(days=cfg.horizon), eager=True
+    )
+    for (model,), group in plan.filter(pl.col("rule") != "closed").group_by(
+        "model", maintain_order=True
+    ):
+        ids = group.get_column("unique_id")
+        data = y.filter(pl.col("unique_id").is_in(ids.implode()))
+        x_future = None
+        if model in EXOGENOUS_MODELS and cfg.events:
+            feats = event_features(data["ds"].unique().sort(), cfg.events)
+            # A regressor that never fires in the training window cannot be estimated.
+            active = [c for c in feats.columns[1:] if feats[c].sum() > 0]
+            if active:
+                data = data.join(feats.select("ds", *active), on="ds")
+                x_future = pl.DataFrame({"unique_id": ids}).join(
+                    event_features(horizon_dates, cfg.events).select("ds", *active), how="cross"
+                )
+        sf = StatsForecast(
+            models=[make_model(model, cfg.season_length, cfg.horizon)],
+            freq="1d",
+            n_jobs=cfg.n_jobs,
+        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fc = sf.forecast(df=data, h=cfg.horizon, X_df=x_future, level=cfg.levels, fitted=True)
+            fit = sf.forecast_fitted_values()
+        futures.append(fc.select("unique_id", "ds", "base", *_interval_cols(cfg.levels)))
+        fitted.append(fit.select("unique_id", "ds", "y", "base"))
+    if not futures:
+        return pl.DataFrame(), pl.DataFrame()
+    return pl.concat(futures).sort("unique_id", "ds"), pl.concat(fitted).sort("unique_id", "ds")
+
+
+def _interval_cols(levels: list[int], prefix: str = "base") -> list[str]:
+    return [f"{prefix}-{side}-{p}" for p in levels for side in ("lo", "hi")]
+
+
+def _reconciler(cfg: ForecastConfig, hier: Hierarchy) -> Any:
+    from hierarchicalforecast import methods
+
+    name = cfg.reconciliation
+    if name.startswith(("TopDown", "MiddleOut")) and not hier.is_nested():
+        raise ConfigError(
+            f"[forecast].reconciliation = {name!r} needs a strictly nested hierarchy, and "
+            f"{cfg.hierarchy} is grouped (a level does not split the one above it). Use "
+            "BottomUp or a MinTrace method, or nest the levels."
+        )
+    if name == "BottomUp":
+        return methods.BottomUp()
+    if name.startswith("TopDown"):
+        return methods.TopDown(method=name[len("TopDown(") : -1])
+    if name.startswith("MinTrace"):
+        return methods.MinTrace(method=name[len("MinTrace(") : -1])
+    middle = cfg.middle_level or hier.levels[-2][0]
+    if middle not in (n for n, _ in hier.levels[1:-1]):
+        raise ConfigError(
+            f"[forecast].middle_level = {middle!r} is not a level between total and lane; "
+            f"levels are {', '.join(n for n, _ in hier.levels)}."
+        )
+    return methods.MiddleOut(middle_level=middle, top_down_method="forecast_proportions")
+
+
+# hierarchicalforecast 1.5 gives no intervals for forecast-proportion top-down methods.
+NO_RECONCILED_INTERVALS = {"TopDown(forecast_proportions)", "MiddleOut"}
+
+
+def _reconcile(
+    base: pl.DataFrame,
+    fitted: pl.DataFrame,
+    hier: Hierarchy,
+    open_ids: pl.Series,
+    cfg: ForecastConfig,
+) -> pl.DataFrame:
+    """Reconciled (unique_id, ds, mean, lo/hi) over the open part of the hierarchy."""
+    from hierarchicalforecast.core import HierarchicalReconciliation
+
+    keep_rows = hier.series.get_column("unique_id").is_in(open_ids.implode()).to_numpy()
+    lane_ids = hier.series.filter(pl.col("level") == LANE).get_column("unique_id")
+    keep_cols = lane_ids.is_in(open_ids.implode()).to_numpy()
+    S = hier.S[keep_rows][:, keep_cols].toarray()
+    sub_series = hier.series.filter(pl.Series(keep_rows))
+    S_df = pl.DataFrame(S, schema=lane_ids.filter(pl.Series(keep_cols)).to_list()).insert_column(
+        0, sub_series.get_column("unique_id")
+    )
+    tags = {
+        name: sub_series.filter(pl.col("level") == name).get_column("unique_id").to_numpy()
+        for name, _ in hier.levels
+        if (sub_series.get_column("level") == name).any()
+    }
+    reconciler = _reconciler(cfg, hier)
+    # MinTrace's variance estimates need the residuals; a NaN fitted value (the first
+    # season of a seasonal naive) is no residual at all, so those days are dropped.
+    y_df = fitted.filter(pl.col("base").is_not_nan())
+    hrec = HierarchicalReconciliation(reconcilers=[reconciler])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with_intervals = cfg.reconciliation not in NO_RECONCILED_INTERVALS
+        rec = hrec.reconcile(
+            Y_hat_df=base,
+            tags=tags,
+            S_df=S_df,
+            Y_df=y_df,
+            level=cfg.levels if with_intervals else None,
+            intervals_method="normality",
+        )
+    method_col = next(
+        c for c in rec.columns if c.startswith("base/") and "-lo-" not in c and "-hi-" not in c
+    )
+    rename = {method_col: "mean"}
+    if not with_intervals:
+        # Each series keeps its base model's interval widths around the reconciled mean.
+        widths = base.select(
+            "unique_id",
+            "ds",
+            *[
+                (pl.col(f"base-{side}-{p}") - pl.col("base")).alias(f"{side}_{p}")
+                for p in cfg.levels
+                for side in ("lo", "hi")
+            ],
+        )
+        rec = rec.join(widths, on=["unique_id", "ds"]).with_columns(
+            pl.col(f"{side}_{p}") + pl.col(method_col) for p in cfg.levels for side in ("lo", "hi")
+        )
+        return rec.rename(rename).select(
+            "unique_id", "ds", "mean", *[f"{s}_{p}" for p in cfg.levels for s in ("lo", "hi")]
+        )
+    for p in cfg.levels:
+        rename[f"{method_col}-lo-{p}"] = f"lo_{p}"
+        rename[f"{method_col}-hi-{p}"] = f"hi_{p}"
+    return rec.select(["unique_id", "ds", *rename]).rename(rename)
+
+
+def _config(config: Config | ForecastConfig | None) -> ForecastConfig:
+    if config is None:
+        return ForecastConfig()
+    return config.forecast if isinstance(config, Config) else config
+
+
+def forecast(
+    history: pl.DataFrame,
+    config: Config | ForecastConfig | None = None,
+    *,
+    champions: pl.DataFrame | None = None,
+) -> pl.DataFrame:
+    """Reconciled, non-negative forecasts with intervals for every series of the hierarchy.
+
+    Returns the forecast table of DESIGN.md: unique_id, level, key columns, date,
+    forecast, lo_<p>/hi_<p> for each interval level, model. The history is validated
+    first (DataError naming the rows if it breaks its contract).
+    """
+    cfg = _config(config)
+    check(validate_history(history), "history", "history")
+    daily, end = lane_series(history, cfg.fit_days)
+    levels = hierarchy_levels(cfg, history.columns)
+    attr_cols = [
+        c for c in dict.fromkeys(c for _, cols in levels for c in cols) if c not in LANE_KEYS
+    ]
+    lane_attrs = (
+        history.group_by(LANE_KEYS).agg(pl.col(attr_cols).first())
+        if attr_cols
+        else (history.select(LANE_KEYS).unique())
+    )
+    hier = build_hierarchy(lane_attrs, levels)
+    y = aggregate(daily, hier)
+    plan = assign_models(y, end, cfg, champions)
+    open_ids = plan.filter(pl.col("rule") != "closed").get_column("unique_id")
+    dates = pl.date_range(
+        end + dt.timedelta(days=1), end + dt.timedelta(days=cfg.horizon), eager=True
+    )
+    n_lanes, horizon = hier.lanes.height, cfg.horizon
+    # Lane-level reconciled means and half-widths, (lanes x horizon); closed lanes stay 0.
+    bottom = np.zeros((n_lanes, horizon))
+    half_lo = {p: np.zeros((hier.series.height, horizon)) for p in cfg.levels}
+    half_hi = {p: np.zeros((hier.series.height, horizon)) for p in cfg.levels}
+    if open_ids.len():
+        base, fitted = _base_forecasts(y, plan, end, cfg)
+        rec = _reconcile(base, fitted, hier, open_ids, cfg)
+        order = hier.series.select("unique_id").with_row_index("_row")
+        rec = rec.join(order, on="unique_id").with_columns(
+            (pl.col("ds") - pl.lit(end)).dt.total_days().cast(pl.Int64).alias("_step")
+        )
+        rows, steps = rec["_row"].to_numpy(), rec["_step"].to_numpy() - 1
+        full = np.zeros((hier.series.height, horizon))
+        full[rows, steps] = rec["mean"].to_numpy()
+        for p in cfg.levels:
+            half_lo[p][rows, steps] = np.maximum(full[rows, steps] - rec[f"lo_{p}"].to_numpy(), 0)
+            half_hi[p][rows, steps] = np.maximum(rec[f"hi_{p}"].to_numpy() - full[rows, steps], 0)
+        lane_rows = np.flatnonzero(hier.series.get_column("level").to_numpy() == LANE)
+        bottom = full[lane_rows]
+    bottom = np.maximum(bottom, 0.0)
+    point = np.asarray(hier.S @ bottom)
+    out = {
+        "unique_id": np.repeat(hier.series["unique_id"].to_numpy(), horizon),
+        "date": np.tile(dates.to_numpy(), hier.series.height),
+        "forecast": point.ravel(),
+    }
+    for p in cfg.levels:
+        out[f"lo_{p}"] = np.maximum(point - half_lo[p], 0.0).ravel()
+        out[f"hi_{p}"] = (point + half_hi[p]).ravel()
+    model_label = plan.select(
+        "unique_id",
+        pl.when(pl.col("rule") == "regular")
+        .then(pl.col("model"))
+        .otherwise(pl.concat_str("model", pl.lit("/"), "rule"))
+        .alias("model"),
+    )
+    result = (
+        pl.DataFrame(out)
+        .with_columns(pl.col("date").cast(pl.Date))
+        .join(hier.series, on="unique_id", how="left")
+        .join(model_label, on="unique_id", how="left")
+    )
+    interval_cols = [f"{side}_{p}" for p in cfg.levels for side in ("lo", "hi")]
+    return result.select(
+        "unique_id", "level", *hier.key_columns, "date", "forecast", *interval_cols, "model"
+    ).sort("level", "unique_id", "date")

@@ -1,0 +1,259 @@
+"""The forecast stage: hierarchy, rules, reconciliation, coherence and intervals."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import polars as pl
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import mmplan
+from mmplan.config import RECONCILERS, ForecastConfig
+from mmplan.errors import ConfigError, DataError
+from mmplan.forecasting import event_features, forecast
+from tests.conftest import fast_config, make_history
+
+REL = 1e-6
+
+
+def assert_coherent(
+    fc: pl.DataFrame, parent_level: str, child_level: str, key: str | list[str] | None
+):
+    """Each parent's forecast equals the sum of its children's, per date."""
+    parents = fc.filter(pl.col("level") == parent_level)
+    children = fc.filter(pl.col("level") == child_level)
+    keys = [] if key is None else [key] if isinstance(key, str) else key
+    by = [*keys, "date"]
+    sums = children.group_by(by).agg(pl.col("forecast").sum().alias("children"))
+    joined = parents.join(sums, on=by, how="left")
+    assert joined.height == parents.height
+    diff = (joined["forecast"] - joined["children"]).abs()
+    scale = joined["forecast"].abs().clip(lower_bound=1.0)
+    assert (diff / scale).max() <= REL
+
+
+def assert_intervals_ordered(fc: pl.DataFrame, levels: list[int]):
+    assert (fc["forecast"] >= 0).all()
+    for p in levels:
+        assert (fc[f"lo_{p}"] >= 0).all()
+        assert (fc[f"lo_{p}"] <= fc["forecast"] + 1e-9).all()
+        assert (fc["forecast"] <= fc[f"hi_{p}"] + 1e-9).all()
+    # wider level, wider interval
+    if len(levels) == 2:
+        narrow, wide = sorted(levels)
+        assert (fc[f"lo_{wide}"] <= fc[f"lo_{narrow}"] + 1e-9).all()
+        assert (fc[f"hi_{narrow}"] <= fc[f"hi_{wide}"] + 1e-9).all()
+
+
+def test_forecast_table_contract(history):
+    cfg = fast_config()
+    fc = forecast(history, cfg)
+    assert fc.columns == [
+        "unique_id",
+        "level",
+        "origin",
+        "destination",
+        "origin_region",
+        "date",
+        "forecast",
+        "lo_80",
+        "hi_80",
+        "lo_95",
+        "hi_95",
+        "model",
+    ]
+    assert fc.schema["date"] == pl.Date and fc.schema["forecast"] == pl.Float64
+    assert set(fc["level"]) == {"total", "origin_region", "origin", "lane"}
+    last = history["date"].max()
+    assert fc["date"].min() == last + dt.timedelta(days=1)
+    assert fc["date"].max() == last + dt.timedelta(days=cfg.horizon)
+    # every series has every date exactly once
+    assert fc.group_by("unique_id").len()["len"].unique().to_list() == [cfg.horizon]
+    lanes = fc.filter(pl.col("level") == "lane")
+    assert lanes.select(["origin", "destination"]).null_count().sum_horizontal().item() == 0
+    totals = fc.filter(pl.col("level") == "total")
+    assert totals.select(["origin", "destination", "origin_region"]).null_count().row(0) == (
+        cfg.horizon,
+        cfg.horizon,
+        cfg.horizon,
+    )
+
+
+def test_rules_are_visible_in_model_column(history):
+    fc = forecast(history, fast_config())
+    model = dict(
+        fc.filter(pl.col("level") == "lane").select("destination", "model").unique().iter_rows()
+    )
+    assert model["DS00"] == "CrostonOptimized/sparse"  # intermittent lane
+    assert model["DS01"] == "SeasonalNaive/short"  # opened 20 days before the end
+    assert model["DS02"] == "Zero/closed"  # no rows in the last 60 days
+    assert model["DS03"] == "SeasonalNaive"
+    closed = fc.filter(pl.col("destination") == "DS02")
+    assert (closed["forecast"] == 0).all() and (closed["hi_95"] == 0).all()
+
+
+def test_very_short_lane_uses_historic_average():
+    h = make_history(n_lanes=4)
+    young = h.filter(pl.col("destination") == "DS01").tail(5)
+    h = pl.concat([h.filter(pl.col("destination") != "DS01"), young])
+    fc = forecast(h, fast_config())
+    lane = fc.filter(pl.col("destination") == "DS01")
+    assert lane["model"].unique().to_list() == ["HistoricAverage/short"]
+    assert (lane["forecast"] > 0).all()
+
+
+@pytest.mark.parametrize("method", RECONCILERS)
+def test_every_reconciler_is_coherent_and_ordered(history, method):
+    cfg = fast_config(reconciliation=method)
+    fc = forecast(history, cfg)
+    assert_coherent(fc, "total", "lane", None)
+    assert_coherent(fc, "total", "origin_region", None)
+    assert_coherent(fc, "origin", "lane", "origin")
+    assert_intervals_ordered(fc, cfg.levels)
+
+
+def test_reconciliation_changes_forecasts(history):
+    bu = forecast(history, fast_config(reconciliation="BottomUp"))
+    mint = forecast(history, fast_config(reconciliation="MinTrace(ols)"))
+    assert not np.allclose(bu["forecast"].to_numpy(), mint["forecast"].to_numpy())
+
+
+def test_grouped_hierarchy(history):
+    h = history.with_columns(
+        destination_region=pl.when(pl.col("destination") < "DS05")
+        .then(pl.lit("N"))
+        .otherwise(pl.lit("S"))
+    )
+    cfg = fast_config(
+        hierarchy=[
+            ["origin_region"],
+            ["destination_region"],
+            ["origin_region", "destination_region"],
+        ]
+    )
+    fc = forecast(h, cfg)
+    assert set(fc["level"]) == {
+        "total",
+        "origin_region",
+        "destination_region",
+        "origin_region/destination_region",
+        "lane",
+    }
+    assert_coherent(fc, "total", "destination_region", None)
+    assert_coherent(fc, "destination_region", "lane", "destination_region")
+    assert_coherent(
+        fc, "origin_region/destination_region", "lane", ["origin_region", "destination_region"]
+    )
+    cross = fc.filter(pl.col("level") == "origin_region/destination_region")
+    assert cross["unique_id"].n_unique() == 4
+
+
+def test_top_down_on_grouped_hierarchy_is_config_error(history):
+    h = history.with_columns(destination_region=pl.lit("N"))
+    cfg = fast_config(
+        hierarchy=[["origin_region"], ["destination_region"]],
+        reconciliation="TopDown(average_proportions)",
+    )
+    with pytest.raises(ConfigError, match="nested"):
+        forecast(h, cfg)
+
+
+def test_unknown_hierarchy_column_is_config_error(history):
+    with pytest.raises(ConfigError, match="destination_region"):
+        forecast(history, fast_config(hierarchy=[["destination_region"]]))
+
+
+def test_bad_history_is_data_error(history):
+    bad = history.with_columns(
+        pl.when(pl.int_range(pl.len()) == 3).then(-1.0).otherwise(pl.col("volume")).alias("volume")
+    )
+    with pytest.raises(DataError, match="negative volume"):
+        forecast(bad, fast_config())
+
+
+def test_library_api_is_exported(history):
+    cfg = mmplan.load_config()
+    cfg.forecast = fast_config()
+    assert mmplan.forecast(history, cfg).equals(forecast(history, cfg.forecast))
+
+
+def test_forecast_is_deterministic(history):
+    cfg = fast_config(model="AutoETS")
+    assert forecast(history, cfg).equals(forecast(history, cfg))
+
+
+def test_champions_override_model(history):
+    champions = pl.DataFrame(
+        {"unique_id": ["lane:FC0/DS03", "total"], "model": ["Naive", "HistoricAverage"]}
+    )
+    fc = forecast(history, fast_config(), champions=champions)
+    got = dict(fc.select("unique_id", "model").unique().iter_rows())
+    assert got["lane:FC0/DS03"] == "Naive"
+    assert got["total"] == "HistoricAverage"
+    assert got["lane:FC2/DS05"] == "SeasonalNaive"
+
+
+def test_event_features_mark_configured_days():
+    days = pl.date_range(dt.date(2025, 11, 26), dt.date(2025, 12, 2), eager=True)
+    feats = event_features(days, ForecastConfig().events)
+    bf = dict(zip(feats["ds"], feats["event_black_friday"], strict=True))
+    assert bf[dt.date(2025, 11, 28)] == 1.0 and sum(bf.values()) == 1.0
+    assert feats["event_cyber_monday"].sum() == 1.0
+
+
+def test_events_feed_exogenous_models():
+    # A lane with a large spike on each configured event day: AutoARIMA with the event
+    # regressor must forecast a spike on the event day in the horizon.
+    days = 126
+    start = dt.date(2025, 1, 1)
+    dates = [start + dt.timedelta(days=k) for k in range(days)]
+    events = {"promo": [start + dt.timedelta(days=k) for k in range(10, days + 20, 21)]}
+    rng = np.random.default_rng(1)
+    vol = 100 + rng.normal(0, 3, days)
+    vol[[k for k in range(10, days, 21)]] += 200
+    h = pl.DataFrame(
+        {
+            "date": dates,
+            "origin": "FC0",
+            "destination": "DS0",
+            "volume": vol,
+            "origin_region": "EAST",
+        }
+    )
+    cfg = ForecastConfig(
+        model="AutoARIMA",
+        horizon=14,
+        events=events,
+        min_history_days=28,
+        reconciliation="BottomUp",
+        season_length=7,
+    )
+    fc = forecast(h, cfg).filter(pl.col("level") == "lane")
+    event_day = start + dt.timedelta(days=136)
+    assert event_day in events["promo"]
+    spike = fc.filter(pl.col("date") == event_day)["forecast"].item()
+    others = fc.filter(pl.col("date") != event_day)["forecast"].mean()
+    assert spike > others + 100
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    n_lanes=st.integers(2, 7),
+    days=st.integers(40, 90),
+    seed=st.integers(0, 10_000),
+    sparse_every=st.sampled_from([0, 2, 3]),
+    method=st.sampled_from(RECONCILERS),
+    model=st.sampled_from(["SeasonalNaive", "Naive", "HistoricAverage"]),
+)
+def test_properties_coherent_non_negative_ordered(n_lanes, days, seed, sparse_every, method, model):
+    h = make_history(n_lanes=n_lanes, days=days, seed=seed, sparse_every=sparse_every)
+    cfg = fast_config(reconciliation=method, model=model, horizon=5)
+    fc = forecast(h, cfg)
+    assert fc.height == fc["unique_id"].n_unique() * 5
+    assert_coherent(fc, "total", "lane", None)
+    assert_coherent(fc, "origin", "lane", "origin")
+    assert_coherent(fc, "origin_region", "lane", "origin_region")
+    assert_intervals_ordered(fc, cfg.levels)
