@@ -287,7 +287,30 @@ def validate_forecast(df: pl.DataFrame) -> list[Problem]:
                 pl.col("forecast") > pl.col(hi) + 1e-9
             )
             problems += _flag(df, lo, bad, f"interval is not ordered {lo} <= forecast <= {hi}")
+    problems += _incoherent_levels(df)
     return problems
+
+
+def _incoherent_levels(df: pl.DataFrame) -> list[Problem]:
+    """Every level partitions the lanes, so per date each level must sum to the total."""
+    needed = {"level", "date", "forecast"}
+    if not needed <= set(df.columns) or df.schema["forecast"] not in NUMERIC:
+        return []
+    sums = df.group_by("level", "date").agg(pl.col("forecast").cast(pl.Float64).sum().alias("s"))
+    total = sums.filter(pl.col("level") == "total").select("date", pl.col("s").alias("t"))
+    if total.is_empty():
+        return []
+    off = (
+        sums.join(total, on="date")
+        .filter((pl.col("s") - pl.col("t")).abs() > 1e-6 * pl.max_horizontal(pl.col("t").abs(), 1))
+        .get_column("level")
+        .unique()
+        .sort()
+        .to_list()
+    )
+    if not off:
+        return []
+    return [Problem("forecast", f"levels do not add up to the total: {', '.join(off)}")]
 
 
 VALIDATORS = {
