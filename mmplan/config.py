@@ -111,7 +111,7 @@ class ForecastConfig(Section):
     fit_days: int | None = Field(None, ge=28)
     reconciliation: ReconcilerName = "MinTrace(mint_shrink)"
     middle_level: str | None = None
-    n_jobs: int = Field(1, ge=-1)
+    n_jobs: int = Field(-1, ge=-1)
     events: dict[str, list[dt.date]] = Field(default_factory=_default_events)
 
     @field_validator("levels")
@@ -120,6 +120,13 @@ class ForecastConfig(Section):
         if any(not 0 < p < 100 for p in value):
             raise ValueError("interval levels are percentages strictly between 0 and 100")
         return sorted(set(value))
+
+    @field_validator("n_jobs")
+    @classmethod
+    def _jobs_not_zero(cls, value: int) -> int:
+        if value == 0:
+            raise ValueError("n_jobs is a number of processes (>= 1) or -1 for all cores")
+        return value
 
     @field_validator("hierarchy")
     @classmethod
