@@ -291,7 +291,42 @@ def optimize(
     Example: mmplan optimize out/forecast.parquet --nodes data/sample/nodes.parquet
     --lanes data/sample/lanes.parquet -o out/plan --column hi_80
     """
-    raise UsageError("optimize is not available yet in this build.")
+    if column is not None and quantile is not None and column != quantile:
+        raise UsageError(f"--column {column} and --quantile {quantile} disagree; give one.")
+    from mmplan.config import load_config
+    from mmplan.io import (
+        output_folder,
+        output_lock,
+        provenance,
+        read_parquet,
+        write_json,
+        write_parquet,
+    )
+    from mmplan.optimizer import demand_rows
+    from mmplan.optimizer import optimize as run_optimize
+    from mmplan.report import plan_summary, print_plan
+    from mmplan.tables import load
+
+    cfg = load_config(config, optimize={"relax": True if relax else None,
+                                        "column": column or quantile})
+    with output_lock(outdir, wait):  # held while solving, so a second run fails fast
+        started = time.perf_counter()
+        node_table = load(nodes, "nodes")
+        lane_table = load(lanes, "lanes", node_table)
+        demand_table = demand_rows(read_parquet(demand, what="demand"), cfg.optimize.column,
+                                   demand)
+        plan = run_optimize(demand_table, node_table, lane_table, cfg.optimize)
+        record = provenance("optimize", cfg.as_record(),
+                            {"demand": demand, "nodes": nodes, "lanes": lanes},
+                            {"total": time.perf_counter() - started})
+        with output_folder(outdir) as tmp:
+            for name in ("trucks", "flows", "nodes", "unserved"):
+                write_parquet(getattr(plan, name), tmp / f"{name}.parquet", record)
+            write_json(plan.summary, tmp / "summary.json")
+    summary = plan_summary(plan, outdir)
+    if json_out:
+        print(json.dumps(summary, default=str))
+    print_plan(_console(quiet), summary)
 
 
 def main() -> None:

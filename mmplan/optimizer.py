@@ -51,7 +51,7 @@ from mmplan.config import OptimizeConfig
 from mmplan.errors import DataError, InfeasibleError
 from mmplan.tables import validate_demand, validate_lanes, validate_nodes
 
-__all__ = ["Plan", "optimize", "default_penalty"]
+__all__ = ["Plan", "optimize", "demand_rows", "default_penalty"]
 
 # Volumes below this fraction of the largest demand are solver noise, not packages.
 _NOISE = 1e-7
@@ -124,8 +124,9 @@ def _network(nodes: pl.DataFrame, lanes: pl.DataFrame, config: OptimizeConfig) -
                                       "max_trucks").cast(pl.Float64))
     # Contradictory limits: a price-less offer of capacity, or extra capacity on top of
     # unlimited capacity, cannot mean what the planner intended.
-    no_price = nodes.filter((pl.col("extra_capacity") > 0) & pl.col("extra_capacity_cost").is_null())
-    unlimited = nodes.filter((pl.col("extra_capacity") > 0) & pl.col("capacity").is_null())
+    offered = pl.col("extra_capacity") > 0
+    no_price = nodes.filter(offered & pl.col("extra_capacity_cost").is_null())
+    unlimited = nodes.filter(offered & pl.col("capacity").is_null())
     fractional = lanes.filter(pl.col("max_trucks").is_not_null()
                               & (pl.col("max_trucks") != pl.col("max_trucks").round(0)))
     problems = []
@@ -202,7 +203,7 @@ class _Model:
     x_lane: np.ndarray
     y_lane: np.ndarray
     z_node: np.ndarray
-    s_pair: np.ndarray  # index into the day's pairs
+    group: np.ndarray  # commodity id of each of the day's pairs
     lb: np.ndarray
     ub: np.ndarray
     obj: np.ndarray
@@ -212,14 +213,25 @@ class _Model:
     rhi: np.ndarray
     cap_rows: np.ndarray  # row index of each capacitated node's capacity row
     cap_node: np.ndarray
+    t_node: np.ndarray  # facility of each throughput column
     n_x: int
     n_y: int
     n_z: int
     n_s: int
+    n_t: int
 
     @property
     def n_cols(self) -> int:
-        return self.n_x + self.n_y + self.n_z + self.n_s
+        return self.n_x + self.n_y + self.n_z + self.n_s + self.n_t
+
+    @property
+    def s_cols(self) -> np.ndarray:
+        start = self.n_x + self.n_y + self.n_z
+        return np.arange(start, start + self.n_s)
+
+    @property
+    def t_cols(self) -> np.ndarray:
+        return np.arange(self.n_cols - self.n_t, self.n_cols)
 
     @property
     def y_cols(self) -> np.ndarray:
@@ -227,18 +239,29 @@ class _Model:
 
 
 def _build(net: _Network, po: np.ndarray, pt: np.ndarray, q: np.ndarray, penalty: float,
-           strong: bool = True) -> _Model:
-    """The MIP for one date, commodities keyed by origin (`po`), as sparse arrays."""
+           strong: bool = True, group: np.ndarray | None = None) -> _Model:
+    """The MIP for one date as sparse arrays.
+
+    Pairs with the same `group` id form one commodity; they must share an origin. By
+    default a commodity is an origin (`group` = `po`), which is exact: a flow from one
+    origin to many destinations always splits into paths.
+    """
     n = net.n
-    keys = np.unique(po)
+    group = po if group is None else group
+    keys = np.unique(group)
     transit_adj = _adjacency(net, net.transit)
     # Lanes pointing backwards, kept where the original tail may pass volume on.
     keep = net.transit[net.lo]
     rev_transit = sp.csr_matrix((np.ones(keep.sum()), (net.ld[keep], net.lo[keep])),
                                 shape=(n, n))
+    # reach[j] = facilities a package at transit j can get to (j included), for tight b.
+    reach = np.zeros((n, n), dtype=bool)
+    for j in np.flatnonzero(net.transit):
+        reach[j] = _reach(transit_adj, np.array([j]))
     xk, xa, xb = [], [], []
-    for k in keys:
-        mine = po == k
+    for g in keys:
+        mine = group == g
+        k = po[mine][0]
         dk = np.zeros(n)
         np.add.at(dk, pt[mine], q[mine])
         # Volume of k leaves k and then moves only through transit facilities.
@@ -251,9 +274,10 @@ def _build(net: _Network, po: np.ndarray, pt: np.ndarray, q: np.ndarray, penalty
         ok = fwd[i] & bwd[j] & ((i == k) | net.transit[i]) & (j != k)
         ok &= net.transit[j] | (dk[j] > 0)
         lanes = np.flatnonzero(ok)
-        xk.append(np.full(len(lanes), k))
+        xk.append(np.full(len(lanes), g))
         xa.append(lanes)
-        xb.append(np.where(net.transit[j[lanes]], dk.sum(), dk[j[lanes]]))
+        heads = j[lanes]
+        xb.append(np.where(net.transit[heads], reach[heads] @ dk, dk[heads]))
     x_key = np.concatenate(xk)
     x_lane = np.concatenate(xa)
     x_bound = np.concatenate(xb)
@@ -276,7 +300,7 @@ def _build(net: _Network, po: np.ndarray, pt: np.ndarray, q: np.ndarray, penalty
     # Flow conservation rows: one per (commodity, node it touches).
     node_of_x_tail = net.lo[x_lane]
     node_of_x_head = net.ld[x_lane]
-    touched_key = np.concatenate([x_key, x_key, po, po])
+    touched_key = np.concatenate([x_key, x_key, group, group])
     touched_node = np.concatenate([node_of_x_tail, node_of_x_head, po, pt])
     pair_code = np.unique(touched_key * n + touched_node)
     n_cons = len(pair_code)
@@ -286,12 +310,12 @@ def _build(net: _Network, po: np.ndarray, pt: np.ndarray, q: np.ndarray, penalty
 
     s_idx = np.arange(n_s)
     rows = [cons_row(x_key, node_of_x_tail), cons_row(x_key, node_of_x_head),
-            cons_row(po, po), cons_row(po, pt)]
+            cons_row(group, po), cons_row(group, pt)]
     cols = [ox + np.arange(n_x), ox + np.arange(n_x), os_ + s_idx, os_ + s_idx]
     vals = [np.ones(n_x), -np.ones(n_x), np.ones(n_s), -np.ones(n_s)]
     rhs = np.zeros(n_cons)
-    np.add.at(rhs, cons_row(po, po), q)
-    np.add.at(rhs, cons_row(po, pt), -q)
+    np.add.at(rhs, cons_row(group, po), q)
+    np.add.at(rhs, cons_row(group, pt), -q)
     r = n_cons
 
     # Lane linking: all commodities together fit on the trucks.
@@ -313,22 +337,51 @@ def _build(net: _Network, po: np.ndarray, pt: np.ndarray, q: np.ndarray, penalty
         hi_parts.append(np.zeros(m))
         r += m
 
-    # Facility capacity: arrivals on lanes + served originating volume <= cap + added.
-    key_total = np.bincount(po, weights=q, minlength=n)
+    if strong:
+        # Residual capacity cuts (Magnanti-Mirchandani-Vachani) for a commodity that needs
+        # more than one truck: with eta = ceil(b/u) and r = b - (eta-1) u,
+        # x - r y <= b - r eta; they cut off fractional trucks on multi-truck lanes.
+        u_x = net.u[x_lane]
+        eta = np.ceil(x_bound / u_x - 1e-9)
+        rr = x_bound - (eta - 1) * u_x
+        cut = np.flatnonzero((eta >= 2) & (rr < u_x - 1e-6) & (rr > 1e-6)
+                       & ~net.transit[net.ld[x_lane]])
+        m = len(cut)
+        rows += [r + np.arange(m), r + np.arange(m)]
+        cols += [ox + cut, oy + ypos[x_lane[cut]]]
+        vals += [np.ones(m), -rr[cut]]
+        lo_parts.append(np.full(m, -np.inf))
+        hi_parts.append(x_bound[cut] - rr[cut] * eta[cut])
+        r += m
+
+    # Throughput θ_n >= arrivals and >= departures on lanes (packages sorted at n).
     touched = np.zeros(n, bool)
     touched[node_of_x_head] = True
-    touched[po] = True
-    cap_node = np.flatnonzero(np.isfinite(net.cap) & touched)
-    cpos = np.full(n, -1)
-    cpos[cap_node] = np.arange(len(cap_node))
-    xin = np.flatnonzero(cpos[node_of_x_head] >= 0)
-    sin = np.flatnonzero(cpos[po] >= 0)
-    zin = np.flatnonzero(cpos[z_node] >= 0)
-    rows += [r + cpos[node_of_x_head[xin]], r + cpos[po[sin]], r + cpos[z_node[zin]]]
-    cols += [ox + xin, os_ + sin, oz + zin]
-    vals += [np.ones(len(xin)), -np.ones(len(sin)), -np.ones(len(zin))]
+    touched[node_of_x_tail] = True
+    t_node = np.flatnonzero(touched & ((net.handling > 0) | np.isfinite(net.cap)))
+    n_t = len(t_node)
+    ot = ncol
+    ncol += n_t
+    tpos = np.full(n, -1)
+    tpos[t_node] = np.arange(n_t)
+    for ends in (node_of_x_head, node_of_x_tail):
+        xs = np.flatnonzero(tpos[ends] >= 0)
+        rows += [r + tpos[ends[xs]], r + np.arange(n_t)]
+        cols += [ox + xs, ot + np.arange(n_t)]
+        vals += [-np.ones(len(xs)), np.ones(n_t)]
+        lo_parts.append(np.zeros(n_t))
+        hi_parts.append(np.full(n_t, np.inf))
+        r += n_t
+    # Facility capacity: θ_n <= cap_n + z_n.
+    cap_node = t_node[np.isfinite(net.cap[t_node])]
+    zpos = np.full(n, -1)
+    zpos[z_node] = np.arange(n_z)
+    zc = np.flatnonzero(zpos[cap_node] >= 0)
+    rows += [r + np.arange(len(cap_node)), r + zc]
+    cols += [ot + tpos[cap_node], oz + zpos[cap_node[zc]]]
+    vals += [np.ones(len(cap_node)), -np.ones(len(zc))]
     lo_parts.append(np.full(len(cap_node), -np.inf))
-    hi_parts.append(net.cap[cap_node] - key_total[cap_node])
+    hi_parts.append(net.cap[cap_node])
     cap_rows = r + np.arange(len(cap_node))
     r += len(cap_node)
 
@@ -336,23 +389,18 @@ def _build(net: _Network, po: np.ndarray, pt: np.ndarray, q: np.ndarray, penalty
                       shape=(r, ncol))
     A.sum_duplicates()
     lb = np.zeros(ncol)
-    ub = np.concatenate([np.full(n_x, np.inf), y_ub, net.extra[z_node], q])
-    obj = np.concatenate([
-        net.c[x_lane] + net.handling[node_of_x_head],
-        net.f[y_lane],
-        net.extra_cost[z_node],
-        penalty - net.handling[po],
-    ])
-    return _Model(x_key, x_lane, y_lane, z_node, s_idx, lb, ub, obj,
-                  float((net.handling * key_total).sum()), A,
+    ub = np.concatenate([np.full(n_x, np.inf), y_ub, net.extra[z_node], q, np.full(n_t, np.inf)])
+    obj = np.concatenate([net.c[x_lane], net.f[y_lane], net.extra_cost[z_node],
+                          np.full(n_s, penalty), net.handling[t_node]])
+    return _Model(x_key, x_lane, y_lane, z_node, group, lb, ub, obj, 0.0, A,
                   np.concatenate(lo_parts), np.concatenate(hi_parts), cap_rows, cap_node,
-                  n_x, n_y, n_z, n_s)
+                  t_node, n_x, n_y, n_z, n_s, n_t)
 
 
 def _stack(models: list[_Model]) -> _Model:
     """Several dates as one block-diagonal model (the plain single-model baseline)."""
     cat = np.concatenate
-    parts = ["x", "y", "z", "s"]
+    parts = ["x", "y", "z", "s", "t"]
     # Reorder each model's columns into the global [x | y | z | s] layout.
     sizes = {p: [getattr(m, f"n_{p}") for m in models] for p in parts}
     starts = {}
@@ -375,10 +423,10 @@ def _stack(models: list[_Model]) -> _Model:
     for perm, m in zip(perms, models, strict=True):
         lb[perm], ub[perm], obj[perm] = m.lb, m.ub, m.obj
     first = models[0]
-    return _Model(first.x_key, first.x_lane, first.y_lane, first.z_node, first.s_pair, lb, ub,
+    return _Model(first.x_key, first.x_lane, first.y_lane, first.z_node, first.group, lb, ub,
                   obj, sum(m.offset for m in models), A, cat([m.rlo for m in models]),
                   cat([m.rhi for m in models]), np.zeros(0, int), np.zeros(0, int),
-                  *(sum(sizes[p]) for p in parts))
+                  np.zeros(0, int), *(sum(sizes[p]) for p in parts))
 
 
 # --------------------------------------------------------------------------- solving
@@ -413,7 +461,7 @@ def _run(h, solver: str, time_limit: float, params: str = "") -> _Result:
 
     started = time.perf_counter()
     s = mbh.ModelSolverHelper(solver)
-    s.set_time_limit_in_seconds(max(time_limit, 0.01))
+    s.set_time_limit_in_seconds(max(time_limit, 1e-4))
     if params:
         s.set_solver_specific_parameters(params)
     s.solve(h)
@@ -433,7 +481,17 @@ def _run(h, solver: str, time_limit: float, params: str = "") -> _Result:
     return _Result(name, np.asarray(values), obj, bound, duals, seconds)
 
 
-def _mip_params(solver: str, gap: float, threads: int) -> str:
+def _mip_params(solver: str, gap: float, threads: int, scale: float | None = None) -> str:
+    """Stopping rule: relative gap, or when `scale` is given, gap * scale absolute.
+
+    Unserved volume forced by capacity costs the same in every plan and in the bound, yet
+    at its high penalty it can dwarf the operating cost; the gap is then measured against
+    the operating cost (`scale`), or SCIP would stop on a plan far from the best.
+    """
+    if scale is not None:
+        if solver == "SCIP":
+            return f"limits/gap = 0\nlimits/absgap = {gap * scale}\n"
+        return f"absolute_gap_limit:{gap * scale} num_workers:{threads}"
     if solver == "SCIP":
         return f"limits/gap = {gap}\n"
     return f"relative_gap_limit:{gap} num_workers:{threads}"
@@ -452,7 +510,7 @@ def _round_trucks(m: _Model, values: np.ndarray, net: _Network) -> np.ndarray:
     y = np.clip(y, 0, m.ub[m.y_cols])
     out = values.copy()
     out[m.y_cols] = y
-    return out
+    return _clean(m, out, net)
 
 
 def _slope_scaling(m: _Model, net: _Network, config: OptimizeConfig, start: np.ndarray,
@@ -536,8 +594,11 @@ def _solve_day(net: _Network, po, pt, q, penalty: float, config: OptimizeConfig,
     if hint is not None:
         for col, val in zip(range(m.n_cols), hint.tolist(), strict=True):
             h.add_hint(col, val)
-    left = max(deadline - time.perf_counter(), 0.5)
-    res = _run(h, config.solver, left, _mip_params(config.solver, config.relative_gap, 1))
+    left = max(deadline - time.perf_counter(), 0.05 * time_limit)
+    scale = None
+    if hint is not None:
+        scale = max(heuristic - penalty * float(hint[m.s_cols].sum()), 1e-9)
+    res = _run(h, config.solver, left, _mip_params(config.solver, config.relative_gap, 1, scale))
     timings["solve"] = time.perf_counter() - t0
     values, objective, status = res.values, res.objective, res.status
     if hint is not None and (values is None or heuristic < objective - 1e-9 * abs(objective)):
@@ -545,8 +606,8 @@ def _solve_day(net: _Network, po, pt, q, penalty: float, config: OptimizeConfig,
     if values is None:
         raise InfeasibleError(_no_solution(config.solver, res.status, time_limit))
     bound = max(res.bound, lp_bound) if math.isfinite(res.bound) else lp_bound
-    values = values.copy()
-    values[m.y_cols] = np.round(values[m.y_cols])
+    values = _clean(m, values, net)
+    objective = float(m.obj @ values) + m.offset
     # Shadow prices: the LP with trucks fixed at the plan's values.
     t0 = time.perf_counter()
     lb, ub = m.lb.copy(), m.ub.copy()
@@ -556,10 +617,22 @@ def _solve_day(net: _Network, po, pt, q, penalty: float, config: OptimizeConfig,
     duals = fixed.duals
     if fixed.values is not None and fixed.objective < objective - 1e-9 * abs(objective):
         # Re-routing on the same trucks is cheaper: keep the better flows.
-        values, objective = fixed.values.copy(), fixed.objective
+        values = _clean(m, fixed.values, net)
         values[m.y_cols] = lb[m.y_cols]
+        objective = float(m.obj @ values) + m.offset
     return _DayOutcome(m, values, objective, min(bound, objective), status, duals, timings,
                        heuristic)
+
+
+def _clean(m: _Model, values: np.ndarray, net: _Network) -> np.ndarray:
+    """Whole trucks, and throughput exactly max(arrivals, departures) (never padded)."""
+    v = values.copy()
+    v[m.y_cols] = np.round(v[m.y_cols])
+    x = np.maximum(v[: m.n_x], 0.0)
+    arrive = np.bincount(net.ld[m.x_lane], weights=x, minlength=net.n)
+    depart = np.bincount(net.lo[m.x_lane], weights=x, minlength=net.n)
+    v[m.t_cols] = np.maximum(arrive, depart)[m.t_node]
+    return v
 
 
 def _no_solution(solver: str, status: str, time_limit: float) -> str:
@@ -575,15 +648,16 @@ def _decompose(m: _Model, values: np.ndarray, net: _Network, po, pt, q, scale: f
     x = values[: m.n_x]
     keep = x > _NOISE * scale
     key, lane, vol = m.x_key[keep], m.x_lane[keep], x[keep].copy()
-    s = values[-m.n_s:] if m.n_s else np.zeros(0)
+    s = values[m.s_cols]
     out_pair, out_lane, out_vol = [], [], []
-    for k in np.unique(key):
-        sel = np.flatnonzero(key == k)
+    for g in np.unique(key):
+        sel = np.flatnonzero(key == g)
         flow = dict(zip(lane[sel].tolist(), vol[sel].tolist(), strict=True))
         into: dict[int, list[int]] = {}
         for a in flow:
             into.setdefault(int(net.ld[a]), []).append(a)
-        mine = np.flatnonzero(po == k)
+        mine = np.flatnonzero(m.group == g)
+        k = int(po[mine[0]])
         for p in mine.tolist():
             need = q[p] - s[p]
             t = int(pt[p])
@@ -655,8 +729,8 @@ def _check(net: _Network, day: str, po, pt, q, y_lane, y, z, s, fp, fl, fv, scal
         a = np.flatnonzero(over)[0]
         problems.append(f"lane {net.names[net.lo[a]]}->{net.names[net.ld[a]]} carries more "
                         "than its trucks hold")
-    thr = np.bincount(net.ld[fl], weights=fv, minlength=n) + np.bincount(
-        po, weights=q - s, minlength=n)
+    thr = np.maximum(np.bincount(net.ld[fl], weights=fv, minlength=n),
+                     np.bincount(net.lo[fl], weights=fv, minlength=n))
     if np.any(thr > net.cap + z + tol) or np.any(z > net.extra + tol):
         problems.append("a facility's throughput exceeds its capacity plus added capacity")
     if problems:
@@ -707,6 +781,26 @@ def _check_paths(net: _Network, d: pl.DataFrame) -> None:
             f"(volume may pass only through transit kinds: {kinds}): "
             + _names([f"{o}->{t}" for o, t in sorted(missing)])
             + ". Add a lane, or change [optimize] transit_kinds.")
+
+
+def demand_rows(df: pl.DataFrame, column: str, source: Any = "demand") -> pl.DataFrame:
+    """The rows to plan for: a forecast table's lane rows, or any demand table as is.
+
+    A forecast table (it has `unique_id` and `level`) holds every level of the hierarchy;
+    only level "lane" names an origin and a destination.
+    """
+    from mmplan.tables import check
+
+    if {"unique_id", "level"} <= set(df.columns) and df.schema["level"] == pl.String:
+        df = df.filter(pl.col("level") == "lane")
+        if df.is_empty():
+            raise DataError(f"{source}: the forecast table has no lane-level rows to plan for.")
+    if column not in df.columns:
+        numeric = [c for c, t in df.schema.items() if t.is_numeric()]
+        raise DataError(f"{source}: no column '{column}' to plan for; its numeric columns are "
+                        f"{', '.join(numeric) or 'none'}. Pass --column (e.g. forecast, hi_80).")
+    check(validate_demand(df, column), source, "demand")
+    return df.select("date", "origin", "destination", pl.col(column).cast(pl.Float64))
 
 
 def optimize(demand: pl.DataFrame, nodes: pl.DataFrame, lanes: pl.DataFrame,
@@ -774,20 +868,23 @@ def _solve_plain(net, days, penalty, config, orient):
     build = time.perf_counter() - started
     h = _helper(big, True)  # y columns of every day sit together after all x columns
     res = _run(h, config.solver, config.time_limit,
-               _mip_params(config.solver, config.relative_gap, config.workers))
+               # The unserved penalty can swamp a relative gap; run to the time limit.
+               _mip_params(config.solver, 1e-6, config.workers))
     if res.values is None:
         raise InfeasibleError(_no_solution(config.solver, res.status, config.time_limit))
     # Unstack into per-day outcomes.
-    outcomes, offs = [], {"x": 0, "y": 0, "z": 0, "s": 0}
-    base = {"x": 0, "y": big.n_x, "z": big.n_x + big.n_y, "s": big.n_x + big.n_y + big.n_z}
+    outcomes, offs = [], dict.fromkeys("xyzst", 0)
+    base, pos = {}, 0
+    for p in "xyzst":
+        base[p] = pos
+        pos += getattr(big, f"n_{p}")
     for date, rev, a, b, q, n2, m in parts:
         vals = []
-        for p in ("x", "y", "z", "s"):
+        for p in "xyzst":
             k = getattr(m, f"n_{p}")
             vals.append(res.values[base[p] + offs[p]: base[p] + offs[p] + k])
             offs[p] += k
-        v = np.concatenate(vals)
-        v[m.y_cols] = np.round(v[m.y_cols])
+        v = _clean(m, np.concatenate(vals), n2)
         obj = float(m.obj @ v) + m.offset
         timings = {"build": build / len(parts), "solve": res.seconds / len(parts)}
         outcomes.append((date, rev, a, b, q, _DayOutcome(m, v, obj, math.nan, res.status,
@@ -813,7 +910,7 @@ def _assemble(net, outcomes, penalty, config, column, scale, started, method) ->
         po, pt = (b, a) if rev else (a, b)
         y = v[m.y_cols]
         z = v[m.n_x + m.n_y: m.n_x + m.n_y + m.n_z]
-        s = v[m.n_cols - m.n_s:]
+        s = v[m.s_cols]
         load, thr = _check(net, str(date), po, pt, q, m.y_lane, y, np.bincount(
             m.z_node, weights=z, minlength=net.n), s, fp, fl, fv, scale,
             integral=not config.relax)
@@ -889,6 +986,10 @@ def _assemble(net, outcomes, penalty, config, column, scale, started, method) ->
         "objective": objective,
         "best_bound": bound,
         "gap": max(gap, 0.0),
+        # The same gap measured against the cost without unserved penalties: forced
+        # unserved volume is in objective and bound alike, and can hide a loose plan.
+        "operating_gap": max(objective - bound, 0.0) / max(
+            objective - totals["unserved_penalty_cost"], 1e-9) if objective else 0.0,
         "solver": config.lp_solver if config.relax else config.solver,
         "seconds": time.perf_counter() - started,
         "timings": {k: round(v, 3) for k, v in timings.items()},
@@ -898,7 +999,7 @@ def _assemble(net, outcomes, penalty, config, column, scale, started, method) ->
         "heuristic_objective": heuristic_total if not config.relax else None,
         "shadow_prices": ("LP relaxation duals" if config.relax
                           else "duals of the LP with trucks fixed at the MIP solution"),
-        "throughput": "packages arriving on lanes + packages originating (served) at the node",
+        "throughput": "packages sorted: the larger of volume arriving and leaving on lanes",
         "unserved_penalty": penalty,
         "totals": {
             **totals,

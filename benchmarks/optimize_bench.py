@@ -1,0 +1,99 @@
+"""Benchmark `mmplan.optimize` at the size of `mmplan sample` (5 FC, 30 SC, 300 DS, 14 days).
+
+Demand is the last 14 days of the sample history, each lane's volume taken as demand
+between the lane's ends (so the optimizer may re-route it). It prints build time, solve
+time, objective, bound and gap for the default method (per-day models in parallel, strong
+linking, slope-scaling incumbent as a SCIP hint) beside a plain single-model solve (all
+days in one SCIP model, weak linking, no heuristic) with the same time limit, and then the
+slower MCND instances against their published optima.
+
+    .venv/bin/python benchmarks/optimize_bench.py [--time-limit 120] [--workers 2] [--skip-mcnd]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import polars as pl
+
+from mmplan.config import OptimizeConfig, SampleConfig
+from mmplan.optimizer import optimize
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from mcnd import OPTIMA, read_dow  # noqa: E402
+
+
+def sample_instance(days: int = 14, seed: int = 7) -> dict[str, pl.DataFrame]:
+    """Nodes, lanes and the last `days` days of history as demand, at default sizes."""
+    from mmplan.synthetic import sample
+
+    tables = sample(SampleConfig(seed=seed))
+    history = tables["history"]
+    last = history["date"].max()
+    demand = history.filter(pl.col("date") > last - pl.duration(days=days)).select(
+        "date", "origin", "destination", "volume")
+    return {"nodes": tables["nodes"], "lanes": tables["lanes"], "demand": demand}
+
+
+def row(label: str, plan, wall: float) -> str:
+    s = plan.summary
+    t = s["timings"]
+    return (f"{label:<28} build {t.get('build', 0):7.2f}s  solve {t.get('solve', 0):7.2f}s  "
+            f"wall {wall:7.1f}s  objective {s['objective']:14,.1f}  "
+            f"bound {s['best_bound']:14,.1f}  "
+            f"gap {100 * s['gap']:6.2f}%  unserved {s['totals']['unserved_volume']:,.0f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--time-limit", type=float, default=120.0)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--days", type=int, default=14)
+    parser.add_argument("--skip-plain", action="store_true")
+    parser.add_argument("--skip-mcnd", action="store_true")
+    args = parser.parse_args()
+
+    started = time.perf_counter()
+    inst = sample_instance(args.days)
+    d = inst["demand"]
+    print(f"sample network: {inst['nodes'].height} facilities, {inst['lanes'].height} lanes, "
+          f"{d.height:,} demand rows over {d['date'].n_unique()} days, "
+          f"{d['volume'].sum():,.0f} packages (generated in {time.perf_counter() - started:.1f}s)")
+    cfg = OptimizeConfig(time_limit=args.time_limit, workers=args.workers, relative_gap=0.01)
+    runs = [("per-day + strong + hint", "decomposed")]
+    if not args.skip_plain:
+        runs.append(("plain single model", "plain"))
+    for label, method in runs:
+        t0 = time.perf_counter()
+        plan = optimize(d, inst["nodes"], inst["lanes"], cfg, column="volume", method=method)
+        print(row(label, plan, time.perf_counter() - t0), flush=True)
+        if method == "decomposed":
+            h = plan.summary["heuristic_objective"]
+            print(f"{'  slope-scaling incumbent':<28} objective {h:14,.1f}  "
+                  f"(heuristic {plan.summary['timings']['heuristic']:.1f}s summed over days)")
+    relaxed = optimize(d, inst["nodes"], inst["lanes"], cfg.model_copy(update={"relax": True}),
+                       column="volume")
+    print(f"{'LP relaxation (strong)':<28} objective {relaxed.summary['objective']:14,.1f}  "
+          f"({relaxed.summary['seconds']:.1f}s)")
+
+    if args.skip_mcnd:
+        return
+    print("\nMCND instances (published optimum; time limit 60 s, gap 1e-4):")
+    for name, best in OPTIMA.items():
+        inst = read_dow(name)
+        t0 = time.perf_counter()
+        plan = optimize(inst["demand"], inst["nodes"], inst["lanes"],
+                        OptimizeConfig(time_limit=60, relative_gap=1e-4), column="volume")
+        s = plan.summary
+        off = (s["objective"] - best) / best
+        print(f"  {name:<26} optimum {best:>8}  found {s['objective']:>11,.0f}  "
+              f"bound {s['best_bound']:>11,.0f}  off {100 * off:6.3f}%  "
+              f"gap {100 * s['gap']:6.3f}%  "
+              f"{time.perf_counter() - t0:6.1f}s", flush=True)
+
+
+if __name__ == "__main__":
+    main()
