@@ -9,6 +9,7 @@ inside the commands so that `mmplan --help` is instant.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -16,7 +17,7 @@ import sys
 import tempfile
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -86,6 +87,19 @@ def handled(func: Callable[..., Any]) -> Callable[..., Any]:
             raise typer.Exit(EXIT_INTERNAL) from None
 
     return wrapper
+
+
+@contextlib.contextmanager
+def about_file(path: Path) -> Iterator[None]:
+    """Name the input file in data errors raised by a library function that never saw it."""
+    from mmplan.errors import DataError
+
+    try:
+        yield
+    except DataError as exc:
+        if str(path) in exc.message:
+            raise
+        raise DataError(f"{path}: {exc.message}") from None
 
 
 def _version(value: bool) -> None:
@@ -229,7 +243,8 @@ def forecast(
         started = time.perf_counter()
         hist = load(history, "history")
         chosen = read_parquet(champions, what="champions") if champions is not None else None
-        result = run_forecast(hist, cfg, champions=chosen)
+        with about_file(history):
+            result = run_forecast(hist, cfg, champions=chosen)
         inputs = {"history": history} | ({"champions": champions} if champions else {})
         record = provenance("forecast", cfg.as_record(), inputs,
                             {"total": time.perf_counter() - started})

@@ -426,6 +426,31 @@ def _config(config: Config | ForecastConfig | None) -> ForecastConfig:
     return config.forecast if isinstance(config, Config) else config
 
 
+def check_forecastable(history: pl.DataFrame, cfg: ForecastConfig) -> None:
+    """Refuse histories that pass the contract but cannot give a meaningful forecast."""
+    first, last = history.get_column("date").min(), history.get_column("date").max()
+    today = dt.datetime.now(dt.UTC).date()
+    if last > today + dt.timedelta(days=1):
+        rows = history.with_row_index("_row").filter(pl.col("date") > today)["_row"]
+        raise DataError(
+            f"history column 'date' runs into the future: it ends on {last}, after today "
+            f"({today}), in {rows.len()} rows (first: {rows.head(5).to_list()}). History must be "
+            "observed volume; check the upstream date column (time zone, year)."
+        )
+    span = (last - first).days + 1
+    if span < 2 * cfg.season_length:
+        raise DataError(
+            f"history spans {span} days ({first} .. {last}); forecasting needs at least "
+            f"{2 * cfg.season_length} days (two seasons of {cfg.season_length}). Supply more "
+            "history."
+        )
+    if history.get_column("volume").sum() == 0:
+        raise DataError(
+            "history column 'volume' is zero on every row, so every lane is closed and there is "
+            "nothing to forecast. Check the upstream extract."
+        )
+
+
 def forecast(
     history: pl.DataFrame,
     config: Config | ForecastConfig | None = None,
@@ -440,6 +465,7 @@ def forecast(
     """
     cfg = _config(config)
     check(validate_history(history), "history", "history")
+    check_forecastable(history, cfg)
     daily, end = lane_series(history, cfg.fit_days)
     levels = hierarchy_levels(cfg, history.columns)
     attr_cols = [

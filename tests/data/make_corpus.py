@@ -1,0 +1,121 @@
+"""Writes tests/data/good/ (a tiny valid network) and the malformed files in tests/data/bad/.
+
+The expected exit code and message of each bad file live in tests/data/bad/expected.toml,
+written by hand; tests/test_bad_inputs.py walks it. Re-run after changing a case:
+
+    .venv/bin/python tests/data/make_corpus.py
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import polars as pl
+
+from mmplan.config import SampleConfig
+from mmplan.synthetic import sample
+
+HERE = Path(__file__).parent
+GOOD, BAD = HERE / "good", HERE / "bad"
+
+
+def row_set(df: pl.DataFrame, row: int, **values) -> pl.DataFrame:
+    """`df` with the given columns replaced in one row."""
+    idx = pl.int_range(pl.len())
+    return df.with_columns(
+        pl.when(idx == row).then(pl.lit(v)).otherwise(pl.col(c)).alias(c) for c, v in values.items()
+    )
+
+
+def main() -> None:
+    net = sample(SampleConfig(regions=1, fcs=1, scs=2, dss=4, days=90, seed=3))
+    history, nodes, lanes = net["history"], net["nodes"], net["lanes"]
+    last = history["date"].max()
+    demand = (
+        history.filter(pl.col("date") > last - dt.timedelta(days=2))
+        .select("origin", "destination", "date", "volume")
+    )
+    GOOD.mkdir(exist_ok=True)
+    BAD.mkdir(exist_ok=True)
+    for name, df in {"history": history, "nodes": nodes, "lanes": lanes, "demand": demand}.items():
+        df.write_parquet(GOOD / f"{name}.parquet")
+
+    raw = (GOOD / "history.parquet").read_bytes()
+    (BAD / "empty.parquet").write_bytes(b"")
+    (BAD / "json_renamed.parquet").write_text('{"date": "2025-01-01", "volume": 3}\n')
+    (BAD / "truncated.parquet").write_bytes(raw[: len(raw) // 2])
+    (BAD / "csv_renamed.parquet").write_text(history.head(20).write_csv())
+    (BAD / "folder.parquet").mkdir(exist_ok=True)
+    (BAD / "folder.parquet" / ".keep").write_text("a folder where a file should be\n")
+
+    bad_history = {
+        "history_missing_volume": history.drop("volume"),
+        "history_volume_as_text": history.with_columns(pl.col("volume").cast(pl.String)),
+        "history_volume_boolean": history.with_columns(pl.col("volume") > 0),
+        "history_dates_as_strings": history.with_columns(pl.col("date").cast(pl.String)),
+        "history_null_origin": row_set(history, 7, origin=None),
+        "history_null_date": row_set(history, 3, date=None),
+        "history_duplicate_rows": pl.concat([history, history.slice(10, 3)]),
+        "history_negative_volume": row_set(history, 5, volume=-12.0),
+        "history_nan_volume": row_set(history, 6, volume=float("nan")),
+        "history_infinite_volume": row_set(history, 8, volume=float("inf")),
+        "history_ends_in_future": history.with_columns(
+            pl.col("date") + (dt.date(2099, 1, 1) - last)
+        ),
+        "history_single_row": history.head(1),
+        "history_all_zeros": history.with_columns(volume=pl.lit(0.0)),
+        "history_no_rows": history.head(0),
+        "history_extra_integer_column": history.with_columns(pl.lit(1).alias("weight")),
+        "history_region_not_constant": row_set(history, 0, origin_region="MARS"),
+        "history_unicode_ids": history.with_columns(
+            pl.col("origin").str.replace("FC", "Zürich-配送-"),
+            pl.col("destination").str.replace("DS", "Straße-📦-"),
+        ),
+        "history_very_long_ids": history.with_columns(
+            pl.col("destination") + pl.lit("-" + "x" * 500)
+        ),
+        "history_integer_volume": history.with_columns(pl.col("volume").cast(pl.Int64)),
+    }
+    bad_nodes = {
+        "nodes_missing_kind": nodes.drop("kind"),
+        "nodes_unknown_kind": row_set(nodes, 1, kind="XD"),
+        "nodes_duplicate_node": pl.concat([nodes, nodes.head(1)]),
+        "nodes_negative_handling_cost": row_set(nodes, 2, handling_cost=-0.5),
+        "nodes_negative_capacity": row_set(nodes, 1, capacity=-100.0),
+    }
+    bad_lanes = {
+        "lanes_unknown_facility": row_set(lanes, 0, destination="DS999"),
+        "lanes_zero_truck_capacity": row_set(lanes, 1, truck_capacity=0.0),
+        "lanes_negative_cost": row_set(lanes, 2, cost_per_truck=-10.0),
+        "lanes_duplicate_lane": pl.concat([lanes, lanes.head(1)]),
+        "lanes_self_loop": row_set(lanes, 0, destination=lanes["origin"][0]),
+        "lanes_missing_truck_capacity": lanes.drop("truck_capacity"),
+    }
+    bad_demand = {
+        "demand_negative_volume": row_set(demand, 0, volume=-5.0),
+        "demand_unknown_facility": row_set(demand, 0, origin="FC404"),
+        "demand_missing_date": demand.drop("date"),
+        "demand_duplicate_rows": pl.concat([demand, demand.head(2)]),
+    }
+    for name, df in {**bad_history, **bad_nodes, **bad_lanes, **bad_demand}.items():
+        df.write_parquet(BAD / f"{name}.parquet")
+
+    configs = {
+        "config_unknown_key": "[forecast]\nhorizn = 7\n",
+        "config_unknown_section": "[forcast]\nhorizon = 7\n",
+        "config_wrong_type": '[forecast]\nhorizon = "a week"\n',
+        "config_horizon_zero": "[forecast]\nhorizon = 0\n",
+        "config_horizon_negative": "[forecast]\nhorizon = -7\n",
+        "config_not_toml": "forecast:\n  horizon: 7\n",
+        "config_unknown_model": '[forecast]\nmodel = "Prophet"\n',
+        "config_hierarchy_unknown_column": '[forecast]\nhierarchy = [["country"]]\n',
+        "config_interval_over_100": "[forecast]\nlevels = [80, 120]\n",
+        "config_negative_time_limit": "[optimize]\ntime_limit = -1\n",
+    }
+    for name, text in configs.items():
+        (BAD / f"{name}.toml").write_text(text)
+
+
+if __name__ == "__main__":
+    main()
