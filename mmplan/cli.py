@@ -268,6 +268,12 @@ def backtest(
     baseline: Annotated[
         Path | None, typer.Option(help="metrics.json of an earlier run, for max_regression.")
     ] = None,
+    windows: Annotated[
+        int | None, typer.Option(min=1, help="Rolling-origin cutoffs ([backtest].windows).")
+    ] = None,
+    horizon: Annotated[
+        int | None, typer.Option(min=1, help="Days scored after each cutoff.")
+    ] = None,
     config: ConfigOpt = None,
     wait: WaitOpt = 0.0,
     json_out: JsonOpt = False,
@@ -276,9 +282,83 @@ def backtest(
 ) -> None:
     """Rolling-origin backtest of the forecast pipeline, scored by pooled WAPE; CI gates.
 
-    Example: mmplan backtest data/sample/history.parquet -o out/backtest --gate --junit gate.xml
+    Writes OUTDIR/points.parquet, metrics.parquet, metrics.json (and champions.parquet
+    with [backtest] select = true). Example:
+    mmplan backtest data/sample/history.parquet -o out/backtest --gate --junit gate.xml
     """
-    raise UsageError("backtest is not available yet in this build.")
+    import contextlib
+
+    from mmplan.backtesting import backtest as run_backtest
+    from mmplan.backtesting import check_baseline, check_gate
+    from mmplan.config import load_config
+    from mmplan.errors import InputFileError
+    from mmplan.io import (
+        output_folder,
+        output_lock,
+        provenance,
+        write_json,
+        write_parquet,
+        write_text,
+    )
+    from mmplan.report import (
+        backtest_summary,
+        gate_junit,
+        gate_markdown,
+        print_backtest,
+        print_gate,
+    )
+    from mmplan.tables import load
+
+    cfg = load_config(config, backtest={"windows": windows, "horizon": horizon})
+    prior = None
+    if baseline is not None:
+        try:
+            prior = json.loads(baseline.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise InputFileError(
+                f"--baseline {baseline} is not a readable metrics.json ({exc}). Pass the "
+                "metrics.json that an earlier `mmplan backtest` wrote."
+            ) from None
+        check_baseline(prior, str(baseline))
+    console = _console(quiet)
+    with output_lock(outdir, wait):
+        started = time.perf_counter()
+        hist = load(history, "history")
+        # Fail on a gate naming an unknown level before minutes of model fitting.
+        check_gate(cfg.gate, cfg.forecast, hist.columns, str(config or "defaults"))
+        bar = None
+        if console.is_terminal and not quiet:
+            from rich.progress import Progress
+
+            bar = Progress(console=console, transient=True)
+        with bar or contextlib.nullcontext():
+            task = bar.add_task("backtest", total=None) if bar else None
+
+            def tick(done: int, total: int, label: str) -> None:
+                if bar is not None:
+                    bar.update(task, completed=done, total=total, description=label)
+
+            result = run_backtest(hist, cfg, baseline=prior, progress=tick)
+        seconds = time.perf_counter() - started
+        inputs = {"history": history} | ({"baseline": baseline} if baseline else {})
+        record = provenance("backtest", cfg.as_record(), inputs, {"total": seconds})
+        with output_folder(outdir) as tmp:
+            write_parquet(result.points, tmp / "points.parquet", record)
+            write_parquet(result.metrics, tmp / "metrics.parquet", record)
+            if result.champions is not None:
+                write_parquet(result.champions, tmp / "champions.parquet", record)
+            write_json(result.metrics_json | {"provenance": record}, tmp / "metrics.json")
+    summary = backtest_summary(result, outdir)
+    if junit is not None:
+        write_text(gate_junit(result.gates, seconds), junit)
+    if summary_md is not None:
+        write_text(gate_markdown(summary, result.gates, result.passed), summary_md)
+    if json_out:
+        print(json.dumps(summary, default=str))
+    print_backtest(console, summary)
+    print_gate(console, result.gates, result.passed)
+    if gate and not result.passed:
+        raise typer.Exit(EXIT_CHECK_FAILED)
 
 
 @app.command()

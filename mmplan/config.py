@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -138,20 +138,41 @@ class ForecastConfig(Section):
 
 
 class BacktestConfig(Section):
+    """Rolling-origin backtest: `windows` cutoffs `step` days apart, each scored `horizon` days.
+
+    The last cutoff is `horizon` days before the history ends, so every window is scored
+    on a full horizon of actuals.
+    """
+
     windows: int = Field(4, ge=1)
     step: int = Field(7, ge=1)
-    horizon: int | None = Field(None, ge=1)
+    horizon: int | None = Field(None, ge=1, le=366)
     select: bool = False
     select_by: Literal["series", "level"] = "series"
     candidates: list[ModelName] = Field(default_factory=lambda: ["AutoETS", "SeasonalNaive"])
 
+    @field_validator("candidates")
+    @classmethod
+    def _candidates_distinct(cls, value: list[str]) -> list[str]:
+        if not value or len(set(value)) != len(value):
+            raise ValueError(f"candidates must name at least one model, each once; got {value}")
+        return value
+
+
+NonNegative = Annotated[float, Field(ge=0)]
+Share = Annotated[float, Field(ge=0, le=1)]
+
 
 class GateConfig(Section):
-    max_wape: dict[str, float] = Field(default_factory=dict)
-    max_abs_bias: float | None = Field(None, ge=0)
-    min_coverage: dict[str, float] = Field(default_factory=dict)
-    beat_naive_by: float | None = None
-    max_regression: float | None = Field(None, ge=0)
+    """CI gate rules, each keyed by hierarchy level (total, ..., lane) and checked on the
+    backtest of the configured model. A level the hierarchy does not produce is an error."""
+
+    max_wape: dict[str, NonNegative] = Field(default_factory=dict)
+    max_abs_bias: dict[str, NonNegative] = Field(default_factory=dict)
+    min_coverage: dict[str, Share] = Field(default_factory=dict)
+    coverage_interval: int | None = Field(None, gt=0, lt=100)
+    beat_naive_by: dict[str, Annotated[float, Field(lt=1)]] = Field(default_factory=dict)
+    max_regression: dict[str, NonNegative] = Field(default_factory=dict)
 
 
 class OptimizeConfig(Section):

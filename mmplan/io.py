@@ -298,3 +298,24 @@ def output_lock(path: str | Path, wait: float = 0.0) -> Iterator[None]:
         with contextlib.suppress(OSError):
             info_path.unlink()
         lock.release()
+
+
+__all__ += ["write_text"]
+
+
+def write_text(text: str, path: str | Path) -> Path:
+    """Write a text file (JUnit XML, markdown) atomically, as `write_json` does JSON."""
+    target = Path(path)
+    if target.is_dir():
+        raise OutputError(f"cannot write {target}: it is a folder. Give a file name.")
+    tmp = _temp_beside(target)
+    try:
+        with open(tmp, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise OutputError(f"cannot write {target}: {exc.strerror}.") from None
+    _replace(tmp, target)
+    return target

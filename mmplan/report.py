@@ -141,3 +141,195 @@ def print_plan(console: Any, summary: dict[str, Any]) -> None:
             f"(capacity ran out; most: {worst})", markup=True)
     else:
         console.print("unserved: none; every package has a route.")
+
+
+# --------------------------------------------------------------------------- backtest
+
+__all__ += [
+    "backtest_summary",
+    "print_backtest",
+    "print_gate",
+    "gate_lines",
+    "gate_junit",
+    "gate_markdown",
+]
+
+
+def _fmt(value: Any, pct: bool = False) -> str:
+    """A metric for people: '-' when undefined, percent for shares."""
+    if value is None:
+        return "-"
+    return f"{value:.1%}" if pct else f"{value:.3f}"
+
+
+def _rule_text(g: Any) -> tuple[str, str, str]:
+    """(threshold, measured, verdict) of a gate rule, as shown in every rendering."""
+    pct = g.metric not in ("mase",)
+    threshold = f"{g.metric} {g.op} {_fmt(g.threshold, pct)}"
+    measured = _fmt(g.measured, pct)
+    return threshold, measured, g.status
+
+
+def backtest_summary(result: Any, outdir: str | Path) -> dict[str, Any]:
+    """What a planner reads after a backtest: per level, the primary run against naive."""
+    record = result.metrics_json
+    primary, naive = record["primary"], record["baseline"]
+    p = min(record["interval_levels"]) if record["interval_levels"] else None
+    rows = []
+    for level in record["levels"]:
+        m = record["metrics"].get(primary, {}).get(level, {})
+        n = record["metrics"].get(naive, {}).get(level, {})
+        rows.append({
+            "level": level,
+            "wape": m.get("wape"),
+            "naive_wape": n.get("wape"),
+            "skill": m.get("skill"),
+            "bias": m.get("bias"),
+            "mase": m.get("mase"),
+            "coverage": m.get(f"coverage_{p}") if p else None,
+        })
+    return {
+        "output": str(outdir),
+        "primary": primary,
+        "baseline": naive,
+        "runs": record["runs"],
+        "cutoffs": record["cutoffs"],
+        "horizon": record["horizon"],
+        "coverage_interval": p,
+        "levels": rows,
+        "champions": (record.get("champions") or {}).get("counts"),
+        "gate": record["gate"],
+    }
+
+
+def print_backtest(console: Any, summary: dict[str, Any]) -> None:
+    """Rich table of the primary run's metrics per level, beside seasonal naive."""
+    from rich.table import Table
+
+    p = summary["coverage_interval"]
+    table = Table(
+        title=f"backtest {summary['primary']} -> {summary['output']}", show_edge=False
+    )
+    for col in ("level", "WAPE", "naive WAPE", "skill", "bias", "MASE", f"cover {p}%"):
+        table.add_column(col, justify="left" if col == "level" else "right")
+    for r in summary["levels"]:
+        table.add_row(r["level"], _fmt(r["wape"], True), _fmt(r["naive_wape"], True),
+                      _fmt(r["skill"], True), _fmt(r["bias"], True), _fmt(r["mase"]),
+                      _fmt(r["coverage"], True))
+    console.print(table)
+    cuts = summary["cutoffs"]
+    console.print(
+        f"{len(cuts)} cutoffs {cuts[0]} .. {cuts[-1]}, horizon {summary['horizon']} days, "
+        f"runs: {', '.join(summary['runs'])}"
+    )
+    if summary["champions"]:
+        counts = ", ".join(f"{m} {n}" for m, n in summary["champions"].items())
+        console.print(f"champions: {counts} (champions.parquet, for mmplan forecast --champions)")
+
+
+def gate_lines(gates: list[Any]) -> list[str]:
+    """One plain line per rule, for logs and CI without a terminal."""
+    lines = []
+    for g in gates:
+        threshold, measured, status = _rule_text(g)
+        note = f" ({g.detail})" if g.detail else ""
+        lines.append(
+            f"gate {status}: {g.rule} level={g.level} {threshold} measured={measured}{note}"
+        )
+    return lines
+
+
+def print_gate(console: Any, gates: list[Any], passed: bool) -> None:
+    """The gate verdict: a Rich table on a terminal, plain lines otherwise."""
+    if not gates:
+        console.print("gate: no rules configured in [gate]; nothing to check.", markup=False)
+        return
+    if console.is_terminal:
+        from rich.table import Table
+
+        table = Table(title="backtest gate", show_edge=False)
+        for col in ("rule", "level", "threshold", "measured", "result"):
+            table.add_column(col, justify="right" if col == "measured" else "left")
+        for g in gates:
+            threshold, measured, status = _rule_text(g)
+            style = {"pass": "green", "FAIL": "bold red"}.get(status, "yellow")
+            table.add_row(g.rule, g.level, threshold, measured, f"[{style}]{status}[/]")
+        console.print(table)
+    else:
+        for line in gate_lines(gates):
+            console.print(line, markup=False)
+    failed = sum(g.passed is False for g in gates)
+    console.print(
+        "gate: passed" if passed else f"gate: FAILED ({failed} of {len(gates)} rules)",
+        markup=False,
+    )
+
+
+def gate_junit(gates: list[Any], seconds: float = 0.0) -> str:
+    """JUnit XML with one testcase per gate rule (failure / skipped as CI systems expect)."""
+    import xml.etree.ElementTree as ET
+
+    failures = sum(g.passed is False for g in gates)
+    skipped = sum(g.passed is None for g in gates)
+    counts = {"tests": str(len(gates)), "failures": str(failures), "errors": "0",
+              "skipped": str(skipped)}
+    root = ET.Element("testsuites", {"name": "mmplan backtest gate", **counts,
+                                     "time": f"{seconds:.3f}"})
+    suite = ET.SubElement(root, "testsuite", {"name": "mmplan.backtest.gate", **counts,
+                                              "time": f"{seconds:.3f}"})
+    for g in gates:
+        threshold, measured, status = _rule_text(g)
+        case = ET.SubElement(suite, "testcase", {
+            "classname": f"mmplan.gate.{g.rule}",
+            "name": f"{g.level}: {threshold}",
+            "time": "0",
+        })
+        text = f"{g.rule} at level {g.level}: {threshold}, measured {measured}"
+        if g.detail:
+            text += f" ({g.detail})"
+        if g.passed is False:
+            ET.SubElement(case, "failure", {"message": text, "type": "GateFailed"}).text = text
+        elif g.passed is None:
+            ET.SubElement(case, "skipped", {"message": text})
+        ET.SubElement(case, "system-out").text = text
+    ET.indent(root)
+    return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
+
+
+def gate_markdown(summary: dict[str, Any], gates: list[Any], passed: bool) -> str:
+    """Markdown for a CI job summary: the verdict, each rule, and the metrics per level."""
+    verdict = "passed" if passed else "FAILED"
+    icon = ":white_check_mark:" if passed else ":x:"
+    cuts = summary["cutoffs"]
+    lines = [
+        f"## {icon} mmplan backtest gate {verdict}",
+        "",
+        f"Model **{summary['primary']}** against **{summary['baseline']}**, {len(cuts)} cutoffs "
+        f"{cuts[0]} .. {cuts[-1]}, horizon {summary['horizon']} days.",
+        "",
+    ]
+    if gates:
+        lines += ["| rule | level | threshold | measured | result |", "|---|---|---|---|---|"]
+        for g in gates:
+            threshold, measured, status = _rule_text(g)
+            shown = f"**{status}**" if status == "FAIL" else status
+            note = f" ({g.detail})" if g.detail else ""
+            lines.append(f"| {g.rule} | {g.level} | {threshold} | {measured}{note} | {shown} |")
+    else:
+        lines.append("No rules configured in `[gate]`.")
+    p = summary["coverage_interval"]
+    lines += [
+        "",
+        f"| level | WAPE | naive WAPE | skill | bias | MASE | coverage {p}% |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in summary["levels"]:
+        lines.append(
+            f"| {r['level']} | {_fmt(r['wape'], True)} | {_fmt(r['naive_wape'], True)} | "
+            f"{_fmt(r['skill'], True)} | {_fmt(r['bias'], True)} | {_fmt(r['mase'])} | "
+            f"{_fmt(r['coverage'], True)} |"
+        )
+    if summary["champions"]:
+        counts = ", ".join(f"{m}: {n}" for m, n in summary["champions"].items())
+        lines += ["", f"Champions: {counts}."]
+    return "\n".join(lines) + "\n"
