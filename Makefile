@@ -32,6 +32,7 @@ test: install
 bench: install
 	.venv/bin/python benchmarks/forecast_bench.py
 	.venv/bin/python benchmarks/optimize_bench.py
+	.venv/bin/python benchmarks/backtest_bench.py
 
 lint: install
 	.venv/bin/ruff check mmplan tests benchmarks

@@ -544,7 +544,7 @@ def backtest(
     """Rolling-origin backtest of the forecast pipeline, with metrics, champions and gates.
 
     `baseline` is the parsed metrics.json of an earlier run (for `max_regression`).
-    `progress(done, total, label)` is called after each forecast, for a progress bar.
+    `progress(done, total, label)` is called before each forecast, for a progress bar.
     """
     from mmplan.forecasting import forecast
 
@@ -567,12 +567,14 @@ def backtest(
         train = history.filter(pl.col("date") <= cutoff)
         scale = _mase_scale(y, cutoff, fcfg)
         for model in runs:
+            if progress is not None:
+                progress(done, total, f"cutoff {cutoff}: {model}")
             fc = forecast(train, run_cfgs[model])
             pts = score(fc, y, series, cutoff, horizon, scale, fcfg.levels)
             parts.append(pts.with_columns(pl.lit(model).alias("run")))
             done += 1
-            if progress is not None:
-                progress(done, total, f"cutoff {cutoff} {model}")
+    if progress is not None:
+        progress(done, total, "scoring")
     points = (
         pl.concat(parts)
         .select("run", pl.exclude("run"))
