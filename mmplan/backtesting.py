@@ -30,7 +30,8 @@ so a large lane weighs more than a small one and zero-volume lanes need no speci
 - MASE = sum |error| / sum of the in-sample seasonal-naive MAE of each point's series,
   measured on the training window of its cutoff (the scale statsforecast's MASE uses);
 - coverage_<p> = share of points with lo_<p> <= actual <= hi_<p> (nominal: p / 100);
-- skill = 1 - WAPE / WAPE of the seasonal-naive run on the same points.
+- skill = 1 - WAPE / WAPE of the seasonal-naive run on the same points (0: no better than
+  naive; 0.2: a fifth less error; negative: worse).
 
 Every ratio is zero-safe: with a zero denominator it is 0 when the numerator is 0 too (a
 forecast of zero for a lane that carried nothing is perfect) and null otherwise (never
@@ -325,7 +326,13 @@ def compute_metrics(
             _ratio(pl.col("sum_abs_error"), pl.col("sum_actual")).alias("wape"),
             _ratio(pl.col("sum_error"), pl.col("sum_actual")).alias("bias"),
             _ratio(pl.col("_mase_num"), pl.col("_mase_den")).alias("mase"),
-            (1.0 - _ratio(pl.col("sum_abs_error"), pl.col("_naive"))).alias("skill"),
+            # Two perfect forecasts are equally good: skill 0, not 1.
+            pl.when(pl.col("_naive") > 0)
+            .then(1.0 - pl.col("sum_abs_error") / pl.col("_naive"))
+            .when(pl.col("sum_abs_error") == 0)
+            .then(pl.lit(0.0))
+            .otherwise(pl.lit(None, pl.Float64))
+            .alias("skill"),
         )
         .select(
             "run",

@@ -283,8 +283,9 @@ def backtest(
     """Rolling-origin backtest of the forecast pipeline, scored by pooled WAPE; CI gates.
 
     Writes OUTDIR/points.parquet, metrics.parquet, metrics.json (and champions.parquet
-    with [backtest] select = true). Example:
-    mmplan backtest data/sample/history.parquet -o out/backtest --gate --junit gate.xml
+    with [backtest] select = true).
+
+    Example: mmplan backtest data/sample/history.parquet -o out/backtest --gate --junit gate.xml
     """
     import contextlib
 
@@ -338,7 +339,8 @@ def backtest(
                 if bar is not None:
                     bar.update(task, completed=done, total=total, description=label)
 
-            result = run_backtest(hist, cfg, baseline=prior, progress=tick)
+            with about_file(history):
+                result = run_backtest(hist, cfg, baseline=prior, progress=tick)
         seconds = time.perf_counter() - started
         inputs = {"history": history} | ({"baseline": baseline} if baseline else {})
         record = provenance("backtest", cfg.as_record(), inputs, {"total": seconds})
