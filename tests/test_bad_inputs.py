@@ -31,8 +31,11 @@ def _command(name: str, role: str, tmp: Path) -> tuple[list[str], Path]:
     fast.write_text(FAST)
     path = str(BAD / name)
     if role in ("history", "config", "output"):
-        out = (tmp / name if not name.startswith("/") else Path(name)) if role == "output" else (
-            tmp / "forecast.parquet")
+        out = (
+            (tmp / name if not name.startswith("/") else Path(name))
+            if role == "output"
+            else (tmp / "forecast.parquet")
+        )
         history = path if role == "history" else str(GOOD / "history.parquet")
         config = path if role == "config" else str(fast)
         return ["forecast", history, "-o", str(out), "--config", config], out
@@ -43,8 +46,17 @@ def _command(name: str, role: str, tmp: Path) -> tuple[list[str], Path]:
     else:  # optimize-config
         args = ["--config", path]
     out = tmp / "plan"
-    return ["optimize", inputs["demand"], "--nodes", inputs["nodes"], "--lanes", inputs["lanes"],
-            "-o", str(out), *args], out
+    return [
+        "optimize",
+        inputs["demand"],
+        "--nodes",
+        inputs["nodes"],
+        "--lanes",
+        inputs["lanes"],
+        "-o",
+        str(out),
+        *args,
+    ], out
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
@@ -61,6 +73,13 @@ def test_bad_input(name, tmp_path):
     else:
         assert case["message"] in text
         assert not out.exists()
-        leftovers = [p.name for p in out.parent.glob(f".{out.name}*") if not p.name.endswith(
-            (".lock", ".holder"))] if out.parent.is_dir() else []
+        leftovers = (
+            [
+                p.name
+                for p in out.parent.glob(f".{out.name}*")
+                if not p.name.endswith((".lock", ".holder"))
+            ]
+            if out.parent.is_dir()
+            else []
+        )
         assert leftovers == []
