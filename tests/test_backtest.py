@@ -208,6 +208,12 @@ def test_unknown_gate_level_is_config_error():
         backtest(make_history(n_lanes=3, days=80), cfg)
 
 
+def test_library_api_is_exported():
+    import mmplan
+
+    assert mmplan.backtest is backtest
+
+
 def test_too_short_history_is_config_error():
     cfg = fast(windows=20)
     with pytest.raises(ConfigError, match="windows"):
