@@ -103,6 +103,7 @@ class ForecastConfig(Section):
     hierarchy: list[list[str]] = Field(default_factory=lambda: [["origin_region"], ["origin"]])
     model: ModelName = "AutoETS"
     season_length: int = Field(7, ge=1)
+    mstl_trend: Literal["ARIMA", "AutoARIMA", "AutoETS"] = "ARIMA"
     sparse_model: ModelName = "CrostonOptimized"
     sparse_adi: float = Field(1.32, gt=1.0)
     short_model: ModelName = "SeasonalNaive"

@@ -54,10 +54,20 @@ EXOGENOUS_MODELS = {"AutoARIMA", "MSTL"}
 NO_NATIVE_INTERVALS = {"CrostonOptimized", "CrostonClassic", "CrostonSBA", "ADIDA", "IMAPA", "TSB"}
 
 
-def make_model(name: str, season_length: int, horizon: int, alias: str = "base") -> Any:
+def make_model(
+    name: str, season_length: int, horizon: int, alias: str = "base", mstl_trend: str = "ARIMA"
+) -> Any:
     """A statsforecast model instance for a configured model name."""
     from statsforecast import models as m
     from statsforecast.utils import ConformalIntervals
+
+    trends = {
+        # ARIMA(1,1,1) on the deseasonalised series takes the event regressors at a seventh
+        # of AutoARIMA's search cost (benchmarks/model_choice.py).
+        "ARIMA": lambda: m.ARIMA(order=(1, 1, 1)),
+        "AutoARIMA": lambda: m.AutoARIMA(seasonal=False),
+        "AutoETS": lambda: m.AutoETS(model="ZZN"),  # no regressors: events are ignored
+    }
 
     if name in NO_NATIVE_INTERVALS:
         conformal = ConformalIntervals(h=horizon, n_windows=2)
@@ -71,7 +81,7 @@ def make_model(name: str, season_length: int, horizon: int, alias: str = "base")
         # Weekly and yearly seasonality; the ARIMA trend takes the event regressors.
         "MSTL": lambda: m.MSTL(
             season_length=[season_length, 365],
-            trend_forecaster=m.AutoARIMA(seasonal=False),
+            trend_forecaster=trends[mstl_trend](),
             alias=alias,
         ),
         "SeasonalNaive": lambda: m.SeasonalNaive(season_length=season_length, alias=alias),
@@ -306,7 +316,7 @@ def _base_forecasts(
                     event_features(horizon_dates, cfg.events).select("ds", *active), how="cross"
                 )
         sf = StatsForecast(
-            models=[make_model(model, cfg.season_length, cfg.horizon)],
+            models=[make_model(model, cfg.season_length, cfg.horizon, mstl_trend=cfg.mstl_trend)],
             freq="1d",
             n_jobs=cfg.n_jobs,
         )

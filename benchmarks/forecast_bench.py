@@ -1,0 +1,210 @@
+"""mmplan forecast against the same work done by hand with statsforecast + hierarchicalforecast.
+
+Generates a network of about 1,000 lanes with 2 years of daily history (`mmplan sample`
+defaults), holds back the last 28 days, and runs, one after the other in this benchmark run,
+each in a fresh child process so that its peak memory is its own:
+
+- mmplan: read Parquet, `mmplan.forecast` (rules, models, reconciliation, non-negativity),
+  write Parquet with provenance;
+- by hand: read Parquet, zero-fill, `hierarchicalforecast.utils.aggregate`, one
+  `StatsForecast.forecast` with the same base model for every series, and
+  `HierarchicalReconciliation` with the same reconciliation method.
+
+Prints wall time, the ratio, peak RSS, and pooled WAPE (sum |error| / sum actual) per level
+on the 28 held-back days.
+
+    .venv/bin/python benchmarks/forecast_bench.py [--fcs 5 --scs 30 --dss 300 --days 730]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import multiprocessing as mp
+import resource
+import tempfile
+import time
+from pathlib import Path
+
+import polars as pl
+
+HOLDOUT = 28
+
+
+def run_mmplan(history_path: str, out_path: str, model: str, reconciliation: str, n_jobs: int):
+    from mmplan.config import load_config
+    from mmplan.forecasting import forecast
+    from mmplan.io import provenance, write_parquet
+    from mmplan.tables import load
+
+    cfg = load_config(
+        None,
+        forecast={
+            "model": model,
+            "reconciliation": reconciliation,
+            "horizon": HOLDOUT,
+            "n_jobs": n_jobs,
+        },
+    )
+    fc = forecast(load(history_path, "history"), cfg)
+    write_parquet(fc, out_path, provenance("forecast", cfg.as_record(), {"history": history_path}))
+    return fc.filter(pl.col("level").is_in(["total", "lane"])).select(
+        "level", "origin", "destination", "date", "forecast"
+    )
+
+
+def run_by_hand(history_path: str, out_path: str, model: str, reconciliation: str, n_jobs: int):
+    import warnings
+
+    from hierarchicalforecast import methods
+    from hierarchicalforecast.core import HierarchicalReconciliation
+    from hierarchicalforecast.utils import aggregate
+    from statsforecast import StatsForecast
+    from statsforecast import models as sm
+
+    warnings.simplefilter("ignore")
+    h = pl.read_parquet(history_path)
+    end = h["date"].max()
+    # zero-fill each lane from its first day, as a planner's script would
+    spans = h.group_by("origin", "destination").agg(
+        pl.col("date").min().alias("start"), pl.col("origin_region").first()
+    )
+    grid = spans.select(
+        "origin", "destination", "origin_region", pl.date_ranges("start", pl.lit(end)).alias("ds")
+    ).explode("ds")
+    df = (
+        grid.join(
+            h.select(
+                "origin", "destination", pl.col("date").alias("ds"), pl.col("volume").alias("y")
+            ),
+            on=["origin", "destination", "ds"],
+            how="left",
+        )
+        .with_columns(pl.col("y").fill_null(0.0), pl.lit("total").alias("total"))
+        .to_pandas()
+    )
+    spec = [
+        ["total"],
+        ["total", "origin_region"],
+        ["total", "origin_region", "origin"],
+        ["total", "origin_region", "origin", "destination"],
+    ]
+    y_df, s_df, tags = aggregate(df, spec)
+    base = {
+        "AutoETS": lambda: sm.AutoETS(season_length=7),
+        "AutoTheta": lambda: sm.AutoTheta(season_length=7),
+    }[model]()
+    sf = StatsForecast(models=[base], freq="D", n_jobs=n_jobs)
+    y_hat = sf.forecast(df=y_df, h=HOLDOUT, level=[80, 95], fitted=True)
+    fitted = sf.forecast_fitted_values()
+    rec_method = methods.MinTrace(method=reconciliation[len("MinTrace(") : -1])
+    rec = HierarchicalReconciliation([rec_method]).reconcile(
+        Y_hat_df=y_hat, S_df=s_df, tags=tags, Y_df=fitted, level=[80, 95]
+    )
+    col = next(
+        c for c in rec.columns if c.startswith(model + "/") and "-lo-" not in c and "-hi-" not in c
+    )
+    out = pl.from_pandas(rec[["unique_id", "ds", col]]).rename({col: "forecast", "ds": "date"})
+    out.write_parquet(out_path)
+    lanes = out.filter(pl.col("unique_id").str.count_matches("/") == 3).with_columns(
+        pl.col("unique_id").str.split("/").list.get(2).alias("origin"),
+        pl.col("unique_id").str.split("/").list.get(3).alias("destination"),
+        pl.lit("lane").alias("level"),
+    )
+    total = out.filter(pl.col("unique_id") == "total").with_columns(
+        pl.lit(None, pl.String).alias("origin"),
+        pl.lit(None, pl.String).alias("destination"),
+        pl.lit("total").alias("level"),
+    )
+    return (
+        pl.concat([total, lanes])
+        .with_columns(pl.col("date").cast(pl.Date))
+        .select("level", "origin", "destination", "date", "forecast")
+    )
+
+
+def _child(fn, args, queue):
+    started = time.perf_counter()
+    result = fn(*args)
+    seconds = time.perf_counter() - started
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    queue.put((seconds, peak_mb, result))
+
+
+def timed(fn, *args):
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=_child, args=(fn, args, queue))
+    proc.start()
+    out = queue.get()
+    proc.join()
+    return out
+
+
+def wape(fc: pl.DataFrame, actual: pl.DataFrame) -> dict[str, float]:
+    lanes = (
+        fc.filter(pl.col("level") == "lane")
+        .join(actual, on=["origin", "destination", "date"], how="full", coalesce=True)
+        .fill_null(0.0)
+    )
+    total_fc = fc.filter(pl.col("level") == "total").select("date", "forecast")
+    total_act = actual.group_by("date").agg(pl.col("actual").sum())
+    total = total_fc.join(total_act, on="date", how="full", coalesce=True).fill_null(0.0)
+
+    def pooled(df):
+        return (df["forecast"] - df["actual"]).abs().sum() / df["actual"].sum()
+
+    return {"total": pooled(total), "lane": pooled(lanes)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--fcs", type=int, default=5)
+    parser.add_argument("--scs", type=int, default=30)
+    parser.add_argument("--dss", type=int, default=300)
+    parser.add_argument("--days", type=int, default=730)
+    parser.add_argument("--model", default="AutoETS", choices=["AutoETS", "AutoTheta"])
+    parser.add_argument("--reconciliation", default="MinTrace(mint_shrink)")
+    parser.add_argument("--n-jobs", type=int, default=-1)
+    args = parser.parse_args()
+
+    from mmplan.config import SampleConfig
+    from mmplan.synthetic import sample
+
+    net = sample(SampleConfig(fcs=args.fcs, scs=args.scs, dss=args.dss, days=args.days))
+    history = net["history"]
+    end = history["date"].max()
+    cutoff = end - dt.timedelta(days=HOLDOUT)
+    train = history.filter(pl.col("date") <= cutoff)
+    actual = history.filter(pl.col("date") > cutoff).select(
+        "origin", "destination", "date", pl.col("volume").alias("actual")
+    )
+    n_lanes = train.select("origin", "destination").unique().height
+    print(
+        f"network: {n_lanes} lanes, {train['date'].n_unique()} training days "
+        f"({train['date'].min()} .. {cutoff}), {HOLDOUT} days held back; model {args.model}, "
+        f"{args.reconciliation}, n_jobs {args.n_jobs}",
+        flush=True,
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        path = str(Path(tmp) / "history.parquet")
+        train.write_parquet(path)
+        common = (args.model, args.reconciliation, args.n_jobs)
+        m_sec, m_mem, m_fc = timed(run_mmplan, path, str(Path(tmp) / "m.parquet"), *common)
+        print(f"mmplan     {m_sec:8.1f} s  peak {m_mem:7.0f} MB", flush=True)
+        h_sec, h_mem, h_fc = timed(run_by_hand, path, str(Path(tmp) / "h.parquet"), *common)
+        print(f"by hand    {h_sec:8.1f} s  peak {h_mem:7.0f} MB", flush=True)
+    m_w, h_w = wape(m_fc, actual), wape(h_fc, actual)
+    print(f"ratio mmplan / by hand: time {m_sec / h_sec:.2f}x, peak memory {m_mem / h_mem:.2f}x")
+    print(
+        f"pooled WAPE on held-back {HOLDOUT} days: mmplan total {m_w['total']:.3f} lane "
+        f"{m_w['lane']:.3f} | by hand total {h_w['total']:.3f} lane {h_w['lane']:.3f}"
+    )
+    print(
+        f"negative lane forecasts: mmplan {int((m_fc['forecast'] < 0).sum())}, by hand "
+        f"{int((h_fc['forecast'] < 0).sum())}"
+    )
+
+
+if __name__ == "__main__":
+    main()
