@@ -11,14 +11,16 @@ Formulation, solved independently for every date (days share no variables):
               y_a ∈ Z+   trucks on lane a,      y_a <= max_trucks_a
               z_n >= 0   capacity added at n,   z_n <= extra_capacity_n
               s_p >= 0   unserved volume of pair p, s_p <= d_p
-    Flow      Σ_a∈out(n) x_ka - Σ_a∈in(n) x_ka = (d_kt - s_kt if n = t ≠ k ... ) i.e.
-              out - in = Σ_t (d_kt - s_kt) at n = k,  -(d_kn - s_kn) at n ≠ k
+    Flow      Σ_a∈out(n) x_ka - Σ_a∈in(n) x_ka = Σ_t (d_kt - s_kt)  at n = k
+                                                 = -(d_kn - s_kn)     at n ≠ k
     Trucks    Σ_k x_ka <= u_a y_a                    (u_a = truck_capacity)
               x_ka <= min(b_ka, u_a) y_a             (strong linking; b_ka = the most of k
-                                                      that can use a: d_kj if j ∉ T, else Σ_t d_kt)
-    Capacity  θ_n = Σ_a∈in(n) Σ_k x_ka + Σ_t (d_nt - s_nt) <= cap_n + z_n
-              throughput θ_n = packages that arrive at n on lanes plus packages that start
-              at n and are served (every package is handled once by each facility it touches)
+                                                      that can use a: d_kj if j ∉ T, else
+                                                      Σ d_kt over t reachable from j)
+    Capacity  θ_n >= Σ_a∈in(n) Σ_k x_ka,  θ_n >= Σ_a∈out(n) Σ_k x_ka,  θ_n <= cap_n + z_n
+              throughput θ_n = packages sorted at n: the larger of the volume arriving and
+              the volume leaving on lanes (as `mmplan sample` sizes capacities; a package
+              passing through counts once, one starting or ending at n counts once)
     Objective min Σ_a f_a y_a + Σ_ka c_a x_ka + Σ_n h_n θ_n + Σ_n e_n z_n + Σ_p π s_p
 
 Unserved volume is allowed at penalty π, by default one more than the dearest path a package
@@ -26,13 +28,21 @@ can take (the longest simple path, |T|+1 lanes, priced at the top lane costs wit
 truck each, plus handling and added capacity at every facility on it), so volume goes
 unserved only when capacity truly runs out.
 
-Method: an LP relaxation (lower bound), a slope-scaling heuristic (re-solve the flow LP with
-each lane's truck cost spread over the volume it carries, round trucks up) for an incumbent,
-then SCIP on the MIP with that incumbent as a hint, within the time limit and relative gap.
-Days run in parallel on `workers` threads (SCIP and GLOP release the GIL). Every solution is
-checked (conservation per pair, lane and facility capacity, integrality) before it is
-returned. Facility shadow prices are the duals of the capacity rows of the LP with trucks
-fixed at their MIP values (with --relax: of the relaxation itself).
+Besides strong linking, lanes into a delivery station get residual-capacity cuts
+x_ka - r·y_a <= b - r·ceil(b/u_a), r = b - (ceil(b/u_a) - 1)·u_a, for commodities needing more
+than one truck. `transit_days` is ignored: every lane delivers on the day it ships, which is
+what makes the dates independent.
+
+Method per date: the LP relaxation (a lower bound); slope scaling for a first plan (re-solve
+the flow LP with each lane's truck cost spread over the volume it carries, round trucks up);
+SCIP on the MIP restricted to that plan's trucks (y <= y_plan: a small, tight neighbourhood);
+then SCIP on the full MIP with the best plan as a hint, for the bound and further
+improvement, until the date's share of the time limit or the relative gap. Dates run in
+parallel on `workers` threads (SCIP and GLOP release the GIL); a date's share is what is
+left divided among the dates not yet started. Every plan is checked independently of the
+model (conservation per pair, lane and facility capacity, whole trucks, transit kinds)
+before it is returned. Facility shadow prices are the duals of the capacity rows of the LP
+with trucks fixed at the plan's values (with --relax: of the relaxation itself).
 """
 
 from __future__ import annotations
@@ -585,19 +595,23 @@ def _solve_day(net: _Network, po, pt, q, penalty: float, config: OptimizeConfig,
     lp_bound = -math.inf
     scale = None
     if method != "plain":
-        lp = _lp(m, config, _LP_SHARE * time_limit)
+        # The LP is the bound of last resort and every heuristic's start: never starve it.
+        lp = _lp(m, config, time_limit)
+        rest = max(deadline - time.perf_counter(), 0.0)
+        base = time.perf_counter()
         if lp.values is not None:
             lp_bound = lp.objective if lp.status == "OPTIMAL" else -math.inf
             hint, heuristic = _slope_scaling(m, net, config, lp.values,
-                                             started + _SLOPE_SHARE * time_limit)
+                                             base + _SLOPE_SHARE * rest)
             scale = max(heuristic - penalty * float(hint[m.s_cols].sum()), 1e-9)
             # Neighbourhood search: the MIP restricted to the trucks of that plan (or fewer)
             # is small and tight; SCIP improves the plan in it far faster than in the whole.
             ub = m.ub.copy()
             ub[m.y_cols] = hint[m.y_cols]
-            left = started + _RESTRICTED_SHARE * time_limit - time.perf_counter()
+            left = base + _RESTRICTED_SHARE * rest - time.perf_counter()
             if left > 0.1:
-                sub = _run(_hinted(_helper(m, True, ub=ub), hint), config.solver, left,
+                # SCIP overshoots its limit by up to a third while it completes the hint.
+                sub = _run(_hinted(_helper(m, True, ub=ub), hint), config.solver, 0.75 * left,
                            _mip_params(config.solver, config.relative_gap / 10, 1, scale))
                 if sub.values is not None:
                     cand = _clean(m, sub.values, net)
@@ -609,7 +623,7 @@ def _solve_day(net: _Network, po, pt, q, penalty: float, config: OptimizeConfig,
     h = _helper(m, True)
     if hint is not None:
         _hinted(h, hint)
-    left = max(deadline - time.perf_counter(), 0.05 * time_limit)
+    left = max(0.85 * (deadline - time.perf_counter()), 0.05 * time_limit)
     res = _run(h, config.solver, left, _mip_params(config.solver, config.relative_gap, 1, scale))
     timings["solve"] = time.perf_counter() - t0
     values, objective, status = res.values, res.objective, res.status
@@ -643,15 +657,16 @@ def _hinted(h, values: np.ndarray):
     return h
 
 
-# Shares of a date's time limit by which each phase must end: LP, slope scaling, the
-# restricted MIP; the full MIP gets the rest (measured on the sample network, README).
-_LP_SHARE, _SLOPE_SHARE, _RESTRICTED_SHARE = 0.15, 0.25, 0.6
+# Shares of a date's time left after its LP by which each phase must end: slope scaling,
+# the restricted MIP; the full MIP gets the rest (measured on the sample network).
+_SLOPE_SHARE, _RESTRICTED_SHARE = 0.12, 0.55
 
 
-def _clean(m: _Model, values: np.ndarray, net: _Network) -> np.ndarray:
+def _clean(m: _Model, values: np.ndarray, net: _Network, whole: bool = True) -> np.ndarray:
     """Whole trucks, and throughput exactly max(arrivals, departures) (never padded)."""
     v = values.copy()
-    v[m.y_cols] = np.round(v[m.y_cols])
+    if whole:
+        v[m.y_cols] = np.round(v[m.y_cols])
     x = np.maximum(v[: m.n_x], 0.0)
     arrive = np.bincount(net.ld[m.x_lane], weights=x, minlength=net.n)
     depart = np.bincount(net.lo[m.x_lane], weights=x, minlength=net.n)
@@ -870,7 +885,8 @@ def optimize(demand: pl.DataFrame, nodes: pl.DataFrame, lanes: pl.DataFrame,
             with lock:
                 left_days = waiting[0]
                 waiting[0] -= 1
-            share = min(1.0, workers / max(left_days, 1))
+            # This worker still has ceil(left / workers) dates to do, this one included.
+            share = 1.0 / math.ceil(max(left_days, 1) / workers)
             limit = max((deadline - time.perf_counter()) * share, 0.02 * config.time_limit)
             date, po, pt, q = day
             rev = orient(po, pt)
@@ -939,6 +955,14 @@ def _assemble(net, outcomes, penalty, config, column, scale, started, method) ->
         m, v = out.model, out.values
         n2 = net.reversed() if rev else net
         fp, fl, fv = _decompose(m, v, n2, a, b, q, scale)
+        # Rebuild the commodity flows from the paths: a cycle the solver left in a plan
+        # carries nothing anywhere, so it goes, with its cost.
+        code = m.x_key * len(net.lo) + m.x_lane
+        order = np.argsort(code)
+        at = order[np.searchsorted(code[order], m.group[fp] * len(net.lo) + fl)]
+        v = v.copy()
+        v[: m.n_x] = np.bincount(at, weights=fv, minlength=m.n_x)
+        v = _clean(m, v, n2, whole=not config.relax)
         po, pt = (b, a) if rev else (a, b)
         y = v[m.y_cols]
         z = v[m.n_x + m.n_y: m.n_x + m.n_y + m.n_z]
@@ -956,6 +980,7 @@ def _assemble(net, outcomes, penalty, config, column, scale, started, method) ->
             "best_bound": round(out.bound, 4),
             "operating_gap": round(max(day_obj - out.bound, 0.0) / max(day_obj - day_pen, 1e-9), 6),
             "seconds": round(sum(out.timings.values()), 3),
+            "timings": {k: round(t, 3) for k, t in out.timings.items()},
         }
         objective += day_obj
         bound += out.bound
