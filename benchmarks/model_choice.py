@@ -49,6 +49,11 @@ def main() -> None:
     parser.add_argument("--cutoffs", type=int, default=2, help="origins 28 days apart")
     parser.add_argument("--models", default="AutoETS,AutoTheta,MSTL,SeasonalNaive")
     parser.add_argument(
+        "--reconciliation",
+        default="MinTrace(wls_var)",
+        help="reconciliation used when comparing base models",
+    )
+    parser.add_argument(
         "--mstl-trends",
         default="ARIMA,AutoETS",
         help="MSTL trend models to compare (AutoARIMA is ~7x slower)",
@@ -92,7 +97,9 @@ def main() -> None:
     if "MSTL" in args.models.split(","):
         runs += [("MSTL", trend) for trend in args.mstl_trends.split(",")]
     for model, trend in runs:
-        cfg = ForecastConfig(model=model, horizon=args.horizon, mstl_trend=trend)
+        cfg = ForecastConfig(
+            model=model, horizon=args.horizon, mstl_trend=trend, reconciliation=args.reconciliation
+        )
         w, s = score(cfg)
         label = model if model != "MSTL" else f"MSTL/{trend}"
         print(
@@ -102,7 +109,7 @@ def main() -> None:
             flush=True,
         )
     best = args.models.split(",")[0]
-    for rec in args.reconcilers.split(","):
+    for rec in filter(None, args.reconcilers.split(",")):
         cfg = ForecastConfig(
             model=best,
             horizon=args.horizon,

@@ -18,6 +18,7 @@ import tempfile
 import time
 import traceback
 from collections.abc import Callable, Iterator
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -25,6 +26,7 @@ import typer
 
 from mmplan import __version__
 from mmplan.errors import EXIT_CHECK_FAILED, EXIT_INTERNAL, MmplanError, UsageError
+from mmplan.logs import emit, json_logs, set_format
 
 app = typer.Typer(
     name="mmplan",
@@ -51,7 +53,23 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print the run summary as 
 def _console(quiet: bool = False):
     from rich.console import Console
 
-    return Console(stderr=True, quiet=quiet, highlight=False, soft_wrap=True)
+    # With --log-format json, stderr carries only JSON events.
+    return Console(stderr=True, quiet=quiet or json_logs(), highlight=False, soft_wrap=True)
+
+
+@contextlib.contextmanager
+def progress_bar(console: Any, label: str) -> Iterator[Callable[[int, int, str], None]]:
+    """A transient Rich progress bar on a terminal; elsewhere a callback that does nothing."""
+    if not console.is_terminal or console.quiet:
+        yield lambda done, total, text: None
+        return
+    from rich.progress import Progress
+
+    with Progress(console=console, transient=True) as bar:
+        task = bar.add_task(label, total=None)
+        yield lambda done, total, text: bar.update(
+            task, completed=done, total=total, description=text
+        )
 
 
 def handled(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -60,11 +78,22 @@ def handled(func: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         debug = bool(kwargs.get("debug"))
+        started = time.perf_counter()
+        emit("start", command=func.__name__, argv=sys.argv[1:])
         try:
-            return func(*args, **kwargs)
-        except (typer.Exit, typer.Abort):
+            func(*args, **kwargs)
+        except typer.Exit as exc:
+            emit(
+                "done",
+                command=func.__name__,
+                exit_code=exc.exit_code,
+                seconds=round(time.perf_counter() - started, 3),
+            )
+            raise
+        except typer.Abort:
             raise
         except MmplanError as exc:
+            emit("error", command=func.__name__, exit_code=exc.exit_code, message=exc.message)
             _console().print(f"[bold red]error:[/] {exc.message}", markup=True)
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
@@ -80,11 +109,19 @@ def handled(func: Callable[..., Any]) -> Callable[..., Any]:
                 with os.fdopen(fd, "w") as handle:
                     handle.write(text)
                 where = f"in {name}"
-            _console().print(
+            message = (
                 f"internal error: this is a bug in mmplan {__version__}, not in your data. "
                 f"The traceback is {where}; please report it with the command you ran."
             )
+            emit("error", command=func.__name__, exit_code=EXIT_INTERNAL, message=message)
+            _console().print(message)
             raise typer.Exit(EXIT_INTERNAL) from None
+        emit(
+            "done",
+            command=func.__name__,
+            exit_code=0,
+            seconds=round(time.perf_counter() - started, 3),
+        )
 
     return wrapper
 
@@ -102,6 +139,11 @@ def about_file(path: Path) -> Iterator[None]:
         raise DataError(f"{path}: {exc.message}") from None
 
 
+class LogFormat(StrEnum):
+    text = "text"
+    json = "json"
+
+
 def _version(value: bool) -> None:
     if value:
         print(f"mmplan {__version__}")
@@ -113,8 +155,16 @@ def _root(
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Show version.")
     ] = False,
+    log_format: Annotated[
+        LogFormat,
+        typer.Option(
+            "--log-format",
+            help="json: one JSON event per line on stderr (for log shippers), no Rich output.",
+        ),
+    ] = LogFormat.text,
 ) -> None:
     """Middle-mile planning toolkit."""
+    set_format(log_format.value)
 
 
 @app.command()
@@ -173,11 +223,12 @@ def validate(
 ) -> None:
     """Check a table against its contract and report every problem found (exit 65 if any).
 
-    Example: mmplan validate data/sample/lanes.parquet --kind lanes --nodes data/sample/nodes.parquet
+    Example: mmplan validate data/sample/lanes.parquet --nodes data/sample/nodes.parquet
     """
     from mmplan.errors import DataError
     from mmplan.io import read_parquet, read_provenance
-    from mmplan.tables import KINDS, detect_kind, validate as validate_table
+    from mmplan.tables import KINDS, detect_kind
+    from mmplan.tables import validate as validate_table
 
     if kind is not None and kind not in KINDS:
         raise UsageError(f"--kind {kind!r} is not a table kind; use one of {', '.join(KINDS)}.")
@@ -193,15 +244,28 @@ def validate(
     record = read_provenance(file)
     console = _console(quiet)
     if json_out:
-        print(json.dumps({"file": str(file), "kind": kind, "rows": df.height,
-                          "problems": [p.describe() for p in problems],
-                          "provenance": record}, default=str))
+        print(
+            json.dumps(
+                {
+                    "file": str(file),
+                    "kind": kind,
+                    "rows": df.height,
+                    "problems": [p.describe() for p in problems],
+                    "provenance": record,
+                },
+                default=str,
+            )
+        )
     if record:
         made = record.get("command", "?")
-        inputs = ", ".join(f"{k}={v['path']} (sha256 {v['sha256'][:12]})"
-                           for k, v in record.get("inputs", {}).items())
-        console.print(f"made by mmplan {record.get('versions', {}).get('mmplan', '?')} "
-                      f"`{made}`" + (f" from {inputs}" if inputs else ""))
+        inputs = ", ".join(
+            f"{k}={v['path']} (sha256 {v['sha256'][:12]})"
+            for k, v in record.get("inputs", {}).items()
+        )
+        console.print(
+            f"made by mmplan {record.get('versions', {}).get('mmplan', '?')} "
+            f"`{made}`" + (f" from {inputs}" if inputs else "")
+        )
     if problems:
         console.print(f"{file}: {len(problems)} problems as a {kind} table:")
         for p in problems:
@@ -243,13 +307,15 @@ def forecast(
         started = time.perf_counter()
         hist = load(history, "history")
         chosen = read_parquet(champions, what="champions") if champions is not None else None
-        with about_file(history):
-            result = run_forecast(hist, cfg, champions=chosen)
+        with progress_bar(_console(quiet), "forecast") as tick, about_file(history):
+            result = run_forecast(hist, cfg, champions=chosen, progress=tick)
         inputs = {"history": history} | ({"champions": champions} if champions else {})
-        record = provenance("forecast", cfg.as_record(), inputs,
-                            {"total": time.perf_counter() - started})
+        record = provenance(
+            "forecast", cfg.as_record(), inputs, {"total": time.perf_counter() - started}
+        )
         write_parquet(result, output, record)
     summary = forecast_summary(result, output)
+    emit("summary", command="forecast", **summary)
     if json_out:
         print(json.dumps(summary, default=str))
     print_forecast(_console(quiet), summary)
@@ -287,8 +353,6 @@ def backtest(
 
     Example: mmplan backtest data/sample/history.parquet -o out/backtest --gate --junit gate.xml
     """
-    import contextlib
-
     from mmplan.backtesting import backtest as run_backtest
     from mmplan.backtesting import check_baseline, check_gate
     from mmplan.config import load_config
@@ -327,20 +391,8 @@ def backtest(
         hist = load(history, "history")
         # Fail on a gate naming an unknown level before minutes of model fitting.
         check_gate(cfg.gate, cfg.forecast, hist.columns, str(config or "defaults"))
-        bar = None
-        if console.is_terminal and not quiet:
-            from rich.progress import Progress
-
-            bar = Progress(console=console, transient=True)
-        with bar or contextlib.nullcontext():
-            task = bar.add_task("backtest", total=None) if bar else None
-
-            def tick(done: int, total: int, label: str) -> None:
-                if bar is not None:
-                    bar.update(task, completed=done, total=total, description=label)
-
-            with about_file(history):
-                result = run_backtest(hist, cfg, baseline=prior, progress=tick)
+        with progress_bar(console, "backtest") as tick, about_file(history):
+            result = run_backtest(hist, cfg, baseline=prior, progress=tick)
         seconds = time.perf_counter() - started
         inputs = {"history": history} | ({"baseline": baseline} if baseline else {})
         record = provenance("backtest", cfg.as_record(), inputs, {"total": seconds})
@@ -351,6 +403,7 @@ def backtest(
                 write_parquet(result.champions, tmp / "champions.parquet", record)
             write_json(result.metrics_json | {"provenance": record}, tmp / "metrics.json")
     summary = backtest_summary(result, outdir)
+    emit("summary", command="backtest", **summary, gate_passed=result.passed)
     if junit is not None:
         write_text(gate_junit(result.gates, seconds), junit)
     if summary_md is not None:
@@ -366,7 +419,9 @@ def backtest(
 @app.command()
 @handled
 def optimize(
-    demand: Annotated[Path, typer.Argument(help="Forecast table, or origin/destination/date/volume.")],
+    demand: Annotated[
+        Path, typer.Argument(help="Forecast table, or origin/destination/date/volume.")
+    ],
     nodes: Annotated[Path, typer.Option(help="Nodes table (Parquet).")],
     lanes: Annotated[Path, typer.Option(help="Lanes table (Parquet).")],
     outdir: Annotated[Path, typer.Option("--output", "-o", help="Plan folder to write.")],
@@ -404,23 +459,27 @@ def optimize(
     from mmplan.report import plan_summary, print_plan
     from mmplan.tables import load
 
-    cfg = load_config(config, optimize={"relax": True if relax else None,
-                                        "column": column or quantile})
+    cfg = load_config(
+        config, optimize={"relax": True if relax else None, "column": column or quantile}
+    )
     with output_lock(outdir, wait):  # held while solving, so a second run fails fast
         started = time.perf_counter()
         node_table = load(nodes, "nodes")
         lane_table = load(lanes, "lanes", node_table)
-        demand_table = demand_rows(read_parquet(demand, what="demand"), cfg.optimize.column,
-                                   demand)
+        demand_table = demand_rows(read_parquet(demand, what="demand"), cfg.optimize.column, demand)
         plan = run_optimize(demand_table, node_table, lane_table, cfg.optimize)
-        record = provenance("optimize", cfg.as_record(),
-                            {"demand": demand, "nodes": nodes, "lanes": lanes},
-                            {"total": time.perf_counter() - started})
+        record = provenance(
+            "optimize",
+            cfg.as_record(),
+            {"demand": demand, "nodes": nodes, "lanes": lanes},
+            {"total": time.perf_counter() - started},
+        )
         with output_folder(outdir) as tmp:
             for name in ("trucks", "flows", "nodes", "unserved"):
                 write_parquet(getattr(plan, name), tmp / f"{name}.parquet", record)
             write_json(plan.summary, tmp / "summary.json")
     summary = plan_summary(plan, outdir)
+    emit("summary", command="optimize", **summary)
     if json_out:
         print(json.dumps(summary, default=str))
     print_plan(_console(quiet), summary)

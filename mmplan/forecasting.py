@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import datetime as dt
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,6 +46,14 @@ from mmplan.errors import ConfigError, DataError
 from mmplan.tables import LANE_KEYS, check, validate_history
 
 __all__ = ["forecast", "Hierarchy", "build_hierarchy", "lane_series", "assign_models"]
+
+# progress(done, total, label): how far model fitting is, for a progress bar.
+Progress = Callable[[int, int, str], None]
+
+
+def _no_progress(done: int, total: int, label: str) -> None:
+    pass
+
 
 LANE = "lane"
 TOTAL = "total"
@@ -291,19 +300,20 @@ def event_features(dates: pl.Series, events: dict[str, list[dt.date]]) -> pl.Dat
 
 
 def _base_forecasts(
-    y: pl.DataFrame, plan: pl.DataFrame, end: dt.date, cfg: ForecastConfig
+    y: pl.DataFrame, plan: pl.DataFrame, end: dt.date, cfg: ForecastConfig, progress: Progress
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Base forecasts and in-sample fitted values for all non-closed series."""
     from statsforecast import StatsForecast
 
     futures, fitted = [], []
+    todo = plan.filter(pl.col("rule") != "closed")
+    done = 0
     horizon_dates = pl.date_range(
         end + dt.timedelta(days=1), end + dt.timedelta(days=cfg.horizon), eager=True
     )
-    for (model,), group in plan.filter(pl.col("rule") != "closed").group_by(
-        "model", maintain_order=True
-    ):
+    for (model,), group in todo.group_by("model", maintain_order=True):
         ids = group.get_column("unique_id")
+        progress(done, todo.height, f"fitting {model} on {ids.len():,} series")
         data = y.filter(pl.col("unique_id").is_in(ids.implode()))
         x_future = None
         if model in EXOGENOUS_MODELS and cfg.events:
@@ -324,6 +334,7 @@ def _base_forecasts(
             warnings.simplefilter("ignore")
             fc = sf.forecast(df=data, h=cfg.horizon, X_df=x_future, level=cfg.levels, fitted=True)
             fit = sf.forecast_fitted_values()
+        done += ids.len()
         futures.append(fc.select("unique_id", "ds", "base", *_interval_cols(cfg.levels)))
         fitted.append(fit.select("unique_id", "ds", "y", "base"))
     if not futures:
@@ -466,6 +477,7 @@ def forecast(
     config: Config | ForecastConfig | None = None,
     *,
     champions: pl.DataFrame | None = None,
+    progress: Progress | None = None,
 ) -> pl.DataFrame:
     """Reconciled, non-negative forecasts with intervals for every series of the hierarchy.
 
@@ -499,7 +511,8 @@ def forecast(
     half_lo = {p: np.zeros((hier.series.height, horizon)) for p in cfg.levels}
     half_hi = {p: np.zeros((hier.series.height, horizon)) for p in cfg.levels}
     if open_ids.len():
-        base, fitted = _base_forecasts(y, plan, end, cfg)
+        base, fitted = _base_forecasts(y, plan, end, cfg, progress or _no_progress)
+        (progress or _no_progress)(open_ids.len(), open_ids.len(), "reconciling")
         rec = _reconcile(base, fitted, hier, open_ids, cfg)
         order = hier.series.select("unique_id").with_row_index("_row")
         rec = rec.join(order, on="unique_id").with_columns(

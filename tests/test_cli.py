@@ -371,3 +371,64 @@ def test_validate_catches_incoherent_forecast(tmp_path, history, fast_toml):
     result = runner.invoke(app, ["validate", str(path)])
     assert result.exit_code == 65
     assert "do not add up" in " ".join(result.output.split())
+
+
+# --- logs -----------------------------------------------------------------------------------
+
+
+def test_log_format_json_writes_one_event_per_line(tmp_path, history_file, fast_toml):
+    out = tmp_path / "f.parquet"
+    result = runner.invoke(
+        app,
+        [
+            "--log-format",
+            "json",
+            "forecast",
+            str(history_file),
+            "-o",
+            str(out),
+            "--config",
+            str(fast_toml),
+        ],
+    )
+    assert result.exit_code == 0
+    events = [json.loads(line) for line in result.stderr.splitlines()]
+    assert [e["event"] for e in events] == ["start", "summary", "done"]
+    assert events[1]["lanes"] == 10 and events[2]["exit_code"] == 0
+    bad = runner.invoke(
+        app, ["--log-format", "json", "forecast", str(tmp_path / "x.parquet"), "-o", str(out)]
+    )
+    errors = [json.loads(line) for line in bad.stderr.splitlines()]
+    assert bad.exit_code == 66 and errors[-1]["event"] == "error"
+    assert errors[-1]["exit_code"] == 66 and "not found" in errors[-1]["message"]
+
+
+def test_not_a_terminal_means_plain_lines(tmp_path, history_file, fast_toml):
+    result = runner.invoke(
+        app,
+        [
+            "forecast",
+            str(history_file),
+            "-o",
+            str(tmp_path / "f.parquet"),
+            "--config",
+            str(fast_toml),
+        ],
+        env={"NO_COLOR": "1"},
+    )
+    assert result.exit_code == 0
+    assert "\x1b[" not in result.stderr  # no colour, no progress bar escapes
+    assert result.stdout == ""  # stdout carries only machine output (--json)
+    quiet = runner.invoke(
+        app,
+        [
+            "forecast",
+            str(history_file),
+            "-o",
+            str(tmp_path / "g.parquet"),
+            "--config",
+            str(fast_toml),
+            "--quiet",
+        ],
+    )
+    assert quiet.exit_code == 0 and quiet.stderr == ""
