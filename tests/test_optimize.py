@@ -176,12 +176,14 @@ def test_destination_keyed_commodities_give_the_same_answer():
         (lambda n, ln, d: (n, ln.with_columns(truck_capacity=pl.lit(0.0)), d),
          "truck capacity that is not a positive"),
         (lambda n, ln, d: (n, ln, demand(("F1", "X9", 3))), "X9"),
+        (lambda n, ln, d: (n, pl.concat([ln, lanes(("S", "Q1", 10, 5, 0, None))]), d), "Q1"),
         (lambda n, ln, d: (n.with_columns(extra_capacity=pl.lit(5.0)), ln, d),
          "extra_capacity without"),
         (lambda n, ln, d: (n.with_columns(capacity=pl.lit(-1.0)), ln, d), "negative capacity"),
         (lambda n, ln, d: (n, ln.filter(pl.col("destination") != "D"), d), "F1->D"),
     ],
-    ids=["duplicate-lane", "truck-capacity", "unknown-facility", "contradictory-limits",
+    ids=["duplicate-lane", "truck-capacity", "unknown-facility", "lane-to-nowhere",
+         "contradictory-limits",
          "negative-capacity", "no-path"],
 )
 def test_bad_inputs_are_data_errors_that_name_the_culprits(change, match):
