@@ -365,6 +365,30 @@ def _build(net: _Network, po: np.ndarray, pt: np.ndarray, q: np.ndarray, penalty
         hi_parts.append(x_bound[cut] - rr[cut] * eta[cut])
         r += m
 
+    if strong:
+        # Facilities volume cannot pass through receive exactly the demand ending there
+        # and send exactly the demand starting there: Σ_a u_a y_a >= D - s on their lanes.
+        # Its mixed-integer rounding with U = the largest truck among those lanes,
+        # Σ_a y_a + Σ s / (f U) >= ceil(D / U), f = frac(D / U), counts whole trucks.
+        for end, lane_end in ((pt, net.ld), (po, net.lo)):
+            total = np.bincount(end, weights=q, minlength=n)
+            lane_at = lane_end[y_lane]
+            big = np.zeros(n)
+            np.maximum.at(big, lane_at, net.u[y_lane])
+            need = np.divide(total, big, out=np.zeros(n), where=big > 0)
+            frac = need - np.floor(need)
+            nodes_ = np.flatnonzero(~net.transit & (total > 0) & (big > 0) & (frac > 1e-6))
+            rpos = np.full(n, -1)
+            rpos[nodes_] = np.arange(len(nodes_))
+            ys = np.flatnonzero(rpos[lane_at] >= 0)
+            ss = np.flatnonzero(rpos[end] >= 0)
+            rows += [r + rpos[lane_at[ys]], r + rpos[end[ss]]]
+            cols += [oy + ys, os_ + ss]
+            vals += [np.ones(len(ys)), 1.0 / (frac[end[ss]] * big[end[ss]])]
+            lo_parts.append(np.ceil(need[nodes_]))
+            hi_parts.append(np.full(len(nodes_), np.inf))
+            r += len(nodes_)
+
     # Throughput θ_n >= arrivals and >= departures on lanes (packages sorted at n).
     touched = np.zeros(n, bool)
     touched[node_of_x_head] = True
