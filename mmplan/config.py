@@ -101,16 +101,17 @@ class ForecastConfig(Section):
     horizon: int = Field(28, ge=1, le=366)
     levels: list[int] = Field(default_factory=lambda: [80, 95])
     hierarchy: list[list[str]] = Field(default_factory=lambda: [["origin_region"], ["origin"]])
-    model: ModelName = "AutoETS"
+    model: ModelName = "MSTL"
     season_length: int = Field(7, ge=1)
     mstl_trend: Literal["ARIMA", "AutoARIMA", "AutoETS"] = "ARIMA"
+    intervals: Literal["model", "conformal"] = "model"
     sparse_model: ModelName = "CrostonOptimized"
     sparse_adi: float = Field(1.32, gt=1.0)
     short_model: ModelName = "SeasonalNaive"
     min_history_days: int = Field(56, ge=1)
     closed_after_days: int = Field(28, ge=1)
     fit_days: int | None = Field(None, ge=28)
-    reconciliation: ReconcilerName = "MinTrace(mint_shrink)"
+    reconciliation: ReconcilerName = "MinTrace(wls_var)"
     middle_level: str | None = None
     n_jobs: int = Field(-1, ge=-1)
     events: dict[str, list[dt.date]] = Field(default_factory=_default_events)
@@ -150,7 +151,9 @@ class BacktestConfig(Section):
     horizon: int | None = Field(None, ge=1, le=366)
     select: bool = False
     select_by: Literal["series", "level"] = "series"
-    candidates: list[ModelName] = Field(default_factory=lambda: ["AutoETS", "SeasonalNaive"])
+    candidates: list[ModelName] = Field(
+        default_factory=lambda: ["MSTL", "AutoETS", "SeasonalNaive"]
+    )
 
     @field_validator("candidates")
     @classmethod

@@ -64,7 +64,12 @@ NO_NATIVE_INTERVALS = {"CrostonOptimized", "CrostonClassic", "CrostonSBA", "ADID
 
 
 def make_model(
-    name: str, season_length: int, horizon: int, alias: str = "base", mstl_trend: str = "ARIMA"
+    name: str,
+    season_length: int,
+    horizon: int,
+    alias: str = "base",
+    mstl_trend: str = "ARIMA",
+    intervals: str = "model",
 ) -> Any:
     """A statsforecast model instance for a configured model name."""
     from statsforecast import models as m
@@ -78,8 +83,8 @@ def make_model(
         "AutoETS": lambda: m.AutoETS(model="ZZN"),  # no regressors: events are ignored
     }
 
+    conformal = ConformalIntervals(h=horizon, n_windows=2)
     if name in NO_NATIVE_INTERVALS:
-        conformal = ConformalIntervals(h=horizon, n_windows=2)
         if name == "TSB":
             return m.TSB(alpha_d=0.1, alpha_p=0.1, alias=alias, prediction_intervals=conformal)
         return getattr(m, name)(alias=alias, prediction_intervals=conformal)
@@ -97,7 +102,12 @@ def make_model(
         "Naive": lambda: m.Naive(alias=alias),
         "HistoricAverage": lambda: m.HistoricAverage(alias=alias),
     }
-    return seasonal[name]()
+    model = seasonal[name]()
+    if intervals == "conformal":
+        model.prediction_intervals = conformal
+        if name == "MSTL":  # MSTL takes its intervals from its trend model
+            model.trend_forecaster.prediction_intervals = conformal
+    return model
 
 
 @dataclass(frozen=True)
@@ -326,7 +336,15 @@ def _base_forecasts(
                     event_features(horizon_dates, cfg.events).select("ds", *active), how="cross"
                 )
         sf = StatsForecast(
-            models=[make_model(model, cfg.season_length, cfg.horizon, mstl_trend=cfg.mstl_trend)],
+            models=[
+                make_model(
+                    model,
+                    cfg.season_length,
+                    cfg.horizon,
+                    mstl_trend=cfg.mstl_trend,
+                    intervals=cfg.intervals,
+                )
+            ],
             freq="1d",
             n_jobs=cfg.n_jobs,
         )
