@@ -114,7 +114,7 @@ def print_plan(console: Any, summary: dict[str, Any]) -> None:
     )
     if summary["binding_facilities"]:
         table = Table(title="most binding facilities", show_edge=False)
-        for col in ("facility", "max util", "days full", "added", "shadow price"):
+        for col in ("facility", "max util", "days full", "added", "mean shadow price"):
             table.add_column(col, justify="left" if col == "facility" else "right")
         for row in summary["binding_facilities"]:
             price = row["mean_shadow_price"]
