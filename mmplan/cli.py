@@ -467,7 +467,8 @@ def optimize(
         node_table = load(nodes, "nodes")
         lane_table = load(lanes, "lanes", node_table)
         demand_table = demand_rows(read_parquet(demand, what="demand"), cfg.optimize.column, demand)
-        plan = run_optimize(demand_table, node_table, lane_table, cfg.optimize)
+        planned = demand_table.columns[-1]  # the column demand_rows chose
+        plan = run_optimize(demand_table, node_table, lane_table, cfg.optimize, column=planned)
         record = provenance(
             "optimize",
             cfg.as_record(),

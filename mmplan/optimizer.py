@@ -129,27 +129,40 @@ def _network(nodes: pl.DataFrame, lanes: pl.DataFrame, config: OptimizeConfig) -
     for opt in ("cost_per_package", "max_trucks"):
         if opt not in lanes.columns:
             lanes = lanes.with_columns(pl.lit(None, dtype=pl.Float64).alias(opt))
-    nodes = nodes.with_columns(pl.col("capacity", "handling_cost", "extra_capacity",
-                                      "extra_capacity_cost").cast(pl.Float64))
-    lanes = lanes.with_columns(pl.col("truck_capacity", "cost_per_truck", "cost_per_package",
-                                      "max_trucks").cast(pl.Float64))
+    nodes = nodes.with_columns(
+        pl.col("capacity", "handling_cost", "extra_capacity", "extra_capacity_cost").cast(
+            pl.Float64
+        )
+    )
+    lanes = lanes.with_columns(
+        pl.col("truck_capacity", "cost_per_truck", "cost_per_package", "max_trucks").cast(
+            pl.Float64
+        )
+    )
     # Contradictory limits: a price-less offer of capacity, or extra capacity on top of
     # unlimited capacity, cannot mean what the planner intended.
     offered = pl.col("extra_capacity") > 0
     no_price = nodes.filter(offered & pl.col("extra_capacity_cost").is_null())
     unlimited = nodes.filter(offered & pl.col("capacity").is_null())
-    fractional = lanes.filter(pl.col("max_trucks").is_not_null()
-                              & (pl.col("max_trucks") != pl.col("max_trucks").round(0)))
+    fractional = lanes.filter(
+        pl.col("max_trucks").is_not_null() & (pl.col("max_trucks") != pl.col("max_trucks").round(0))
+    )
     problems = []
     if no_price.height:
-        problems.append("facilities offer extra_capacity without an extra_capacity_cost: "
-                        + _names(no_price["node"].to_list()))
+        problems.append(
+            "facilities offer extra_capacity without an extra_capacity_cost: "
+            + _names(no_price["node"].to_list())
+        )
     if unlimited.height:
-        problems.append("facilities have unlimited capacity (null) but also extra_capacity: "
-                        + _names(unlimited["node"].to_list()))
+        problems.append(
+            "facilities have unlimited capacity (null) but also extra_capacity: "
+            + _names(unlimited["node"].to_list())
+        )
     if fractional.height:
-        problems.append("lanes have a max_trucks that is not a whole number: " + _names(
-            [f"{o}->{d}" for o, d in fractional.select("origin", "destination").rows()]))
+        problems.append(
+            "lanes have a max_trucks that is not a whole number: "
+            + _names([f"{o}->{d}" for o, d in fractional.select("origin", "destination").rows()])
+        )
     _fail("contradictory limits", problems)
 
     names = nodes["node"].to_numpy().astype(str)
@@ -195,8 +208,9 @@ def _reach(adj: sp.csr_matrix, start: np.ndarray) -> np.ndarray:
 
     n = adj.shape[0]
     src = sp.csr_matrix((np.ones(len(start)), (np.zeros(len(start), int), start)), shape=(1, n))
-    big = sp.vstack([sp.hstack([adj, sp.csr_matrix((n, 1))]),
-                     sp.hstack([src, sp.csr_matrix((1, 1))])]).tocsr()
+    big = sp.vstack(
+        [sp.hstack([adj, sp.csr_matrix((n, 1))]), sp.hstack([src, sp.csr_matrix((1, 1))])]
+    ).tocsr()
     order = breadth_first_order(big, n, directed=True, return_predecessors=False)
     mask = np.zeros(n + 1, dtype=bool)
     mask[order] = True
@@ -249,8 +263,15 @@ class _Model:
         return np.arange(self.n_x, self.n_x + self.n_y)
 
 
-def _build(net: _Network, po: np.ndarray, pt: np.ndarray, q: np.ndarray, penalty: float,
-           strong: bool = True, group: np.ndarray | None = None) -> _Model:
+def _build(
+    net: _Network,
+    po: np.ndarray,
+    pt: np.ndarray,
+    q: np.ndarray,
+    penalty: float,
+    strong: bool = True,
+    group: np.ndarray | None = None,
+) -> _Model:
     """The MIP for one date as sparse arrays.
 
     Pairs with the same `group` id form one commodity; they must share an origin. By
@@ -263,8 +284,7 @@ def _build(net: _Network, po: np.ndarray, pt: np.ndarray, q: np.ndarray, penalty
     transit_adj = _adjacency(net, net.transit)
     # Lanes pointing backwards, kept where the original tail may pass volume on.
     keep = net.transit[net.lo]
-    rev_transit = sp.csr_matrix((np.ones(keep.sum()), (net.ld[keep], net.lo[keep])),
-                                shape=(n, n))
+    rev_transit = sp.csr_matrix((np.ones(keep.sum()), (net.ld[keep], net.lo[keep])), shape=(n, n))
     # reach[j] = facilities a package at transit j can get to (j included), for tight b.
     reach = np.zeros((n, n), dtype=bool)
     for j in np.flatnonzero(net.transit):
@@ -320,8 +340,12 @@ def _build(net: _Network, po: np.ndarray, pt: np.ndarray, q: np.ndarray, penalty
         return np.searchsorted(pair_code, key * n + node)
 
     s_idx = np.arange(n_s)
-    rows = [cons_row(x_key, node_of_x_tail), cons_row(x_key, node_of_x_head),
-            cons_row(group, po), cons_row(group, pt)]
+    rows = [
+        cons_row(x_key, node_of_x_tail),
+        cons_row(x_key, node_of_x_head),
+        cons_row(group, po),
+        cons_row(group, pt),
+    ]
     cols = [ox + np.arange(n_x), ox + np.arange(n_x), os_ + s_idx, os_ + s_idx]
     vals = [np.ones(n_x), -np.ones(n_x), np.ones(n_s), -np.ones(n_s)]
     rhs = np.zeros(n_cons)
@@ -355,8 +379,9 @@ def _build(net: _Network, po: np.ndarray, pt: np.ndarray, q: np.ndarray, penalty
         u_x = net.u[x_lane]
         eta = np.ceil(x_bound / u_x - 1e-9)
         rr = x_bound - (eta - 1) * u_x
-        cut = np.flatnonzero((eta >= 2) & (rr < u_x - 1e-6) & (rr > 1e-6)
-                       & ~net.transit[net.ld[x_lane]])
+        cut = np.flatnonzero(
+            (eta >= 2) & (rr < u_x - 1e-6) & (rr > 1e-6) & ~net.transit[net.ld[x_lane]]
+        )
         m = len(cut)
         rows += [r + np.arange(m), r + np.arange(m)]
         cols += [ox + cut, oy + ypos[x_lane[cut]]]
@@ -420,16 +445,43 @@ def _build(net: _Network, po: np.ndarray, pt: np.ndarray, q: np.ndarray, penalty
     cap_rows = r + np.arange(len(cap_node))
     r += len(cap_node)
 
-    A = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
-                      shape=(r, ncol))
+    A = sp.csr_matrix(
+        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(r, ncol)
+    )
     A.sum_duplicates()
     lb = np.zeros(ncol)
     ub = np.concatenate([np.full(n_x, np.inf), y_ub, net.extra[z_node], q, np.full(n_t, np.inf)])
-    obj = np.concatenate([net.c[x_lane], net.f[y_lane], net.extra_cost[z_node],
-                          np.full(n_s, penalty), net.handling[t_node]])
-    return _Model(x_key, x_lane, y_lane, z_node, group, lb, ub, obj, 0.0, A,
-                  np.concatenate(lo_parts), np.concatenate(hi_parts), cap_rows, cap_node,
-                  t_node, n_x, n_y, n_z, n_s, n_t)
+    obj = np.concatenate(
+        [
+            net.c[x_lane],
+            net.f[y_lane],
+            net.extra_cost[z_node],
+            np.full(n_s, penalty),
+            net.handling[t_node],
+        ]
+    )
+    return _Model(
+        x_key,
+        x_lane,
+        y_lane,
+        z_node,
+        group,
+        lb,
+        ub,
+        obj,
+        0.0,
+        A,
+        np.concatenate(lo_parts),
+        np.concatenate(hi_parts),
+        cap_rows,
+        cap_node,
+        t_node,
+        n_x,
+        n_y,
+        n_z,
+        n_s,
+        n_t,
+    )
 
 
 def _stack(models: list[_Model]) -> _Model:
@@ -451,17 +503,32 @@ def _stack(models: list[_Model]) -> _Model:
         blocks.append((coo.row + row_off, perm[coo.col], coo.data))
         row_off += m.A.shape[0]
     ncol = pos
-    A = sp.csr_matrix((cat([b[2] for b in blocks]), (cat([b[0] for b in blocks]),
-                                                      cat([b[1] for b in blocks]))),
-                      shape=(row_off, ncol))
+    A = sp.csr_matrix(
+        (cat([b[2] for b in blocks]), (cat([b[0] for b in blocks]), cat([b[1] for b in blocks]))),
+        shape=(row_off, ncol),
+    )
     lb, ub, obj = np.zeros(ncol), np.zeros(ncol), np.zeros(ncol)
     for perm, m in zip(perms, models, strict=True):
         lb[perm], ub[perm], obj[perm] = m.lb, m.ub, m.obj
     first = models[0]
-    return _Model(first.x_key, first.x_lane, first.y_lane, first.z_node, first.group, lb, ub,
-                  obj, sum(m.offset for m in models), A, cat([m.rlo for m in models]),
-                  cat([m.rhi for m in models]), np.zeros(0, int), np.zeros(0, int),
-                  np.zeros(0, int), *(sum(sizes[p]) for p in parts))
+    return _Model(
+        first.x_key,
+        first.x_lane,
+        first.y_lane,
+        first.z_node,
+        first.group,
+        lb,
+        ub,
+        obj,
+        sum(m.offset for m in models),
+        A,
+        cat([m.rlo for m in models]),
+        cat([m.rhi for m in models]),
+        np.zeros(0, int),
+        np.zeros(0, int),
+        np.zeros(0, int),
+        *(sum(sizes[p]) for p in parts),
+    )
 
 
 # --------------------------------------------------------------------------- solving
@@ -477,13 +544,24 @@ class _Result:
     seconds: float = 0.0
 
 
-def _helper(m: _Model, integer: bool, lb: np.ndarray | None = None,
-            ub: np.ndarray | None = None, obj: np.ndarray | None = None):
+def _helper(
+    m: _Model,
+    integer: bool,
+    lb: np.ndarray | None = None,
+    ub: np.ndarray | None = None,
+    obj: np.ndarray | None = None,
+):
     import ortools.linear_solver.python.model_builder_helper as mbh
 
     h = mbh.ModelBuilderHelper()
-    h.fill_model_from_sparse_data(m.lb if lb is None else lb, m.ub if ub is None else ub,
-                                  m.obj if obj is None else obj, m.rlo, m.rhi, m.A)
+    h.fill_model_from_sparse_data(
+        m.lb if lb is None else lb,
+        m.ub if ub is None else ub,
+        m.obj if obj is None else obj,
+        m.rlo,
+        m.rhi,
+        m.A,
+    )
     h.set_objective_offset(m.offset)
     if integer:
         for col in m.y_cols.tolist():  # one call per truck variable; no vectorized setter
@@ -538,8 +616,9 @@ def _lp(m: _Model, config: OptimizeConfig, time_limit: float, **kw) -> _Result:
 
 def _round_trucks(m: _Model, values: np.ndarray, net: _Network) -> np.ndarray:
     """Trucks that carry an LP's lane volumes: ceil(volume / truck capacity)."""
-    load = np.bincount(np.searchsorted(m.y_lane, m.x_lane), weights=values[: m.n_x],
-                       minlength=m.n_y)
+    load = np.bincount(
+        np.searchsorted(m.y_lane, m.x_lane), weights=values[: m.n_x], minlength=m.n_y
+    )
     u = net.u[m.y_lane]
     y = np.ceil(load / u - 1e-6 * np.maximum(1.0, load / u))
     y = np.clip(y, 0, m.ub[m.y_cols])
@@ -548,8 +627,14 @@ def _round_trucks(m: _Model, values: np.ndarray, net: _Network) -> np.ndarray:
     return _clean(m, out, net)
 
 
-def _slope_scaling(m: _Model, net: _Network, config: OptimizeConfig, start: np.ndarray,
-                   deadline: float, rounds: int = 6) -> tuple[np.ndarray, float]:
+def _slope_scaling(
+    m: _Model,
+    net: _Network,
+    config: OptimizeConfig,
+    start: np.ndarray,
+    deadline: float,
+    rounds: int = 6,
+) -> tuple[np.ndarray, float]:
     """Best rounded plan from flow LPs whose lane costs spread each truck over its load."""
     u, f = net.u[m.y_lane], net.f[m.y_lane]
     lane_of_x = np.searchsorted(m.y_lane, m.x_lane)
@@ -598,8 +683,16 @@ class _DayOutcome:
     heuristic: float
 
 
-def _solve_day(net: _Network, po, pt, q, penalty: float, config: OptimizeConfig,
-               time_limit: float, method: str = "decomposed") -> _DayOutcome:
+def _solve_day(
+    net: _Network,
+    po,
+    pt,
+    q,
+    penalty: float,
+    config: OptimizeConfig,
+    time_limit: float,
+    method: str = "decomposed",
+) -> _DayOutcome:
     """Build, bound, heuristically solve and then MIP-solve one date's model."""
     timings: dict[str, float] = {}
     started = time.perf_counter()
@@ -611,8 +704,9 @@ def _solve_day(net: _Network, po, pt, q, penalty: float, config: OptimizeConfig,
         timings["solve"] = res.seconds
         if res.values is None:
             raise InfeasibleError(_no_solution(config.lp_solver, res.status, time_limit))
-        return _DayOutcome(m, res.values, res.objective, res.bound, res.status,
-                           res.duals, timings, math.nan)
+        return _DayOutcome(
+            m, res.values, res.objective, res.bound, res.status, res.duals, timings, math.nan
+        )
     t0 = time.perf_counter()
     hint = None
     heuristic = math.nan
@@ -625,8 +719,7 @@ def _solve_day(net: _Network, po, pt, q, penalty: float, config: OptimizeConfig,
         base = time.perf_counter()
         if lp.values is not None:
             lp_bound = lp.objective if lp.status == "OPTIMAL" else -math.inf
-            hint, heuristic = _slope_scaling(m, net, config, lp.values,
-                                             base + _SLOPE_SHARE * rest)
+            hint, heuristic = _slope_scaling(m, net, config, lp.values, base + _SLOPE_SHARE * rest)
             scale = max(heuristic - penalty * float(hint[m.s_cols].sum()), 1e-9)
             # Neighbourhood search: the MIP restricted to the trucks of that plan (or fewer)
             # is small and tight; SCIP improves the plan in it far faster than in the whole.
@@ -635,8 +728,12 @@ def _solve_day(net: _Network, po, pt, q, penalty: float, config: OptimizeConfig,
             left = base + _RESTRICTED_SHARE * rest - time.perf_counter()
             if left > 0.1:
                 # SCIP overshoots its limit by up to a third while it completes the hint.
-                sub = _run(_hinted(_helper(m, True, ub=ub), hint), config.solver, 0.75 * left,
-                           _mip_params(config.solver, config.relative_gap / 10, 1, scale))
+                sub = _run(
+                    _hinted(_helper(m, True, ub=ub), hint),
+                    config.solver,
+                    0.75 * left,
+                    _mip_params(config.solver, config.relative_gap / 10, 1, scale),
+                )
                 if sub.values is not None:
                     cand = _clean(m, sub.values, net)
                     cand_obj = float(m.obj @ cand) + m.offset
@@ -670,8 +767,9 @@ def _solve_day(net: _Network, po, pt, q, penalty: float, config: OptimizeConfig,
         values = _clean(m, fixed.values, net)
         values[m.y_cols] = lb[m.y_cols]
         objective = float(m.obj @ values) + m.offset
-    return _DayOutcome(m, values, objective, min(bound, objective), status, duals, timings,
-                       heuristic)
+    return _DayOutcome(
+        m, values, objective, min(bound, objective), status, duals, timings, heuristic
+    )
 
 
 def _hinted(h, values: np.ndarray):
@@ -699,8 +797,10 @@ def _clean(m: _Model, values: np.ndarray, net: _Network, whole: bool = True) -> 
 
 
 def _no_solution(solver: str, status: str, time_limit: float) -> str:
-    return (f"{solver} stopped ({status}) without a feasible plan within {time_limit:.1f} s. "
-            "Raise [optimize] time_limit, or plan fewer dates at a time.")
+    return (
+        f"{solver} stopped ({status}) without a feasible plan within {time_limit:.1f} s. "
+        "Raise [optimize] time_limit, or plan fewer dates at a time."
+    )
 
 
 # --------------------------------------------------------------------------- results
@@ -735,7 +835,7 @@ def _decompose(m: _Model, values: np.ndarray, net: _Network, po, pt, q, scale: f
                     path.append(a)
                     node = int(net.lo[a])
                     if node in seen:  # a cycle of zero-cost flow: cancel it and retry
-                        cyc = path[[int(net.ld[b]) for b in path].index(node):]
+                        cyc = path[[int(net.ld[b]) for b in path].index(node) :]
                         amount = min(flow[b] for b in cyc)
                         for b in cyc:
                             flow[b] -= amount
@@ -751,12 +851,29 @@ def _decompose(m: _Model, values: np.ndarray, net: _Network, po, pt, q, scale: f
                     out_lane.append(a)
                     out_vol.append(amount)
                 need -= amount
-    return np.array(out_pair, dtype=np.int64), np.array(out_lane, dtype=np.int64), \
-        np.array(out_vol, dtype=float)
+    return (
+        np.array(out_pair, dtype=np.int64),
+        np.array(out_lane, dtype=np.int64),
+        np.array(out_vol, dtype=float),
+    )
 
 
-def _check(net: _Network, day: str, po, pt, q, y_lane, y, z, s, fp, fl, fv, scale: float,
-           integral: bool = True):
+def _check(
+    net: _Network,
+    day: str,
+    po,
+    pt,
+    q,
+    y_lane,
+    y,
+    z,
+    s,
+    fp,
+    fl,
+    fv,
+    scale: float,
+    integral: bool = True,
+):
     """Independent check of one date's plan; raises on any violation (a bug, exit 70)."""
     tol = _TOL * max(scale, 1.0)
     problems = []
@@ -778,8 +895,9 @@ def _check(net: _Network, day: str, po, pt, q, y_lane, y, z, s, fp, fl, fv, scal
         np.add.at(want, (np.arange(npair), pt), -served)
         if np.abs(bal - want).max(initial=0) > tol:
             bad = np.argmax(np.abs(bal - want).max(axis=1))
-            problems.append(f"flow of pair {net.names[po[bad]]}->{net.names[pt[bad]]} "
-                            "is not conserved")
+            problems.append(
+                f"flow of pair {net.names[po[bad]]}->{net.names[pt[bad]]} is not conserved"
+            )
     # Pass-through only at transit facilities.
     mid = net.lo[fl]
     if np.any((mid != po[fp]) & ~net.transit[mid]):
@@ -790,10 +908,13 @@ def _check(net: _Network, day: str, po, pt, q, y_lane, y, z, s, fp, fl, fv, scal
     over = load > trucks * net.u + tol
     if over.any():
         a = np.flatnonzero(over)[0]
-        problems.append(f"lane {net.names[net.lo[a]]}->{net.names[net.ld[a]]} carries more "
-                        "than its trucks hold")
-    thr = np.maximum(np.bincount(net.ld[fl], weights=fv, minlength=n),
-                     np.bincount(net.lo[fl], weights=fv, minlength=n))
+        problems.append(
+            f"lane {net.names[net.lo[a]]}->{net.names[net.ld[a]]} carries more than its trucks hold"
+        )
+    thr = np.maximum(
+        np.bincount(net.ld[fl], weights=fv, minlength=n),
+        np.bincount(net.lo[fl], weights=fv, minlength=n),
+    )
     if np.any(thr > net.cap + z + tol) or np.any(z > net.extra + tol):
         problems.append("a facility's throughput exceeds its capacity plus added capacity")
     if problems:
@@ -803,19 +924,23 @@ def _check(net: _Network, day: str, po, pt, q, y_lane, y, z, s, fp, fl, fv, scal
 
 def _prepare_demand(demand: pl.DataFrame, column: str, net: _Network) -> pl.DataFrame:
     _fail("demand table is not valid", [p.describe() for p in validate_demand(demand, column)])
-    d = demand.select("date", "origin", "destination",
-                      pl.col(column).cast(pl.Float64).alias("volume")).filter(
-        pl.col("volume") > 0)
+    d = demand.select(
+        "date", "origin", "destination", pl.col(column).cast(pl.Float64).alias("volume")
+    ).filter(pl.col("volume") > 0)
     known = set(net.names.tolist())
     unknown = sorted({*d["origin"].to_list(), *d["destination"].to_list()} - known)
     if unknown:
-        raise DataError(f"demand names facilities that are not in the nodes table: "
-                        f"{_names(unknown)}. Add them to the nodes table or drop that demand.")
+        raise DataError(
+            f"demand names facilities that are not in the nodes table: "
+            f"{_names(unknown)}. Add them to the nodes table or drop that demand."
+        )
     same = d.filter(pl.col("origin") == pl.col("destination"))
     if same.height:
-        raise DataError("demand has rows whose origin equals their destination: "
-                        + _names(sorted(set(same["origin"].to_list())))
-                        + ". Drop them; they need no truck.")
+        raise DataError(
+            "demand has rows whose origin equals their destination: "
+            + _names(sorted(set(same["origin"].to_list())))
+            + ". Drop them; they need no truck."
+        )
     return d
 
 
@@ -843,32 +968,45 @@ def _check_paths(net: _Network, d: pl.DataFrame) -> None:
             f"demand for {len(missing)} origin-destination pairs has no path over the lanes "
             f"(volume may pass only through transit kinds: {kinds}): "
             + _names([f"{o}->{t}" for o, t in sorted(missing)])
-            + ". Add a lane, or change [optimize] transit_kinds.")
+            + ". Add a lane, or change [optimize] transit_kinds."
+        )
 
 
 def demand_rows(df: pl.DataFrame, column: str, source: Any = "demand") -> pl.DataFrame:
-    """The rows to plan for: a forecast table's lane rows, or any demand table as is.
+    """The rows to plan for (date, origin, destination, planned column): a forecast table's
+    lane rows, or any demand table as is (planning `volume` unless a column is named).
 
     A forecast table (it has `unique_id` and `level`) holds every level of the hierarchy;
     only level "lane" names an origin and a destination.
     """
     from mmplan.tables import check
 
-    if {"unique_id", "level"} <= set(df.columns) and df.schema["level"] == pl.String:
+    is_forecast = {"unique_id", "level"} <= set(df.columns) and df.schema["level"] == pl.String
+    if not is_forecast and column == "forecast" and "forecast" not in df.columns:
+        column = "volume"  # a plain demand table plans its volume unless told otherwise
+    if is_forecast:
         df = df.filter(pl.col("level") == "lane")
         if df.is_empty():
             raise DataError(f"{source}: the forecast table has no lane-level rows to plan for.")
     if column not in df.columns:
         numeric = [c for c, t in df.schema.items() if t.is_numeric()]
-        raise DataError(f"{source}: no column '{column}' to plan for; its numeric columns are "
-                        f"{', '.join(numeric) or 'none'}. Pass --column (e.g. forecast, hi_80).")
+        raise DataError(
+            f"{source}: no column '{column}' to plan for; its numeric columns are "
+            f"{', '.join(numeric) or 'none'}. Pass --column (e.g. forecast, hi_80)."
+        )
     check(validate_demand(df, column), source, "demand")
     return df.select("date", "origin", "destination", pl.col(column).cast(pl.Float64))
 
 
-def optimize(demand: pl.DataFrame, nodes: pl.DataFrame, lanes: pl.DataFrame,
-             config: OptimizeConfig, column: str | None = None, *,
-             method: str = "decomposed") -> Plan:
+def optimize(
+    demand: pl.DataFrame,
+    nodes: pl.DataFrame,
+    lanes: pl.DataFrame,
+    config: OptimizeConfig,
+    column: str | None = None,
+    *,
+    method: str = "decomposed",
+) -> Plan:
     """Plan trucks and routes for every date in `demand`; see the module docstring.
 
     `method="plain"` solves all dates as one model with weak linking and no heuristic (the
@@ -885,9 +1023,14 @@ def optimize(demand: pl.DataFrame, nodes: pl.DataFrame, lanes: pl.DataFrame,
     days = []
     for date in dates:
         part = d.filter(pl.col("date") == date)
-        days.append((date, np.array([index[o] for o in part["origin"].to_list()], np.int64),
-                     np.array([index[t] for t in part["destination"].to_list()], np.int64),
-                     part["volume"].to_numpy()))
+        days.append(
+            (
+                date,
+                np.array([index[o] for o in part["origin"].to_list()], np.int64),
+                np.array([index[t] for t in part["destination"].to_list()], np.int64),
+                part["volume"].to_numpy(),
+            )
+        )
     scale = float(d["volume"].max()) if d.height else 1.0
 
     def orient(po, pt):
@@ -938,9 +1081,13 @@ def _solve_plain(net, days, penalty, config, orient):
     big = _stack([p[-1] for p in parts])
     build = time.perf_counter() - started
     h = _helper(big, True)  # y columns of every day sit together after all x columns
-    res = _run(h, config.solver, config.time_limit,
-               # The unserved penalty can swamp a relative gap; run to the time limit.
-               _mip_params(config.solver, 1e-6, config.workers))
+    res = _run(
+        h,
+        config.solver,
+        config.time_limit,
+        # The unserved penalty can swamp a relative gap; run to the time limit.
+        _mip_params(config.solver, 1e-6, config.workers),
+    )
     if res.values is None:
         raise InfeasibleError(_no_solution(config.solver, res.status, config.time_limit))
     # Unstack into per-day outcomes.
@@ -953,13 +1100,21 @@ def _solve_plain(net, days, penalty, config, orient):
         vals = []
         for p in "xyzst":
             k = getattr(m, f"n_{p}")
-            vals.append(res.values[base[p] + offs[p]: base[p] + offs[p] + k])
+            vals.append(res.values[base[p] + offs[p] : base[p] + offs[p] + k])
             offs[p] += k
         v = _clean(m, np.concatenate(vals), n2)
         obj = float(m.obj @ v) + m.offset
         timings = {"build": build / len(parts), "solve": res.seconds / len(parts)}
-        outcomes.append((date, rev, a, b, q, _DayOutcome(m, v, obj, math.nan, res.status,
-                                                         None, timings, math.nan)))
+        outcomes.append(
+            (
+                date,
+                rev,
+                a,
+                b,
+                q,
+                _DayOutcome(m, v, obj, math.nan, res.status, None, timings, math.nan),
+            )
+        )
     # The bound is only known for the whole model: spread it by objective share.
     total = sum(o[-1].objective for o in outcomes) or 1.0
     for o in outcomes:
@@ -969,8 +1124,13 @@ def _solve_plain(net, days, penalty, config, orient):
 
 def _assemble(net, outcomes, penalty, config, column, scale, started, method) -> Plan:
     trucks, flows, node_rows, unserved = [], [], [], []
-    totals = {"truck_cost": 0.0, "package_cost": 0.0, "handling_cost": 0.0,
-              "extra_capacity_cost": 0.0, "unserved_penalty_cost": 0.0}
+    totals = {
+        "truck_cost": 0.0,
+        "package_cost": 0.0,
+        "handling_cost": 0.0,
+        "extra_capacity_cost": 0.0,
+        "unserved_penalty_cost": 0.0,
+    }
     objective = bound = 0.0
     statuses, timings = {}, {"build": 0.0, "heuristic": 0.0, "solve": 0.0, "duals": 0.0}
     per_day: dict[str, dict[str, Any]] = {}
@@ -989,18 +1149,32 @@ def _assemble(net, outcomes, penalty, config, column, scale, started, method) ->
         v = _clean(m, v, n2, whole=not config.relax)
         po, pt = (b, a) if rev else (a, b)
         y = v[m.y_cols]
-        z = v[m.n_x + m.n_y: m.n_x + m.n_y + m.n_z]
+        z = v[m.n_x + m.n_y : m.n_x + m.n_y + m.n_z]
         s = v[m.s_cols]
-        load, thr = _check(net, str(date), po, pt, q, m.y_lane, y, np.bincount(
-            m.z_node, weights=z, minlength=net.n), s, fp, fl, fv, scale,
-            integral=not config.relax)
+        load, thr = _check(
+            net,
+            str(date),
+            po,
+            pt,
+            q,
+            m.y_lane,
+            y,
+            np.bincount(m.z_node, weights=z, minlength=net.n),
+            s,
+            fp,
+            fl,
+            fv,
+            scale,
+            integral=not config.relax,
+        )
         for key, t in out.timings.items():
             timings[key] = timings.get(key, 0.0) + t
         statuses[str(date)] = out.status
         day_obj = float(m.obj @ v) + m.offset
         day_pen = penalty * float(s.sum())
         per_day[str(date)] = {
-            "status": out.status, "objective": round(day_obj, 4),
+            "status": out.status,
+            "objective": round(day_obj, 4),
             "best_bound": round(out.bound, 4),
             "operating_gap": round(max(day_obj - out.bound, 0.0) / max(day_obj - day_pen, 1e-9), 6),
             "seconds": round(sum(out.timings.values()), 3),
@@ -1013,20 +1187,42 @@ def _assemble(net, outcomes, penalty, config, column, scale, started, method) ->
         lanes_used = m.y_lane[used]
         truck_cost = net.f[lanes_used] * y[used]
         pkg_cost = net.c[lanes_used] * load[lanes_used]
-        trucks.append(pl.DataFrame({
-            "origin": net.names[net.lo[lanes_used]], "destination": net.names[net.ld[lanes_used]],
-            "date": [date] * len(lanes_used), "trucks": y[used],
-            "volume": load[lanes_used],
-            "utilization": load[lanes_used] / (y[used] * net.u[lanes_used]),
-            "cost": truck_cost + pkg_cost,
-        }, schema_overrides={"date": pl.Date}))
-        flows.append(pl.DataFrame({
-            "origin": net.names[po[fp]], "destination": net.names[pt[fp]],
-            "lane_origin": net.names[net.lo[fl]], "lane_destination": net.names[net.ld[fl]],
-            "date": [date] * len(fp), "volume": fv,
-        }, schema_overrides={"date": pl.Date}).group_by(
-            "origin", "destination", "lane_origin", "lane_destination", "date",
-            maintain_order=True).agg(pl.col("volume").sum()))
+        trucks.append(
+            pl.DataFrame(
+                {
+                    "origin": net.names[net.lo[lanes_used]],
+                    "destination": net.names[net.ld[lanes_used]],
+                    "date": [date] * len(lanes_used),
+                    "trucks": y[used],
+                    "volume": load[lanes_used],
+                    "utilization": load[lanes_used] / (y[used] * net.u[lanes_used]),
+                    "cost": truck_cost + pkg_cost,
+                },
+                schema_overrides={"date": pl.Date},
+            )
+        )
+        flows.append(
+            pl.DataFrame(
+                {
+                    "origin": net.names[po[fp]],
+                    "destination": net.names[pt[fp]],
+                    "lane_origin": net.names[net.lo[fl]],
+                    "lane_destination": net.names[net.ld[fl]],
+                    "date": [date] * len(fp),
+                    "volume": fv,
+                },
+                schema_overrides={"date": pl.Date},
+            )
+            .group_by(
+                "origin",
+                "destination",
+                "lane_origin",
+                "lane_destination",
+                "date",
+                maintain_order=True,
+            )
+            .agg(pl.col("volume").sum())
+        )
         zfull = np.bincount(m.z_node, weights=z, minlength=net.n)
         shadow = np.full(net.n, np.nan)
         if out.duals is not None and len(m.cap_rows):
@@ -1036,21 +1232,36 @@ def _assemble(net, outcomes, penalty, config, column, scale, started, method) ->
             shadow[np.isfinite(net.cap) & np.isnan(shadow)] = 0.0
         active = thr > 0
         cap_total = net.cap + zfull
-        node_rows.append(pl.DataFrame({
-            "node": net.names[active], "date": [date] * int(active.sum()),
-            "throughput": thr[active], "capacity": np.where(np.isfinite(net.cap), net.cap,
-                                                            np.nan)[active],
-            "added_capacity": zfull[active],
-            "utilization": np.where(np.isfinite(cap_total) & (cap_total > 0),
-                                    thr / np.where(cap_total > 0, cap_total, 1), np.nan)[active],
-            "shadow_price": shadow[active],
-        }, schema_overrides={"date": pl.Date}).with_columns(
-            pl.col("capacity", "utilization", "shadow_price").fill_nan(None)))
+        node_rows.append(
+            pl.DataFrame(
+                {
+                    "node": net.names[active],
+                    "date": [date] * int(active.sum()),
+                    "throughput": thr[active],
+                    "capacity": np.where(np.isfinite(net.cap), net.cap, np.nan)[active],
+                    "added_capacity": zfull[active],
+                    "utilization": np.where(
+                        np.isfinite(cap_total) & (cap_total > 0),
+                        thr / np.where(cap_total > 0, cap_total, 1),
+                        np.nan,
+                    )[active],
+                    "shadow_price": shadow[active],
+                },
+                schema_overrides={"date": pl.Date},
+            ).with_columns(pl.col("capacity", "utilization", "shadow_price").fill_nan(None))
+        )
         lost = s > _NOISE * scale
-        unserved.append(pl.DataFrame({
-            "origin": net.names[po[lost]], "destination": net.names[pt[lost]],
-            "date": [date] * int(lost.sum()), "volume": s[lost],
-        }, schema_overrides={"date": pl.Date}))
+        unserved.append(
+            pl.DataFrame(
+                {
+                    "origin": net.names[po[lost]],
+                    "destination": net.names[pt[lost]],
+                    "date": [date] * int(lost.sum()),
+                    "volume": s[lost],
+                },
+                schema_overrides={"date": pl.Date},
+            )
+        )
         totals["truck_cost"] += float(truck_cost.sum())
         totals["package_cost"] += float(pkg_cost.sum())
         totals["handling_cost"] += float((net.handling * thr).sum())
@@ -1060,8 +1271,10 @@ def _assemble(net, outcomes, penalty, config, column, scale, started, method) ->
     if abs(parts_sum - objective) > 1e-5 * max(1.0, abs(objective)):
         raise RuntimeError(f"objective {objective} differs from the sum of its parts {parts_sum}")
     plan = Plan(
-        trucks=_concat(trucks, _TRUCKS), flows=_concat(flows, _FLOWS),
-        nodes=_concat(node_rows, _NODES), unserved=_concat(unserved, _UNSERVED),
+        trucks=_concat(trucks, _TRUCKS),
+        flows=_concat(flows, _FLOWS),
+        nodes=_concat(node_rows, _NODES),
+        unserved=_concat(unserved, _UNSERVED),
     )
     gap = (objective - bound) / abs(objective) if objective else 0.0
     worst = "OPTIMAL"
@@ -1077,8 +1290,10 @@ def _assemble(net, outcomes, penalty, config, column, scale, started, method) ->
         "gap": max(gap, 0.0),
         # The same gap measured against the cost without unserved penalties: forced
         # unserved volume is in objective and bound alike, and can hide a loose plan.
-        "operating_gap": max(objective - bound, 0.0) / max(
-            objective - totals["unserved_penalty_cost"], 1e-9) if objective else 0.0,
+        "operating_gap": max(objective - bound, 0.0)
+        / max(objective - totals["unserved_penalty_cost"], 1e-9)
+        if objective
+        else 0.0,
         "solver": config.lp_solver if config.relax else config.solver,
         "seconds": time.perf_counter() - started,
         "timings": {k: round(v, 3) for k, v in timings.items()},
@@ -1086,8 +1301,11 @@ def _assemble(net, outcomes, penalty, config, column, scale, started, method) ->
         "per_date": per_day,
         "column": column,
         "heuristic_objective": heuristic_total if not config.relax else None,
-        "shadow_prices": ("LP relaxation duals" if config.relax
-                          else "duals of the LP with trucks fixed at the MIP solution"),
+        "shadow_prices": (
+            "LP relaxation duals"
+            if config.relax
+            else "duals of the LP with trucks fixed at the MIP solution"
+        ),
         "throughput": "packages sorted: the larger of volume arriving and leaving on lanes",
         "unserved_penalty": penalty,
         "totals": {
@@ -1101,14 +1319,33 @@ def _assemble(net, outcomes, penalty, config, column, scale, started, method) ->
     return plan
 
 
-_TRUCKS = {"origin": pl.String, "destination": pl.String, "date": pl.Date, "trucks": pl.Float64,
-           "volume": pl.Float64, "utilization": pl.Float64, "cost": pl.Float64}
-_FLOWS = {"origin": pl.String, "destination": pl.String, "lane_origin": pl.String,
-          "lane_destination": pl.String, "date": pl.Date, "volume": pl.Float64}
-_NODES = {"node": pl.String, "date": pl.Date, "throughput": pl.Float64, "capacity": pl.Float64,
-          "added_capacity": pl.Float64, "utilization": pl.Float64, "shadow_price": pl.Float64}
-_UNSERVED = {"origin": pl.String, "destination": pl.String, "date": pl.Date,
-             "volume": pl.Float64}
+_TRUCKS = {
+    "origin": pl.String,
+    "destination": pl.String,
+    "date": pl.Date,
+    "trucks": pl.Float64,
+    "volume": pl.Float64,
+    "utilization": pl.Float64,
+    "cost": pl.Float64,
+}
+_FLOWS = {
+    "origin": pl.String,
+    "destination": pl.String,
+    "lane_origin": pl.String,
+    "lane_destination": pl.String,
+    "date": pl.Date,
+    "volume": pl.Float64,
+}
+_NODES = {
+    "node": pl.String,
+    "date": pl.Date,
+    "throughput": pl.Float64,
+    "capacity": pl.Float64,
+    "added_capacity": pl.Float64,
+    "utilization": pl.Float64,
+    "shadow_price": pl.Float64,
+}
+_UNSERVED = {"origin": pl.String, "destination": pl.String, "date": pl.Date, "volume": pl.Float64}
 
 
 def _concat(frames: list[pl.DataFrame], schema: dict[str, Any]) -> pl.DataFrame:
