@@ -56,6 +56,7 @@ def run_mmplan(history_path: str, out_path: str, model: str, reconciliation: str
 def run_by_hand(history_path: str, out_path: str, model: str, reconciliation: str, n_jobs: int):
     import warnings
 
+    import pandas as pd
     from hierarchicalforecast import methods
     from hierarchicalforecast.core import HierarchicalReconciliation
     from hierarchicalforecast.utils import aggregate
@@ -93,9 +94,28 @@ def run_by_hand(history_path: str, out_path: str, model: str, reconciliation: st
     base = {
         "AutoETS": lambda: sm.AutoETS(season_length=7),
         "AutoTheta": lambda: sm.AutoTheta(season_length=7),
+        "MSTL": lambda: sm.MSTL(season_length=[7, 365], trend_forecaster=sm.ARIMA(order=(1, 1, 1))),
     }[model]()
+    x_future = None
+    if model == "MSTL":  # the same event regressors mmplan gives MSTL's ARIMA trend
+        from mmplan.config import ForecastConfig
+        from mmplan.forecasting import event_features
+
+        events = ForecastConfig().events
+        days = pl.Series("ds", sorted(set(y_df["ds"]))).cast(pl.Date)
+        past = event_features(days, events)
+        active = [c for c in past.columns[1:] if past[c].sum() > 0]
+        past = past.select("ds", *active).to_pandas()
+        past["ds"] = pd.to_datetime(past["ds"])
+        y_df = y_df.merge(past, on="ds")
+        future = pl.date_range(
+            end + dt.timedelta(days=1), end + dt.timedelta(days=HOLDOUT), eager=True
+        )
+        ahead = event_features(future, events).select("ds", *active).to_pandas()
+        ahead["ds"] = pd.to_datetime(ahead["ds"])
+        x_future = pd.DataFrame({"unique_id": y_df["unique_id"].unique()}).merge(ahead, how="cross")
     sf = StatsForecast(models=[base], freq="D", n_jobs=n_jobs)
-    y_hat = sf.forecast(df=y_df, h=HOLDOUT, level=[80, 95], fitted=True)
+    y_hat = sf.forecast(df=y_df, h=HOLDOUT, X_df=x_future, level=[80, 95], fitted=True)
     fitted = sf.forecast_fitted_values()
     rec_method = methods.MinTrace(method=reconciliation[len("MinTrace(") : -1])
     rec = HierarchicalReconciliation([rec_method]).reconcile(
@@ -125,7 +145,11 @@ def run_by_hand(history_path: str, out_path: str, model: str, reconciliation: st
 
 def _child(fn, args, queue):
     started = time.perf_counter()
-    result = fn(*args)
+    try:
+        result = fn(*args)
+    except BaseException as exc:  # report, so the parent does not wait forever
+        queue.put(exc)
+        raise
     seconds = time.perf_counter() - started
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     queue.put((seconds, peak_mb, result))
@@ -138,6 +162,8 @@ def timed(fn, *args):
     proc.start()
     out = queue.get()
     proc.join()
+    if isinstance(out, BaseException):
+        raise out
     return out
 
 
@@ -163,8 +189,8 @@ def main() -> None:
     parser.add_argument("--scs", type=int, default=30)
     parser.add_argument("--dss", type=int, default=300)
     parser.add_argument("--days", type=int, default=730)
-    parser.add_argument("--model", default="AutoETS", choices=["AutoETS", "AutoTheta"])
-    parser.add_argument("--reconciliation", default="MinTrace(mint_shrink)")
+    parser.add_argument("--model", default="MSTL", choices=["MSTL", "AutoETS", "AutoTheta"])
+    parser.add_argument("--reconciliation", default="MinTrace(wls_var)")
     parser.add_argument("--n-jobs", type=int, default=-1)
     args = parser.parse_args()
 
