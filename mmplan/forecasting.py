@@ -115,7 +115,8 @@ class Hierarchy:
     """The levels above the lanes, as a summing matrix over the lanes.
 
     `series` has one row per series (unique_id, level, key columns) in S's row order;
-    `lanes` has the lanes in S's column order; `S` is a scipy CSR matrix of 0/1.
+    `lanes` has the lanes in S's column order; `S` is a scipy CSR matrix of 0/1;
+    `bottom_rows[c]` is the row of `series` that is the lane in column c.
     """
 
     series: pl.DataFrame
@@ -123,6 +124,7 @@ class Hierarchy:
     S: Any
     levels: list[tuple[str, list[str]]]
     key_columns: list[str]
+    bottom_rows: np.ndarray
 
     def is_nested(self) -> bool:
         """True when each level splits the one above it (what top-down methods need)."""
@@ -179,10 +181,18 @@ def build_hierarchy(lane_attrs: pl.DataFrame, levels: list[tuple[str, list[str]]
         # Lane rows carry every attribute (a lane determines them); other levels only theirs.
         shown = key_columns if name == LANE else cols
         ids = lanes.select("_col", _series_id(name, cols).alias("unique_id"), *shown)
-        uniq = ids.unique("unique_id", maintain_order=True).sort("unique_id").with_row_index("_row")
+        # Lane rows keep S's column order (hierarchicalforecast needs an identity bottom
+        # block); other levels are sorted by id.
+        uniq = ids.unique("unique_id", maintain_order=True)
+        uniq = (uniq.sort("_col") if name == LANE else uniq.sort("unique_id")).with_row_index(
+            "_row"
+        )
         member = ids.join(uniq.select("unique_id", "_row"), on="unique_id")
         rows.append(member["_row"].to_numpy() + offset)
         cols_idx.append(member["_col"].to_numpy())
+        if name == LANE:
+            bottom_rows = np.empty(lanes.height, dtype=np.int64)
+            bottom_rows[member["_col"].to_numpy()] = member["_row"].to_numpy() + offset
         blocks.append(uniq.drop("_row").with_columns(level=pl.lit(name)))
         offset += uniq.height
     series = pl.concat(blocks, how="diagonal_relaxed").select(
@@ -195,7 +205,7 @@ def build_hierarchy(lane_attrs: pl.DataFrame, levels: list[tuple[str, list[str]]
         )
     r, c = np.concatenate(rows), np.concatenate(cols_idx)
     S = sparse.csr_matrix((np.ones(len(r)), (r, c)), shape=(series.height, lanes.height))
-    return Hierarchy(series, lanes.drop("_col"), S, levels, key_columns)
+    return Hierarchy(series, lanes.drop("_col"), S, levels, key_columns, bottom_rows)
 
 
 def lane_series(history: pl.DataFrame, fit_days: int | None = None) -> tuple[pl.DataFrame, dt.date]:
@@ -364,7 +374,7 @@ def _interval_cols(levels: list[int], prefix: str = "base") -> list[str]:
     return [f"{prefix}-{side}-{p}" for p in levels for side in ("lo", "hi")]
 
 
-def _reconciler(cfg: ForecastConfig, hier: Hierarchy) -> Any:
+def _reconciler(cfg: ForecastConfig, hier: Hierarchy, nonnegative: bool = False) -> Any:
     from hierarchicalforecast import methods
 
     name = cfg.reconciliation
@@ -379,7 +389,7 @@ def _reconciler(cfg: ForecastConfig, hier: Hierarchy) -> Any:
     if name.startswith("TopDown"):
         return methods.TopDown(method=name[len("TopDown(") : -1])
     if name.startswith("MinTrace"):
-        return methods.MinTrace(method=name[len("MinTrace(") : -1])
+        return methods.MinTrace(method=name[len("MinTrace(") : -1], nonnegative=nonnegative)
     middle = cfg.middle_level or hier.levels[-2][0]
     if middle not in (n for n, _ in hier.levels[1:-1]):
         raise ConfigError(
@@ -399,12 +409,17 @@ def _reconcile(
     hier: Hierarchy,
     open_ids: pl.Series,
     cfg: ForecastConfig,
+    nonnegative: bool = False,
 ) -> pl.DataFrame:
-    """Reconciled (unique_id, ds, mean, lo/hi) over the open part of the hierarchy."""
+    """Reconciled (unique_id, ds, mean, lo/hi) over the open part of the hierarchy.
+
+    `nonnegative` asks hierarchicalforecast for its QP-based non-negative MinTrace; mmplan
+    does not use it (see the module docstring) but benchmarks/nonneg_bench.py measures it.
+    """
     from hierarchicalforecast.core import HierarchicalReconciliation
 
     keep_rows = hier.series.get_column("unique_id").is_in(open_ids.implode()).to_numpy()
-    lane_ids = hier.series.filter(pl.col("level") == LANE).get_column("unique_id")
+    lane_ids = hier.series.get_column("unique_id").gather(hier.bottom_rows)  # S's columns
     keep_cols = lane_ids.is_in(open_ids.implode()).to_numpy()
     S = hier.S[keep_rows][:, keep_cols].toarray()
     sub_series = hier.series.filter(pl.Series(keep_rows))
@@ -416,7 +431,7 @@ def _reconcile(
         for name, _ in hier.levels
         if (sub_series.get_column("level") == name).any()
     }
-    reconciler = _reconciler(cfg, hier)
+    reconciler = _reconciler(cfg, hier, nonnegative)
     # MinTrace's variance estimates need the residuals; a NaN fitted value (the first
     # season of a seasonal naive) is no residual at all, so those days are dropped.
     y_df = fitted.filter(pl.col("base").is_not_nan())
@@ -542,8 +557,7 @@ def forecast(
         for p in cfg.levels:
             half_lo[p][rows, steps] = np.maximum(full[rows, steps] - rec[f"lo_{p}"].to_numpy(), 0)
             half_hi[p][rows, steps] = np.maximum(rec[f"hi_{p}"].to_numpy() - full[rows, steps], 0)
-        lane_rows = np.flatnonzero(hier.series.get_column("level").to_numpy() == LANE)
-        bottom = full[lane_rows]
+        bottom = full[hier.bottom_rows]
     bottom = np.maximum(bottom, 0.0)
     point = np.asarray(hier.S @ bottom)
     out = {
@@ -564,10 +578,10 @@ def forecast(
     result = (
         pl.DataFrame(out)
         .with_columns(pl.col("date").cast(pl.Date))
-        .join(hier.series, on="unique_id", how="left")
-        .join(model_label, on="unique_id", how="left")
+        .join(hier.series, on="unique_id", how="left", maintain_order="left")
+        .join(model_label, on="unique_id", how="left", maintain_order="left")
     )
     interval_cols = [f"{side}_{p}" for p in cfg.levels for side in ("lo", "hi")]
     return result.select(
         "unique_id", "level", *hier.key_columns, "date", "forecast", *interval_cols, "model"
-    ).sort("level", "unique_id", "date")
+    )  # rows in hierarchy order: total first, lanes last, dates ascending

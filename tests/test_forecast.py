@@ -257,3 +257,27 @@ def test_properties_coherent_non_negative_ordered(n_lanes, days, seed, sparse_ev
     assert_coherent(fc, "origin", "lane", "origin")
     assert_coherent(fc, "origin_region", "lane", "origin_region")
     assert_intervals_ordered(fc, cfg.levels)
+
+
+def test_each_lane_gets_its_own_forecast_whatever_the_id_order():
+    # "A-B" sorts before "A/" as text but after "A" as an origin: ids and lanes order differ.
+    days = 60
+    dates = [dt.date(2025, 1, 1) + dt.timedelta(days=k) for k in range(days)]
+    lanes = [("A", "X", 10.0), ("A-B", "X", 1000.0), ("A", "Y", 100.0), ("AB", "X", 5.0)]
+    h = pl.concat(
+        pl.DataFrame(
+            {"date": dates, "origin": o, "destination": d, "volume": v, "origin_region": "R"}
+        )
+        for o, d, v in lanes
+    )
+    for method in ("BottomUp", "MinTrace(ols)"):
+        fc = forecast(h, fast_config(model="Naive", reconciliation=method))
+        got = dict(
+            fc.filter(pl.col("level") == "lane")
+            .group_by("origin", "destination")
+            .agg(pl.col("forecast").mean())
+            .select(pl.concat_str("origin", "destination"), "forecast")
+            .iter_rows()
+        )
+        for o, d, v in lanes:
+            assert got[o + d] == pytest.approx(v), (method, o, d)
