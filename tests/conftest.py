@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
-from pathlib import Path
-
 import os
+from pathlib import Path
 
 import numpy as np
 import polars as pl
