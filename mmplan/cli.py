@@ -72,6 +72,13 @@ def progress_bar(console: Any, label: str) -> Iterator[Callable[[int, int, str],
         )
 
 
+def escape(text: str) -> str:
+    """User text (paths, ids, config keys like [forecast]) must not be read as Rich markup."""
+    from rich.markup import escape as rich_escape
+
+    return rich_escape(text)
+
+
 def handled(func: Callable[..., Any]) -> Callable[..., Any]:
     """Turn MmplanError into its exit code and unexpected exceptions into exit 70."""
 
@@ -94,7 +101,7 @@ def handled(func: Callable[..., Any]) -> Callable[..., Any]:
             raise
         except MmplanError as exc:
             emit("error", command=func.__name__, exit_code=exc.exit_code, message=exc.message)
-            _console().print(f"[bold red]error:[/] {exc.message}", markup=True)
+            _console().print(f"[bold red]error:[/] {escape(exc.message)}")
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
             _console().print("interrupted; no output was written.")
@@ -114,7 +121,7 @@ def handled(func: Callable[..., Any]) -> Callable[..., Any]:
                 f"The traceback is {where}; please report it with the command you ran."
             )
             emit("error", command=func.__name__, exit_code=EXIT_INTERNAL, message=message)
-            _console().print(message)
+            _console().print(message, markup=False)
             raise typer.Exit(EXIT_INTERNAL) from None
         emit(
             "done",
@@ -264,14 +271,15 @@ def validate(
         )
         console.print(
             f"made by mmplan {record.get('versions', {}).get('mmplan', '?')} "
-            f"`{made}`" + (f" from {inputs}" if inputs else "")
+            f"`{made}`" + (f" from {inputs}" if inputs else ""),
+            markup=False,
         )
     if problems:
-        console.print(f"{file}: {len(problems)} problems as a {kind} table:")
+        console.print(f"{file}: {len(problems)} problems as a {kind} table:", markup=False)
         for p in problems:
-            console.print(f"  - {p.describe()}")
+            console.print(f"  - {p.describe()}", markup=False)
         raise typer.Exit(65)
-    console.print(f"{file}: valid {kind} table, {df.height:,} rows.")
+    console.print(f"{file}: valid {kind} table, {df.height:,} rows.", markup=False)
 
 
 @app.command()

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
+from rich.markup import escape
 
 __all__ = ["forecast_summary", "print_forecast"]
 
@@ -69,8 +70,12 @@ def plan_summary(plan: Any, output: str | Path, top: int = 5) -> dict[str, Any]:
     )
     dear = (
         plan.trucks.group_by("origin", "destination")
-        .agg(pl.col("cost").sum(), pl.col("trucks").sum(), pl.col("volume").sum(),
-             pl.col("utilization").mean().alias("mean_utilization"))
+        .agg(
+            pl.col("cost").sum(),
+            pl.col("trucks").sum(),
+            pl.col("volume").sum(),
+            pl.col("utilization").mean().alias("mean_utilization"),
+        )
         .sort("cost", descending=True)
         .head(top)
     )
@@ -118,27 +123,38 @@ def print_plan(console: Any, summary: dict[str, Any]) -> None:
             table.add_column(col, justify="left" if col == "facility" else "right")
         for row in summary["binding_facilities"]:
             price = row["mean_shadow_price"]
-            table.add_row(row["node"], f"{row['max_utilization'] or 0:.0%}",
-                          str(row["days_at_capacity"]), f"{row['added_capacity']:,.0f}",
-                          "-" if price is None else f"{price:,.2f}")
+            table.add_row(
+                row["node"],
+                f"{row['max_utilization'] or 0:.0%}",
+                str(row["days_at_capacity"]),
+                f"{row['added_capacity']:,.0f}",
+                "-" if price is None else f"{price:,.2f}",
+            )
         console.print(table)
     if summary["expensive_lanes"]:
         table = Table(title="most expensive lanes", show_edge=False)
         for col in ("lane", "cost", "trucks", "volume", "mean util"):
             table.add_column(col, justify="left" if col == "lane" else "right")
         for row in summary["expensive_lanes"]:
-            table.add_row(f"{row['origin']} -> {row['destination']}", f"{row['cost']:,.0f}",
-                          f"{row['trucks']:,.0f}", f"{row['volume']:,.0f}",
-                          f"{row['mean_utilization']:.0%}")
+            table.add_row(
+                f"{row['origin']} -> {row['destination']}",
+                f"{row['cost']:,.0f}",
+                f"{row['trucks']:,.0f}",
+                f"{row['volume']:,.0f}",
+                f"{row['mean_utilization']:.0%}",
+            )
         console.print(table)
     u = summary["unserved"]
     if u["volume"] > 0:
-        worst = ", ".join(f"{r['origin']}->{r['destination']} {r['volume']:,.0f}"
-                          for r in u["worst_pairs"])
+        worst = ", ".join(
+            f"{r['origin']}->{r['destination']} {r['volume']:,.0f}" for r in u["worst_pairs"]
+        )
         console.print(
             f"[bold yellow]unserved:[/] {u['volume']:,.0f} packages on {u['pairs']} pairs, "
             f"penalty {u['penalty_per_package']:,.2f} each = {u['penalty_cost']:,.0f} "
-            f"(capacity ran out; most: {worst})", markup=True)
+            f"(capacity ran out; most: {escape(worst)})",
+            markup=True,
+        )
     else:
         console.print("unserved: none; every package has a route.")
 
@@ -179,15 +195,17 @@ def backtest_summary(result: Any, outdir: str | Path) -> dict[str, Any]:
     for level in record["levels"]:
         m = record["metrics"].get(primary, {}).get(level, {})
         n = record["metrics"].get(naive, {}).get(level, {})
-        rows.append({
-            "level": level,
-            "wape": m.get("wape"),
-            "naive_wape": n.get("wape"),
-            "skill": m.get("skill"),
-            "bias": m.get("bias"),
-            "mase": m.get("mase"),
-            "coverage": m.get(f"coverage_{p}") if p else None,
-        })
+        rows.append(
+            {
+                "level": level,
+                "wape": m.get("wape"),
+                "naive_wape": n.get("wape"),
+                "skill": m.get("skill"),
+                "bias": m.get("bias"),
+                "mase": m.get("mase"),
+                "coverage": m.get(f"coverage_{p}") if p else None,
+            }
+        )
     return {
         "output": str(outdir),
         "primary": primary,
@@ -207,15 +225,19 @@ def print_backtest(console: Any, summary: dict[str, Any]) -> None:
     from rich.table import Table
 
     p = summary["coverage_interval"]
-    table = Table(
-        title=f"backtest {summary['primary']} -> {summary['output']}", show_edge=False
-    )
+    table = Table(title=f"backtest {summary['primary']} -> {summary['output']}", show_edge=False)
     for col in ("level", "WAPE", "naive WAPE", "skill", "bias", "MASE", f"cover {p}%"):
         table.add_column(col, justify="left" if col == "level" else "right")
     for r in summary["levels"]:
-        table.add_row(r["level"], _fmt(r["wape"], True), _fmt(r["naive_wape"], True),
-                      _fmt(r["skill"], True), _fmt(r["bias"], True), _fmt(r["mase"]),
-                      _fmt(r["coverage"], True))
+        table.add_row(
+            r["level"],
+            _fmt(r["wape"], True),
+            _fmt(r["naive_wape"], True),
+            _fmt(r["skill"], True),
+            _fmt(r["bias"], True),
+            _fmt(r["mase"]),
+            _fmt(r["coverage"], True),
+        )
     console.print(table)
     cuts = summary["cutoffs"]
     console.print(
@@ -271,19 +293,29 @@ def gate_junit(gates: list[Any], seconds: float = 0.0) -> str:
 
     failures = sum(g.passed is False for g in gates)
     skipped = sum(g.passed is None for g in gates)
-    counts = {"tests": str(len(gates)), "failures": str(failures), "errors": "0",
-              "skipped": str(skipped)}
-    root = ET.Element("testsuites", {"name": "mmplan backtest gate", **counts,
-                                     "time": f"{seconds:.3f}"})
-    suite = ET.SubElement(root, "testsuite", {"name": "mmplan.backtest.gate", **counts,
-                                              "time": f"{seconds:.3f}"})
+    counts = {
+        "tests": str(len(gates)),
+        "failures": str(failures),
+        "errors": "0",
+        "skipped": str(skipped),
+    }
+    root = ET.Element(
+        "testsuites", {"name": "mmplan backtest gate", **counts, "time": f"{seconds:.3f}"}
+    )
+    suite = ET.SubElement(
+        root, "testsuite", {"name": "mmplan.backtest.gate", **counts, "time": f"{seconds:.3f}"}
+    )
     for g in gates:
         threshold, measured, status = _rule_text(g)
-        case = ET.SubElement(suite, "testcase", {
-            "classname": f"mmplan.gate.{g.rule}",
-            "name": f"{g.level}: {threshold}",
-            "time": "0",
-        })
+        case = ET.SubElement(
+            suite,
+            "testcase",
+            {
+                "classname": f"mmplan.gate.{g.rule}",
+                "name": f"{g.level}: {threshold}",
+                "time": "0",
+            },
+        )
         text = f"{g.rule} at level {g.level}: {threshold}, measured {measured}"
         if g.detail:
             text += f" ({g.detail})"

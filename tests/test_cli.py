@@ -432,3 +432,17 @@ def test_not_a_terminal_means_plain_lines(tmp_path, history_file, fast_toml):
         ],
     )
     assert quiet.exit_code == 0 and quiet.stderr == ""
+
+
+def test_messages_with_brackets_are_printed_verbatim(tmp_path, history_file):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[forecast]\nhierarchy = [["country"]]\n')
+    result = runner.invoke(
+        app,
+        ["forecast", str(history_file), "-o", str(tmp_path / "f.parquet"), "--config", str(cfg)],
+    )
+    assert result.exit_code == 78
+    assert "[forecast].hierarchy names country" in " ".join(result.output.split())
+    odd = tmp_path / "[run]" / "h[1].parquet"
+    result = runner.invoke(app, ["forecast", str(odd), "-o", str(tmp_path / "f.parquet")])
+    assert result.exit_code == 66 and str(odd) in "".join(result.output.split("\n"))
