@@ -37,8 +37,6 @@ FORECAST_MODELS = (
     "SeasonalNaive",
     "Naive",
     "HistoricAverage",
-    "WindowAverage",
-    "SeasonalWindowAverage",
     "CrostonOptimized",
     "CrostonClassic",
     "CrostonSBA",

@@ -12,7 +12,7 @@ Pipeline (`forecast`), every step fit on the history it is given and nothing els
    column of the output as ``<model>/<rule>``:
    - closed: no volume in the last `closed_after_days` days (or never) -> zero;
    - short: fewer than max(`min_history_days`, 2 x horizon + 1) days since the series
-     started -> `short_model` (HistoricAverage below one season);
+     started -> `short_model` (HistoricAverage below two seasons);
    - sparse: average inter-demand interval (days / non-zero days, over the last year) above
      `sparse_adi` (1.32, the Syntetos-Boylan cut-off) -> `sparse_model`, with conformal
      intervals since intermittent models have no native ones;

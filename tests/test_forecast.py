@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import mmplan
-from mmplan.config import RECONCILERS, ForecastConfig
+from mmplan.config import FORECAST_MODELS, RECONCILERS, ForecastConfig
 from mmplan.errors import ConfigError, DataError
 from mmplan.forecasting import event_features, forecast
 from tests.conftest import fast_config, make_history
@@ -281,3 +281,12 @@ def test_each_lane_gets_its_own_forecast_whatever_the_id_order():
         )
         for o, d, v in lanes:
             assert got[o + d] == pytest.approx(v), (method, o, d)
+
+
+@pytest.mark.parametrize("model", FORECAST_MODELS)
+def test_every_offered_model_runs(model):
+    h = make_history(n_lanes=3, days=70, seed=2, sparse_every=0, new_lane=False, closed_lane=False)
+    fc = forecast(h, fast_config(model=model, season_length=7, horizon=7, n_jobs=1))
+    lanes = fc.filter(pl.col("level") == "lane")
+    assert set(lanes["model"]) == {model}
+    assert_intervals_ordered(fc, [80, 95])
