@@ -203,7 +203,7 @@ def sample(
     tables = make_sample(cfg.sample)
     # No timings in this record: the same seed must give byte-identical files.
     record = provenance("sample", cfg.as_record()["sample"])
-    with output_lock(outdir, wait), output_folder(outdir) as tmp:
+    with output_lock(outdir, wait), output_folder(outdir, record) as tmp:
         for name, df in tables.items():
             write_parquet(df, tmp / f"{name}.parquet", record)
     h = tables["history"]
@@ -404,7 +404,7 @@ def backtest(
         seconds = time.perf_counter() - started
         inputs = {"history": history} | ({"baseline": baseline} if baseline else {})
         record = provenance("backtest", cfg.as_record(), inputs, {"total": seconds})
-        with output_folder(outdir) as tmp:
+        with output_folder(outdir, record) as tmp:
             write_parquet(result.points, tmp / "points.parquet", record)
             write_parquet(result.metrics, tmp / "metrics.parquet", record)
             if result.champions is not None:
@@ -483,7 +483,7 @@ def optimize(
             {"demand": demand, "nodes": nodes, "lanes": lanes},
             {"total": time.perf_counter() - started},
         )
-        with output_folder(outdir) as tmp:
+        with output_folder(outdir, record) as tmp:
             for name in ("trucks", "flows", "nodes", "unserved"):
                 write_parquet(getattr(plan, name), tmp / f"{name}.parquet", record)
             write_json(plan.summary, tmp / "summary.json")

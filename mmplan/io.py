@@ -210,11 +210,13 @@ def write_json(data: Any, path: str | Path) -> Path:
 
 
 @contextlib.contextmanager
-def output_folder(path: str | Path) -> Iterator[Path]:
+def output_folder(path: str | Path, record: dict[str, Any] | None = None) -> Iterator[Path]:
     """Yield a fresh temporary folder beside `path`; on success swap it in as `path`.
 
-    On any failure the temporary folder is removed and an existing `path` is untouched.
-    The folder is mmplan's: the swap replaces it whole, so keep other files elsewhere.
+    With `record` (see `provenance`), a manifest.json is added last: the record plus the
+    SHA-256 of every file in the folder. On any failure the temporary folder is removed and
+    an existing `path` is untouched. The folder is mmplan's: the swap replaces it whole, so
+    keep other files elsewhere.
     """
     target = Path(path)
     parent = target.parent
@@ -234,6 +236,9 @@ def output_folder(path: str | Path) -> Iterator[Path]:
         ) from None
     try:
         yield tmp
+        if record is not None:
+            files = {p.name: sha256_file(p) for p in sorted(tmp.iterdir()) if p.is_file()}
+            write_json(record | {"files": files}, tmp / "manifest.json")
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

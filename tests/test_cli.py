@@ -446,3 +446,32 @@ def test_messages_with_brackets_are_printed_verbatim(tmp_path, history_file):
     odd = tmp_path / "[run]" / "h[1].parquet"
     result = runner.invoke(app, ["forecast", str(odd), "-o", str(tmp_path / "f.parquet")])
     assert result.exit_code == 66 and str(odd) in "".join(result.output.split("\n"))
+
+
+def test_folder_outputs_carry_a_manifest(tmp_path):
+    from mmplan.io import sha256_file
+
+    out = tmp_path / "net"
+    result = runner.invoke(
+        app,
+        [
+            "sample",
+            str(out),
+            "--fcs",
+            "1",
+            "--scs",
+            "2",
+            "--dss",
+            "4",
+            "--days",
+            "60",
+            "--regions",
+            "1",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["command"] == "sample" and "mmplan" in manifest["versions"]
+    assert set(manifest["files"]) == {"history.parquet", "nodes.parquet", "lanes.parquet"}
+    for name, digest in manifest["files"].items():
+        assert sha256_file(out / name) == digest
