@@ -42,7 +42,8 @@ def test_writes_the_plan_folder_with_provenance(files):
     assert result.exit_code == 0, result.output
     plan = files["nodes"].parent / "plan"
     assert sorted(p.name for p in plan.iterdir()) == [
-        "flows.parquet", "manifest.json", "nodes.parquet", "summary.json", "trucks.parquet", "unserved.parquet"]
+        "flows.parquet", "manifest.json", "nodes.parquet", "summary.json", "trucks.parquet",
+        "unserved.parquet"]
     trucks = pl.read_parquet(plan / "trucks.parquet")
     assert set(trucks.columns) >= {"origin", "destination", "date", "trucks", "volume",
                                    "utilization", "cost"}
