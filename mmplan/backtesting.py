@@ -313,8 +313,8 @@ def compute_metrics(
         ],
     ]
     by_step = points.group_by("run", "level", "step").agg(sums)
-    overall = points.group_by("run", "level").agg(sums).with_columns(
-        pl.lit(None, pl.Int32).alias("step")
+    overall = (
+        points.group_by("run", "level").agg(sums).with_columns(pl.lit(None, pl.Int32).alias("step"))
     )
     table = pl.concat([by_step, overall.select(by_step.columns)])
     naive = table.filter(pl.col("run") == baseline_run).select(
@@ -397,8 +397,10 @@ def select_champions(
         .join(rank, on="run")
         .sort(key, "_abs", "_rank")
     )
-    best = per.group_by(key, maintain_order=True).first().with_columns(
-        _ratio(pl.col("_abs"), pl.col("_act")).alias("wape")
+    best = (
+        per.group_by(key, maintain_order=True)
+        .first()
+        .with_columns(_ratio(pl.col("_abs"), pl.col("_act")).alias("wape"))
     )
     series = scored.select("unique_id", "level").unique()
     if select_by == "series":
@@ -517,8 +519,16 @@ def evaluate_gates(
             else:
                 if baseline is None:
                     results.append(
-                        GateResult(rule, level, metric, op, threshold, None, None,
-                                   "no --baseline metrics.json given")
+                        GateResult(
+                            rule,
+                            level,
+                            metric,
+                            op,
+                            threshold,
+                            None,
+                            None,
+                            "no --baseline metrics.json given",
+                        )
                     )
                     continue
                 before, now = _baseline_wape(baseline, level), row.get("wape")
@@ -588,9 +598,7 @@ def backtest(
         .sort("run", "level", "unique_id", "cutoff", "date")
     )
     metrics = compute_metrics(points, fcfg.levels)
-    champions = (
-        select_champions(points, bcfg.candidates, bcfg.select_by) if bcfg.select else None
-    )
+    champions = select_champions(points, bcfg.candidates, bcfg.select_by) if bcfg.select else None
     primary = fcfg.model
     gates = evaluate_gates(metrics, cfg.gate, fcfg, primary, baseline)
     levels = _levels(fcfg, history.columns)
@@ -619,8 +627,6 @@ def backtest(
         record["champions"] = {
             "select_by": bcfg.select_by,
             "candidates": bcfg.candidates,
-            "counts": dict(
-                champions.group_by("model").len().sort("model").iter_rows()
-            ),
+            "counts": dict(champions.group_by("model").len().sort("model").iter_rows()),
         }
     return BacktestResult(points, metrics, record, champions, gates)

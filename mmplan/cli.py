@@ -250,6 +250,14 @@ def validate(
     problems = validate_table(df, kind, node_table)
     record = read_provenance(file)
     console = _console(quiet)
+    emit(
+        "summary",
+        command="validate",
+        file=str(file),
+        kind=kind,
+        rows=df.height,
+        problems=[p.describe() for p in problems],
+    )
     if json_out:
         print(
             json.dumps(
@@ -306,7 +314,7 @@ def forecast(
         raise UsageError(f"--horizon must be a positive number of days, got {horizon}.")
     from mmplan.config import load_config
     from mmplan.forecasting import forecast as run_forecast
-    from mmplan.io import output_lock, provenance, read_parquet, write_parquet
+    from mmplan.io import output_lock, provenance, write_parquet
     from mmplan.report import forecast_summary, print_forecast
     from mmplan.tables import load
 
@@ -314,7 +322,7 @@ def forecast(
     with output_lock(output, wait):
         started = time.perf_counter()
         hist = load(history, "history")
-        chosen = read_parquet(champions, what="champions") if champions is not None else None
+        chosen = load(champions, "champions") if champions is not None else None
         with progress_bar(_console(quiet), "forecast") as tick, about_file(history):
             result = run_forecast(hist, cfg, champions=chosen, progress=tick)
         inputs = {"history": history} | ({"champions": champions} if champions else {})
@@ -364,8 +372,9 @@ def backtest(
     from mmplan.backtesting import backtest as run_backtest
     from mmplan.backtesting import check_baseline, check_gate
     from mmplan.config import load_config
-    from mmplan.errors import InputFileError
+    from mmplan.errors import InputFileError, OutputError
     from mmplan.io import (
+        check_output_folder,
         output_folder,
         output_lock,
         provenance,
@@ -393,6 +402,10 @@ def backtest(
                 "metrics.json that an earlier `mmplan backtest` wrote."
             ) from None
         check_baseline(prior, str(baseline))
+    check_output_folder(outdir, (history, baseline, config))
+    for extra in (junit, summary_md):  # fail before minutes of fitting, not after
+        if extra is not None and not extra.resolve().parent.is_dir():
+            raise OutputError(f"cannot write {extra}: folder {extra.parent} does not exist.")
     console = _console(quiet)
     with output_lock(outdir, wait):
         started = time.perf_counter()
@@ -455,6 +468,7 @@ def optimize(
         raise UsageError(f"--column {column} and --quantile {quantile} disagree; give one.")
     from mmplan.config import load_config
     from mmplan.io import (
+        check_output_folder,
         output_folder,
         output_lock,
         provenance,
@@ -470,13 +484,15 @@ def optimize(
     cfg = load_config(
         config, optimize={"relax": True if relax else None, "column": column or quantile}
     )
+    check_output_folder(outdir, (demand, nodes, lanes, config))
     with output_lock(outdir, wait):  # held while solving, so a second run fails fast
         started = time.perf_counter()
         node_table = load(nodes, "nodes")
         lane_table = load(lanes, "lanes", node_table)
         demand_table = demand_rows(read_parquet(demand, what="demand"), cfg.optimize.column, demand)
         planned = demand_table.columns[-1]  # the column demand_rows chose
-        plan = run_optimize(demand_table, node_table, lane_table, cfg.optimize, column=planned)
+        with about_file(demand):
+            plan = run_optimize(demand_table, node_table, lane_table, cfg.optimize, column=planned)
         record = provenance(
             "optimize",
             cfg.as_record(),

@@ -67,7 +67,7 @@ class Section(BaseModel):
 
 
 class SampleConfig(Section):
-    seed: int = 7
+    seed: int = Field(7, ge=0)
     regions: int = Field(3, ge=1)
     fcs: int = Field(5, ge=1)
     scs: int = Field(30, ge=1)
@@ -81,15 +81,32 @@ def _default_events() -> dict[str, list[dt.date]]:
     d = dt.date
     return {
         "prime_day": [
-            d(2023, 7, 11), d(2023, 7, 12), d(2024, 7, 16), d(2024, 7, 17),
-            d(2025, 7, 8), d(2025, 7, 9), d(2025, 7, 10), d(2025, 7, 11),
-            d(2026, 7, 14), d(2026, 7, 15), d(2027, 7, 13), d(2027, 7, 14),
+            d(2023, 7, 11),
+            d(2023, 7, 12),
+            d(2024, 7, 16),
+            d(2024, 7, 17),
+            d(2025, 7, 8),
+            d(2025, 7, 9),
+            d(2025, 7, 10),
+            d(2025, 7, 11),
+            d(2026, 7, 14),
+            d(2026, 7, 15),
+            d(2027, 7, 13),
+            d(2027, 7, 14),
         ],
         "black_friday": [
-            d(2023, 11, 24), d(2024, 11, 29), d(2025, 11, 28), d(2026, 11, 27), d(2027, 11, 26),
+            d(2023, 11, 24),
+            d(2024, 11, 29),
+            d(2025, 11, 28),
+            d(2026, 11, 27),
+            d(2027, 11, 26),
         ],
         "cyber_monday": [
-            d(2023, 11, 27), d(2024, 12, 2), d(2025, 12, 1), d(2026, 11, 30), d(2027, 11, 29),
+            d(2023, 11, 27),
+            d(2024, 12, 2),
+            d(2025, 12, 1),
+            d(2026, 11, 30),
+            d(2027, 11, 29),
         ],
         "christmas": [d(y, 12, 25) for y in range(2023, 2028)],
     }
@@ -240,6 +257,11 @@ def load_config(path: str | Path | None = None, **overrides: dict[str, Any]) -> 
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{p}: not valid TOML ({exc}). Fix the syntax.") from None
     for section, values in overrides.items():
+        if not isinstance(data.get(section, {}), dict):
+            raise ConfigError(
+                f"{source}: '{section}' must be a table ([{section}] with keys), "
+                f"not {data[section]!r}."
+            )
         for key, value in (values or {}).items():
             if value is not None:
                 data.setdefault(section, {})[key] = value

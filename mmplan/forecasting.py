@@ -134,12 +134,6 @@ class Hierarchy:
                 return False
         return True
 
-    @property
-    def tags(self) -> dict[str, np.ndarray]:
-        ids = self.series.get_column("unique_id")
-        levels = self.series.get_column("level")
-        return {name: ids.filter(levels == name).to_numpy() for name, _ in self.levels}
-
 
 def hierarchy_levels(cfg: ForecastConfig, columns: list[str]) -> list[tuple[str, list[str]]]:
     """(name, key columns) for every level, total first and lane last."""
@@ -264,6 +258,9 @@ def assign_models(
     idle = (pl.lit(end) - pl.col("last_volume")).dt.total_days()
     closed = pl.col("last_volume").is_null() | (idle >= cfg.closed_after_days)
     short = length < short_days
+    if cfg.fit_days is not None:
+        # A series that starts on the first day of the fit window is older than the window.
+        short &= pl.col("start") > pl.lit(end - dt.timedelta(days=cfg.fit_days - 1))
     sparse = pl.col("adi") > cfg.sparse_adi
     plan = stats.with_columns(
         rule=pl.when(closed)
@@ -276,11 +273,9 @@ def assign_models(
         length=length,
     )
     if champions is not None:
-        if not {"unique_id", "model"} <= set(champions.columns):
-            raise DataError(
-                "the champions table needs columns unique_id and model (the champions.parquet "
-                f"that `mmplan backtest` writes); it has {', '.join(champions.columns)}."
-            )
+        from mmplan.tables import validate_champions
+
+        check(validate_champions(champions), "champions", "champions")
         plan = plan.join(
             champions.select("unique_id", pl.col("model").alias("champion")),
             on="unique_id",
@@ -331,7 +326,9 @@ def _base_forecasts(
     horizon_dates = pl.date_range(
         end + dt.timedelta(days=1), end + dt.timedelta(days=cfg.horizon), eager=True
     )
-    for (model,), group in todo.group_by("model", maintain_order=True):
+    # Short series are too short for conformal intervals' held-out windows.
+    todo = todo.with_columns(short=pl.col("rule") == "short")
+    for (model, short), group in todo.group_by("model", "short", maintain_order=True):
         ids = group.get_column("unique_id")
         progress(done, todo.height, f"fitting {model} on {ids.len():,} series")
         data = y.filter(pl.col("unique_id").is_in(ids.implode()))
@@ -352,7 +349,7 @@ def _base_forecasts(
                     cfg.season_length,
                     cfg.horizon,
                     mstl_trend=cfg.mstl_trend,
-                    intervals=cfg.intervals,
+                    intervals="model" if short else cfg.intervals,
                 )
             ],
             freq="1d",

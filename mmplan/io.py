@@ -31,6 +31,7 @@ __all__ = [
     "write_parquet",
     "write_json",
     "output_folder",
+    "check_output_folder",
     "output_lock",
     "sha256_file",
     "provenance",
@@ -61,6 +62,11 @@ def read_parquet(path: str | Path, what: str = "input") -> pl.DataFrame:
         raise InputFileError(
             f"{what} file {path} is empty (0 bytes); it is not a Parquet file. "
             "Re-run the step that produced it."
+        )
+    if path.stat().st_size < 12:  # magic + footer length + magic
+        raise InputFileError(
+            f"{what} file {path} is not a readable Parquet file: it is only "
+            f"{path.stat().st_size} bytes (truncated?). Re-run the step that produced it."
         )
     try:
         with open(path, "rb") as handle:
@@ -209,6 +215,29 @@ def write_json(data: Any, path: str | Path) -> Path:
     return target
 
 
+def check_output_folder(path: str | Path, inputs: tuple[str | Path | None, ...] = ()) -> None:
+    """Refuse an output folder whose swap would destroy files mmplan did not write.
+
+    A folder output replaces the whole folder, so it must be new, empty, or an earlier
+    mmplan output (it has a manifest.json), and no input of the run may lie inside it.
+    """
+    target = Path(path).resolve()
+    for item in inputs:
+        if item is not None and Path(item).resolve().is_relative_to(target):
+            raise OutputError(
+                f"cannot write folder {path}: the input {item} is inside it, and mmplan "
+                "replaces its output folder whole. Write the output to another folder."
+            )
+    if target.is_dir() and not (target / "manifest.json").is_file():
+        found = sorted(p.name for p in target.iterdir() if not p.name.startswith("."))
+        if found:
+            raise OutputError(
+                f"cannot write folder {path}: it holds files mmplan did not write "
+                f"({', '.join(found[:5])}{', ...' if len(found) > 5 else ''}), and mmplan "
+                "replaces its output folder whole. Give a new or empty folder."
+            )
+
+
 @contextlib.contextmanager
 def output_folder(path: str | Path, record: dict[str, Any] | None = None) -> Iterator[Path]:
     """Yield a fresh temporary folder beside `path`; on success swap it in as `path`.
@@ -218,7 +247,9 @@ def output_folder(path: str | Path, record: dict[str, Any] | None = None) -> Ite
     an existing `path` is untouched. The folder is mmplan's: the swap replaces it whole, so
     keep other files elsewhere.
     """
-    target = Path(path)
+    target = Path(path).resolve()  # "." has no name to put a temporary folder beside
+    inputs = tuple(v["path"] for v in (record or {}).get("inputs", {}).values())
+    check_output_folder(target, inputs)
     parent = target.parent
     if not parent.is_dir():
         raise OutputError(
@@ -274,7 +305,7 @@ def output_lock(path: str | Path, wait: float = 0.0) -> Iterator[None]:
     """
     from filelock import FileLock, Timeout
 
-    target = Path(path)
+    target = Path(path).resolve()
     if not target.parent.is_dir():
         raise OutputError(
             f"cannot write {target}: folder {target.parent} does not exist. Create it first."

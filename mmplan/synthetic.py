@@ -98,7 +98,8 @@ def _width(n: int, least: int) -> int:
 def _facilities(cfg: SampleConfig, rng: np.random.Generator) -> tuple[_Net, list[str]]:
     r = cfg.regions
     region_names = (
-        list(REGION_NAMES[:r]) if r <= len(REGION_NAMES)
+        list(REGION_NAMES[:r])
+        if r <= len(REGION_NAMES)
         else [f"R{i + 1:0{_width(r, 2)}d}" for i in range(r)]
     )
     # Adjacent regions ~800 miles apart, like neighbouring US regions.
@@ -183,8 +184,17 @@ def _events(start: dt.date, n: int) -> np.ndarray:
         while t <= dec21:
             put(t, 1.22 + 0.12 * min(1.0, (t - cm).days / 18))
             t += day
-        for d_, v in ((22, 1.1), (23, 1.0), (24, 0.55), (26, 0.85), (27, 0.95), (28, 0.95),
-                      (29, 0.95), (30, 0.95), (31, 0.9)):
+        for d_, v in (
+            (22, 1.1),
+            (23, 1.0),
+            (24, 0.55),
+            (26, 0.85),
+            (27, 0.95),
+            (28, 0.95),
+            (29, 0.95),
+            (30, 0.95),
+            (31, 0.9),
+        ):
             put(dt.date(cm.year, 12, d_), v)
         put(dt.date(cm.year + 1, 1, 1), 0.35)  # New Year's Day
     for xmas in ev["christmas"]:
@@ -244,7 +254,7 @@ def sample(cfg: SampleConfig) -> dict[str, pl.DataFrame]:
         wave = max(1, min(7, T // 30))
         moved = np.zeros(n_all)
         for k in range(3):
-            moved[t_move + k * wave:] = (k + 1) / 3
+            moved[t_move + k * wave :] = (k + 1) / 3
         active_ds[new], active_ds[old] = moved, 1 - moved
         move = (old, new, t_move)
 
@@ -261,15 +271,19 @@ def sample(cfg: SampleConfig) -> dict[str, pl.DataFrame]:
         rebound = 1 + 0.8 * (1 - drop) * dur / 4
         disrupt[np.ix_(hit, np.arange(t0 + dur, min(t0 + dur + 4, n_all)))] *= rebound
     ds_factor = (
-        base[:, None] * np.exp(growth[:, None] * t_years[None, :]) * season[ds_region]
-        * events[None, :] ** sens[:, None] * disrupt * active_ds
+        base[:, None]
+        * np.exp(growth[:, None] * t_years[None, :])
+        * season[ds_region]
+        * events[None, :] ** sens[:, None]
+        * disrupt
+        * active_ds
     )
     ds_factor = np.clip(ds_factor, 0, None)
 
     # An FC outage (power, systems): one day at a third, the backlog over the next two.
     fc_factor = np.ones((nf, n_all))
     t_out = int(rng.integers(T // 4, max(T // 4 + 1, T - 10)))
-    fc_factor[rng.integers(nf), t_out:t_out + 3] = (0.35, 1.3, 1.3)[: min(3, n_all - t_out)]
+    fc_factor[rng.integers(nf), t_out : t_out + 3] = (0.35, 1.3, 1.3)[: min(3, n_all - t_out)]
 
     # Which FCs ship to which DS: bigger and nearer FCs carry more.
     fc_size = np.exp(rng.normal(0, 0.3, nf))
@@ -353,19 +367,25 @@ def sample(cfg: SampleConfig) -> dict[str, pl.DataFrame]:
             mesh_lane.append(net.lane(s, o))
             mesh_sparse.append(sparse_lane)
             mesh_region.append(int(net.regions[s]))
-            mesh_mean.append(rng.uniform(0.08, 0.6) if sparse_lane
-                             else math.exp(rng.normal(math.log(120), 0.9)))
+            mesh_mean.append(
+                rng.uniform(0.08, 0.6) if sparse_lane else math.exp(rng.normal(math.log(120), 0.9))
+            )
     mesh_lane_a, mesh_mean_a = np.array(mesh_lane, dtype=int), np.array(mesh_mean)
     mesh_sparse_a = np.array(mesh_sparse, dtype=bool)
     path_lanes = {lane for _, lane in pairs}
     mesh_active = np.ones((len(mesh_lane), n_all))
     # One busy SC -> SC lane that carries only SC volume closes at 45% of the history.
-    closing = [i for i, lane in enumerate(mesh_lane)
-               if not mesh_sparse[i] and lane not in path_lanes]
+    closing = [
+        i for i, lane in enumerate(mesh_lane) if not mesh_sparse[i] and lane not in path_lanes
+    ]
     if closing:
-        mesh_active[int(rng.choice(closing)), int(0.45 * T):] = 0.0
-    mesh_mu = (mesh_mean_a[:, None] * season[np.array(mesh_region, dtype=int)]
-               * np.sqrt(events)[None, :] * mesh_active)  # SC volume reacts less to events
+        mesh_active[int(rng.choice(closing)), int(0.45 * T) :] = 0.0
+    mesh_mu = (
+        mesh_mean_a[:, None]
+        * season[np.array(mesh_region, dtype=int)]
+        * np.sqrt(events)[None, :]
+        * mesh_active
+    )  # SC volume reacts less to events
 
     # Expected (noise-free) demand per FC -> DS pair and day.
     fc_of_od = np.repeat(np.arange(nf), nd)
@@ -400,8 +420,10 @@ def sample(cfg: SampleConfig) -> dict[str, pl.DataFrame]:
     n_lane = len(net.lanes)
     p_idx, l_idx = np.array(pairs).T
     A = sparse.csr_matrix((np.ones(len(pairs)), (l_idx, p_idx)), shape=(n_lane, n_path))
-    M = sparse.csr_matrix((np.ones(len(mesh_lane)), (mesh_lane_a, np.arange(len(mesh_lane)))),
-                          shape=(n_lane, len(mesh_lane)))
+    M = sparse.csr_matrix(
+        (np.ones(len(mesh_lane)), (mesh_lane_a, np.arange(len(mesh_lane)))),
+        shape=(n_lane, len(mesh_lane)),
+    )
     expected = A @ (S * mu[path_od_a]) + M @ mesh_mu  # (n_lane, n_all)
     k_mesh = np.where(mesh_sparse_a, 1.5, 20.0)[:, None]
     mesh_real = rng.poisson(mesh_mu[:, h] * rng.gamma(k_mesh, 1 / k_mesh, (len(mesh_lane), T)))
@@ -474,22 +496,28 @@ def _tables(
     bigs = np.concatenate([net.fcs, net.scs])
     extra[bigs] = np.round(np.where(np.isin(bigs, binding), 0.3, 0.15) * capacity[bigs], -2)
     extra_cost[bigs] = np.round(rng.uniform(0.8, 1.4, len(bigs)), 3)  # overtime premium
-    nodes = pl.DataFrame({
-        "node": net.names,
-        "kind": net.kinds,
-        "region": [region_names[r] for r in net.regions],
-        "capacity": capacity,
-        "handling_cost": np.round(handling, 3),
-        "extra_capacity": extra,
-        "extra_capacity_cost": extra_cost,
-    }).with_columns(pl.col("capacity", "extra_capacity", "extra_capacity_cost").fill_nan(None))
+    nodes = pl.DataFrame(
+        {
+            "node": net.names,
+            "kind": net.kinds,
+            "region": [region_names[r] for r in net.regions],
+            "capacity": capacity,
+            "handling_cost": np.round(handling, 3),
+            "extra_capacity": extra,
+            "extra_capacity_cost": extra_cost,
+        }
+    ).with_columns(pl.col("capacity", "extra_capacity", "extra_capacity_cost").fill_nan(None))
 
     # Lanes: trucks sized by lane type, cost by distance, transit one day per ~550 miles.
     truck = np.array([rng.choice(TRUCK_SIZES[t]) for t in lane_type])
     lane_peak = np.minimum(expected[:, recent].max(axis=1), expected[:, ahead].max(axis=1))
     need = np.ceil(lane_peak / truck).astype(int)
-    dual = {s for j, srv in enumerate(serve) if len(srv) == 2
-            for s in [(srv[0][0], int(net.dss[j])), (srv[1][0], int(net.dss[j]))]}
+    dual = {
+        s
+        for j, srv in enumerate(serve)
+        if len(srv) == 2
+        for s in [(srv[0][0], int(net.dss[j])), (srv[1][0], int(net.dss[j]))]
+    }
     max_trucks = np.full(n_lane, -1)
     n_cap = max(1, round(0.02 * n_lane))
     # Binding truck caps (dock doors, carrier contracts) where volume has another way:
@@ -504,17 +532,20 @@ def _tables(
     rest = np.flatnonzero((max_trucks < 0) & (need >= 1))
     loose = rng.choice(rest, int(0.25 * len(rest)), replace=False) if len(rest) else rest
     max_trucks[loose] = need[loose] + rng.integers(1, 4, len(loose))
-    lanes = pl.DataFrame({
-        "origin": [net.names[o] for o in lane_o],
-        "destination": [net.names[d] for d in lane_d],
-        "truck_capacity": truck,
-        "cost_per_truck": np.round(150 + 2.1 * miles, 2),
-        "cost_per_package": np.round(0.01 + 0.00005 * miles + rng.uniform(0, 0.01, n_lane), 4),
-        "max_trucks": pl.Series([int(m) if m >= 0 else None for m in max_trucks],
-                                dtype=pl.Int64),
-        "transit_days": pl.Series(1 + (miles // 550).astype(int), dtype=pl.Int64),
-        "miles": np.round(miles, 1),
-    })
+    lanes = pl.DataFrame(
+        {
+            "origin": [net.names[o] for o in lane_o],
+            "destination": [net.names[d] for d in lane_d],
+            "truck_capacity": truck,
+            "cost_per_truck": np.round(150 + 2.1 * miles, 2),
+            "cost_per_package": np.round(0.01 + 0.00005 * miles + rng.uniform(0, 0.01, n_lane), 4),
+            "max_trucks": pl.Series(
+                [int(m) if m >= 0 else None for m in max_trucks], dtype=pl.Int64
+            ),
+            "transit_days": pl.Series(1 + (miles // 550).astype(int), dtype=pl.Int64),
+            "miles": np.round(miles, 1),
+        }
+    )
 
     # History rows: every active day of every lane; sparse lanes only on days with volume.
     active = expected[:, :T] > 1e-9
@@ -523,15 +554,17 @@ def _tables(
     epoch = (cfg.start - dt.date(1970, 1, 1)).days
     region = np.array(region_names)[net.regions]
     names = pl.Series(net.names)
-    history = pl.DataFrame({
-        "date": pl.Series(ti + epoch, dtype=pl.Int32).cast(pl.Date),
-        "origin": names.gather(lane_o[li]),
-        "destination": names.gather(lane_d[li]),
-        "volume": np.asarray(volume)[li, ti].astype(np.float64),
-        "origin_region": pl.Series(region[lane_o[li]]),
-        "destination_region": pl.Series(region[lane_d[li]]),
-        "lane_type": pl.Series(lane_type[li]),
-    })
+    history = pl.DataFrame(
+        {
+            "date": pl.Series(ti + epoch, dtype=pl.Int32).cast(pl.Date),
+            "origin": names.gather(lane_o[li]),
+            "destination": names.gather(lane_d[li]),
+            "volume": np.asarray(volume)[li, ti].astype(np.float64),
+            "origin_region": pl.Series(region[lane_o[li]]),
+            "destination_region": pl.Series(region[lane_d[li]]),
+            "lane_type": pl.Series(lane_type[li]),
+        }
+    )
     order = np.lexsort((lane_d, lane_o))
     rank = np.empty(n_lane, int)
     rank[order] = np.arange(n_lane)

@@ -26,6 +26,7 @@ __all__ = [
     "validate_lanes",
     "validate_forecast",
     "validate_demand",
+    "validate_champions",
     "detect_kind",
     "check",
     "load",
@@ -33,7 +34,7 @@ __all__ = [
 
 LANE_KEYS = ["origin", "destination"]
 NODE_KINDS = ("FC", "SC", "DS")
-KINDS = ("history", "forecast", "nodes", "lanes", "demand")
+KINDS = ("history", "forecast", "nodes", "lanes", "demand", "champions")
 NUMERIC = (
     pl.Float32,
     pl.Float64,
@@ -137,6 +138,10 @@ def validate_history(df: pl.DataFrame) -> list[Problem]:
     for col in df.columns:
         if col in ("date", "volume", *LANE_KEYS):
             continue
+        if df.schema[col] == pl.String:
+            problems += _flag(
+                df, col, pl.col(col).is_null(), "has nulls in a lane attribute column"
+            )
         if df.schema[col] != pl.String:
             problems.append(
                 Problem(
@@ -231,7 +236,7 @@ def validate_lanes(df: pl.DataFrame, nodes: pl.DataFrame | None = None) -> list[
     problems += _non_negative(df, "cost_per_package", "cost per package", allow_null=True)
     problems += _non_negative(df, "max_trucks", "max trucks", allow_null=True)
     problems += _non_negative(df, "transit_days", "transit days", allow_null=True)
-    if nodes is not None and "node" in nodes.columns:
+    if nodes is not None and "node" in nodes.columns and nodes.schema["node"] == pl.String:
         known = nodes.get_column("node")
         for c in LANE_KEYS:
             if c in df.columns and df.schema[c] == pl.String:
@@ -280,9 +285,14 @@ def validate_forecast(df: pl.DataFrame) -> list[Problem]:
     problems += _nulls(df, ["unique_id", "level", "date"])
     problems += _non_negative(df, "forecast", "forecast", allow_null=False)
     problems += _duplicates(df, ["unique_id", "date"], "(unique_id, date) rows")
-    for lo in [c for c in df.columns if c.startswith("lo_")]:
+    bounds = [c for c in df.columns if c.startswith(("lo_", "hi_"))]
+    for c in bounds:
+        if df.schema[c] not in NUMERIC:
+            problems.append(Problem(c, f"has type {df.schema[c]}, expected a number"))
+    numeric = {c for c in [*bounds, "forecast"] if c in df.columns and df.schema[c] in NUMERIC}
+    for lo in [c for c in bounds if c.startswith("lo_")]:
         hi = "hi_" + lo[3:]
-        if hi in df.columns and "forecast" in df.columns:
+        if {lo, hi, "forecast"} <= numeric:
             bad = (pl.col(lo) > pl.col("forecast") + 1e-9) | (
                 pl.col("forecast") > pl.col(hi) + 1e-9
             )
@@ -295,6 +305,8 @@ def _incoherent_levels(df: pl.DataFrame) -> list[Problem]:
     """Every level partitions the lanes, so per date each level must sum to the total."""
     needed = {"level", "date", "forecast"}
     if not needed <= set(df.columns) or df.schema["forecast"] not in NUMERIC:
+        return []
+    if df.schema["level"] != pl.String:
         return []
     sums = df.group_by("level", "date").agg(pl.col("forecast").cast(pl.Float64).sum().alias("s"))
     total = sums.filter(pl.col("level") == "total").select("date", pl.col("s").alias("t"))
@@ -313,12 +325,28 @@ def _incoherent_levels(df: pl.DataFrame) -> list[Problem]:
     return [Problem("forecast", f"levels do not add up to the total: {', '.join(off)}")]
 
 
+def validate_champions(df: pl.DataFrame) -> list[Problem]:
+    """Problems with a champions table (unique_id, model) from `mmplan backtest`."""
+    from mmplan.config import FORECAST_MODELS
+
+    problems = _require(df, {"unique_id": pl.String, "model": pl.String})
+    if problems:
+        return problems
+    problems += _nulls(df, ["unique_id", "model"])
+    problems += _duplicates(df, ["unique_id"], "series (one champion each)")
+    unknown = ~pl.col("model").is_in(list(FORECAST_MODELS)) & pl.col("model").is_not_null()
+    return problems + _flag(
+        df, "model", unknown, f"names models mmplan does not offer ({', '.join(FORECAST_MODELS)})"
+    )
+
+
 VALIDATORS = {
     "history": validate_history,
     "nodes": validate_nodes,
     "lanes": validate_lanes,
     "forecast": validate_forecast,
     "demand": validate_demand,
+    "champions": validate_champions,
 }
 
 

@@ -1,0 +1,178 @@
+"""Inputs a planner can easily give that once crashed or destroyed data: each now gets its
+exit code and a message, and loses nothing."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import polars as pl
+import pytest
+from typer.testing import CliRunner
+
+from mmplan.cli import app
+from mmplan.forecasting import forecast
+from tests.conftest import fast_config, make_history
+
+GOOD = Path(__file__).parent / "data" / "good"
+runner = CliRunner()
+
+
+def text(result) -> str:
+    return " ".join(result.output.split())
+
+
+def test_a_folder_output_never_swallows_the_runs_inputs(tmp_path):
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    for name in ("nodes", "lanes", "demand"):
+        shutil.copy(GOOD / f"{name}.parquet", victim / f"{name}.parquet")
+    (victim / "notes.txt").write_text("mine")
+    before = {p.name: p.read_bytes() for p in victim.iterdir()}
+    result = runner.invoke(
+        app,
+        [
+            "optimize",
+            str(victim / "demand.parquet"),
+            "--nodes",
+            str(victim / "nodes.parquet"),
+            "--lanes",
+            str(victim / "lanes.parquet"),
+            "-o",
+            str(victim),
+        ],
+    )
+    assert result.exit_code == 73 and "is inside it" in text(result)
+    assert {p.name: p.read_bytes() for p in victim.iterdir()} == before
+
+
+def test_a_folder_output_refuses_a_folder_of_someone_elses_files(tmp_path):
+    other = tmp_path / "reports"
+    other.mkdir()
+    (other / "q3.xlsx").write_text("precious")
+    result = runner.invoke(
+        app,
+        [
+            "sample",
+            str(other),
+            "--fcs",
+            "1",
+            "--scs",
+            "2",
+            "--dss",
+            "3",
+            "--days",
+            "60",
+            "--regions",
+            "1",
+        ],
+    )
+    assert result.exit_code == 73 and "q3.xlsx" in text(result)
+    assert (other / "q3.xlsx").read_text() == "precious"
+    # an earlier mmplan output (it has a manifest) is replaced as usual
+    out = tmp_path / "net"
+    args = [
+        "sample",
+        str(out),
+        "--fcs",
+        "1",
+        "--scs",
+        "2",
+        "--dss",
+        "3",
+        "--days",
+        "60",
+        "--regions",
+        "1",
+    ]
+    assert runner.invoke(app, args).exit_code == 0
+    assert runner.invoke(app, args).exit_code == 0
+
+
+@pytest.mark.parametrize(
+    "champions, message",
+    [
+        ({"unique_id": ["total"], "model": ["Zero/new"]}, "names models mmplan does not offer"),
+        ({"unique_id": ["total", "total"], "model": ["Naive", "MSTL"]}, "one champion each"),
+        ({"series": ["total"], "model": ["Naive"]}, "column 'unique_id': is missing"),
+    ],
+)
+def test_a_bad_champions_table_is_65_naming_that_file(
+    tmp_path, history_file, fast_toml, champions, message
+):
+    path = tmp_path / "champions.parquet"
+    pl.DataFrame(champions).write_parquet(path)
+    result = runner.invoke(
+        app,
+        [
+            "forecast",
+            str(history_file),
+            "-o",
+            str(tmp_path / "f.parquet"),
+            "--config",
+            str(fast_toml),
+            "--champions",
+            str(path),
+        ],
+    )
+    assert result.exit_code == 65
+    assert message in text(result) and text(result).startswith(f"error: {path}")
+
+
+def test_null_lane_attribute_is_65_not_a_crash(tmp_path, history):
+    bad = history.with_columns(
+        pl.when(pl.col("origin") == "FC1")
+        .then(None)
+        .otherwise(pl.col("origin_region"))
+        .alias("origin_region")
+    )
+    path = tmp_path / "h.parquet"
+    bad.write_parquet(path)
+    for args in (["validate", str(path)], ["forecast", str(path), "-o", str(tmp_path / "f.pq")]):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 65 and "nulls in a lane attribute column" in text(result)
+
+
+def test_validate_reports_mistyped_forecast_columns(tmp_path, history):
+    fc = forecast(history, fast_config())
+    path = tmp_path / "f.parquet"
+    fc.with_columns(
+        pl.col("lo_80").cast(pl.String), pl.col("level").cast(pl.Categorical)
+    ).write_parquet(path)
+    result = runner.invoke(app, ["validate", str(path), "--kind", "forecast"])
+    assert result.exit_code == 65 and "column 'lo_80': has type String" in text(result)
+
+
+def test_conformal_intervals_with_a_young_lane(history):
+    young = (
+        history.filter(pl.col("destination") == "DS03")
+        .tail(10)
+        .with_columns(destination=pl.lit("DS99"))
+    )
+    fc = forecast(pl.concat([history, young]), fast_config(intervals="conformal"))
+    lane = fc.filter(pl.col("destination") == "DS99")
+    assert lane["model"].unique().to_list() == ["HistoricAverage/short"]
+
+
+def test_fit_days_does_not_make_old_lanes_short():
+    h = make_history(n_lanes=4, days=150, sparse_every=0, new_lane=False, closed_lane=False)
+    fc = forecast(h, fast_config(fit_days=30, min_history_days=28, horizon=7))
+    assert set(fc.filter(pl.col("level") == "lane")["model"]) == {"SeasonalNaive"}
+
+
+@pytest.mark.parametrize("body", ["forecast = 3\n", "[sample]\nseed = -1\n"])
+def test_malformed_config_sections_are_78(tmp_path, history_file, body):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(body)
+    command = ["forecast", str(history_file), "-o", str(tmp_path / "f.parquet"), "--horizon", "7"]
+    if "seed" in body:
+        command = ["sample", str(tmp_path / "s")]
+    result = runner.invoke(app, [*command, "--config", str(cfg)])
+    assert result.exit_code == 78, text(result)
+
+
+def test_a_tiny_file_is_called_truncated(tmp_path):
+    path = tmp_path / "h.parquet"
+    path.write_bytes(b"PA")
+    result = runner.invoke(app, ["validate", str(path)])
+    assert result.exit_code == 66 and "truncated" in text(result)
