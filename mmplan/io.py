@@ -10,6 +10,7 @@ killed run cannot leave a lock that blocks forever).
 from __future__ import annotations
 
 import contextlib
+import glob
 import hashlib
 import json
 import os
@@ -289,6 +290,24 @@ def output_folder(path: str | Path, record: dict[str, Any] | None = None) -> Ite
         shutil.rmtree(old, ignore_errors=True)
 
 
+def _recover(target: Path) -> None:
+    """Tidy what a killed earlier run left beside `target`; safe because we hold its lock.
+
+    A run killed between the two renames of a folder swap leaves the previous output as
+    `.<name>.*.old` and nothing at `target`: put it back. Temporary files and folders of
+    dead runs are removed.
+    """
+    olds = sorted(target.parent.glob(f".{glob.escape(target.name)}.*.old"))
+    if olds and not target.exists():
+        os.replace(olds[-1], target)
+        olds = olds[:-1]
+    for stale in [*olds, *target.parent.glob(f".{glob.escape(target.name)}.*.tmp")]:
+        if stale.is_dir():
+            shutil.rmtree(stale, ignore_errors=True)
+        else:
+            stale.unlink(missing_ok=True)
+
+
 def _holder_info(info_path: Path) -> str:
     try:
         return info_path.read_text(encoding="utf-8").strip() or "an unknown process"
@@ -323,6 +342,7 @@ def output_lock(path: str | Path, wait: float = 0.0) -> Iterator[None]:
     except OSError as exc:
         raise OutputError(f"cannot lock {target}: {exc.strerror} at {lock_path}.") from None
     try:
+        _recover(target)
         with contextlib.suppress(OSError):
             info_path.write_text(
                 f"pid {os.getpid()} on {socket.gethostname()}, started "

@@ -176,3 +176,18 @@ def test_a_tiny_file_is_called_truncated(tmp_path):
     path.write_bytes(b"PA")
     result = runner.invoke(app, ["validate", str(path)])
     assert result.exit_code == 66 and "truncated" in text(result)
+
+
+def test_leftovers_of_a_killed_run_are_recovered_or_removed(tmp_path):
+    from mmplan.io import output_lock
+
+    out = tmp_path / "plan"
+    (tmp_path / ".plan.abc.old").mkdir()  # killed between the two renames of a swap
+    (tmp_path / ".plan.abc.old" / "summary.json").write_text("{}")
+    (tmp_path / ".plan.def.tmp").mkdir()  # killed while writing
+    (tmp_path / ".f.parquet.x.tmp").write_text("partial")  # another output's: left alone
+    with output_lock(out):
+        pass
+    assert (out / "summary.json").read_text() == "{}"
+    assert not (tmp_path / ".plan.def.tmp").exists()
+    assert (tmp_path / ".f.parquet.x.tmp").exists()

@@ -92,6 +92,9 @@ def _kill_at_random_moments(make_args, tmp_path: Path, rng: random.Random) -> in
     cfg = tmp_path / "fast.toml"
     cfg.write_text(FAST)
     out = tmp_path / "out"
+    warm = CTX.Process(target=time.sleep, args=(0,))  # start the forkserver: not part of a run
+    warm.start()
+    warm.join()
     started = time.monotonic()
     first = CTX.Process(target=_run_cli, args=(make_args(out, cfg),))
     first.start()
