@@ -739,6 +739,8 @@ def _solve_day(
                     cand_obj = float(m.obj @ cand) + m.offset
                     if cand_obj < heuristic:
                         hint, heuristic = cand, cand_obj
+                        # The gap limit is relative to the best plan's operating cost.
+                        scale = max(heuristic - penalty * float(hint[m.s_cols].sum()), 1e-9)
     timings["heuristic"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     h = _helper(m, True)
