@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from mmplan.errors import ConfigError, InputFileError
+from mmplan.errors import ConfigError, InputFileError, UsageError
 
 __all__ = [
     "Config",
@@ -265,9 +265,21 @@ def load_config(path: str | Path | None = None, **overrides: dict[str, Any]) -> 
         for key, value in (values or {}).items():
             if value is not None:
                 data.setdefault(section, {})[key] = value
+    flags = {
+        (section, key)
+        for section, values in overrides.items()
+        for key, value in (values or {}).items()
+        if value is not None
+    }
     try:
         return Config.model_validate(data)
     except ValidationError as exc:
+        for error in exc.errors():
+            if tuple(error["loc"][:2]) in flags:  # a command-line flag, not the file
+                flag = "--" + str(error["loc"][1]).replace("_", "-")
+                raise UsageError(
+                    f"{flag} {error.get('input')!r} is not allowed: {error['msg']}."
+                ) from None
         problems = "; ".join(_describe(e, source) for e in exc.errors())
         raise ConfigError(
             f"bad configuration: {problems}. See configs/default.toml for every key."

@@ -191,3 +191,21 @@ def test_leftovers_of_a_killed_run_are_recovered_or_removed(tmp_path):
     assert (out / "summary.json").read_text() == "{}"
     assert not (tmp_path / ".plan.def.tmp").exists()
     assert (tmp_path / ".f.parquet.x.tmp").exists()
+
+
+def test_a_bad_flag_value_is_a_usage_error_naming_the_flag(tmp_path, history_file, fast_toml):
+    result = runner.invoke(
+        app,
+        [
+            "forecast",
+            str(history_file),
+            "-o",
+            str(tmp_path / "f.parquet"),
+            "--config",
+            str(fast_toml),
+            "--horizon",
+            "400",
+        ],
+    )
+    assert result.exit_code == 2 and "--horizon 400" in text(result)
+    assert str(fast_toml) not in text(result)  # the file is not to blame
