@@ -491,8 +491,10 @@ def optimize(
         lane_table = load(lanes, "lanes", node_table)
         demand_table = demand_rows(read_parquet(demand, what="demand"), cfg.optimize.column, demand)
         planned = demand_table.columns[-1]  # the column demand_rows chose
-        with about_file(demand):
-            plan = run_optimize(demand_table, node_table, lane_table, cfg.optimize, column=planned)
+        with progress_bar(_console(quiet), "optimize") as tick, about_file(demand):
+            plan = run_optimize(
+                demand_table, node_table, lane_table, cfg.optimize, column=planned, progress=tick
+            )
         record = provenance(
             "optimize",
             cfg.as_record(),

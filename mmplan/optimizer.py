@@ -50,6 +50,7 @@ from __future__ import annotations
 import math
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -1008,11 +1009,13 @@ def optimize(
     column: str | None = None,
     *,
     method: str = "decomposed",
+    progress: Callable[[int, int, str], None] | None = None,
 ) -> Plan:
     """Plan trucks and routes for every date in `demand`; see the module docstring.
 
     `method="plain"` solves all dates as one model with weak linking and no heuristic (the
-    benchmark's baseline); the default solves dates separately in parallel.
+    benchmark's baseline); the default solves dates separately in parallel. `progress`
+    (done, total, label) is called as dates finish, for a progress bar.
     """
     started = time.perf_counter()
     column = column or config.column
@@ -1048,6 +1051,9 @@ def optimize(
         deadline = started + 0.95 * config.time_limit
         lock = threading.Lock()
         waiting = [len(days)]
+        solved = [0]
+        report = progress or (lambda done, total, label: None)
+        report(0, len(days), f"solving {len(days)} dates")
 
         def run(day):
             # A date's share of what is left: days that finish early give time to the rest.
@@ -1061,7 +1067,11 @@ def optimize(
             rev = orient(po, pt)
             n2 = net.reversed() if rev else net
             a, b = (pt, po) if rev else (po, pt)
-            return date, rev, a, b, q, _solve_day(n2, a, b, q, penalty, config, limit, method)
+            outcome = _solve_day(n2, a, b, q, penalty, config, limit, method)
+            with lock:
+                solved[0] += 1
+                report(solved[0], len(days), f"solved {date} ({solved[0]}/{len(days)} dates)")
+            return date, rev, a, b, q, outcome
 
         if workers > 1:
             with ThreadPoolExecutor(workers) as pool:
