@@ -17,17 +17,14 @@ import time
 import polars as pl
 
 from mmplan.config import ForecastConfig
-from mmplan.forecasting import aggregate, build_hierarchy, forecast, hierarchy_levels, lane_series
+from mmplan.forecasting import aggregate, forecast, history_hierarchy, lane_series
 from mmplan.tables import LANE_KEYS
 
 
 def actuals(history: pl.DataFrame, cfg: ForecastConfig, start: dt.date) -> pl.DataFrame:
     """Actual volume per series and date on and after `start`, zero-filled like the forecast."""
     daily, _ = lane_series(history)
-    levels = hierarchy_levels(cfg, history.columns)
-    attrs = [c for _, cols in levels for c in cols if c not in LANE_KEYS]
-    lanes = history.group_by(LANE_KEYS).agg(pl.col(attrs).first())
-    y = aggregate(daily, build_hierarchy(lanes, levels))
+    y = aggregate(daily, history_hierarchy(history, cfg))
     return y.filter(pl.col("ds") >= start).rename({"ds": "date", "y": "actual"})
 
 

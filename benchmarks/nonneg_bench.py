@@ -25,11 +25,9 @@ from mmplan.forecasting import (
     _reconcile,
     aggregate,
     assign_models,
-    build_hierarchy,
-    hierarchy_levels,
+    history_hierarchy,
     lane_series,
 )
-from mmplan.tables import LANE_KEYS
 
 
 def main() -> None:
@@ -43,9 +41,7 @@ def main() -> None:
     cutoff = full["date"].max() - dt.timedelta(days=cfg.horizon)
     history = full.filter(pl.col("date") <= cutoff)
     daily, end = lane_series(history)
-    levels = hierarchy_levels(cfg, history.columns)
-    attrs = [c for _, cols in levels for c in cols if c not in LANE_KEYS]
-    hier = build_hierarchy(history.group_by(LANE_KEYS).agg(pl.col(attrs).first()), levels)
+    hier = history_hierarchy(history, cfg)
     y = aggregate(daily, hier)
     plan = assign_models(y, end, cfg)
     open_ids = plan.filter(pl.col("rule") != "closed")["unique_id"]

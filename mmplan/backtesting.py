@@ -59,8 +59,8 @@ import polars as pl
 
 from mmplan.config import Config, ForecastConfig, GateConfig
 from mmplan.errors import ConfigError, DataError
-from mmplan.forecasting import aggregate, build_hierarchy, hierarchy_levels, lane_series
-from mmplan.tables import LANE_KEYS, check, validate_history
+from mmplan.forecasting import aggregate, hierarchy_levels, history_hierarchy, lane_series
+from mmplan.tables import check, validate_history
 
 __all__ = [
     "backtest",
@@ -189,16 +189,7 @@ def actuals(history: pl.DataFrame, fcfg: ForecastConfig) -> tuple[pl.DataFrame, 
     runs from its first row to the history's end, a missing day being a zero.
     """
     daily, _ = lane_series(history)
-    levels = hierarchy_levels(fcfg, history.columns)
-    attr_cols = [
-        c for c in dict.fromkeys(c for _, cols in levels for c in cols) if c not in LANE_KEYS
-    ]
-    lane_attrs = (
-        history.group_by(LANE_KEYS).agg(pl.col(attr_cols).first())
-        if attr_cols
-        else history.select(LANE_KEYS).unique()
-    )
-    hier = build_hierarchy(lane_attrs, levels)
+    hier = history_hierarchy(history, fcfg)
     return aggregate(daily, hier), hier.series.select("unique_id", "level")
 
 

@@ -45,7 +45,14 @@ from mmplan.config import Config, ForecastConfig
 from mmplan.errors import ConfigError, DataError
 from mmplan.tables import LANE_KEYS, check, validate_history
 
-__all__ = ["forecast", "Hierarchy", "build_hierarchy", "lane_series", "assign_models"]
+__all__ = [
+    "forecast",
+    "Hierarchy",
+    "build_hierarchy",
+    "history_hierarchy",
+    "lane_series",
+    "assign_models",
+]
 
 # progress(done, total, label): how far model fitting is, for a progress bar.
 Progress = Callable[[int, int, str], None]
@@ -200,6 +207,17 @@ def build_hierarchy(lane_attrs: pl.DataFrame, levels: list[tuple[str, list[str]]
     r, c = np.concatenate(rows), np.concatenate(cols_idx)
     S = sparse.csr_matrix((np.ones(len(r)), (r, c)), shape=(series.height, lanes.height))
     return Hierarchy(series, lanes.drop("_col"), S, levels, key_columns, bottom_rows)
+
+
+def history_hierarchy(history: pl.DataFrame, cfg: ForecastConfig) -> Hierarchy:
+    """The hierarchy of `[forecast].hierarchy` over the lanes of a history."""
+    levels = hierarchy_levels(cfg, history.columns)
+    attrs = [c for c in dict.fromkeys(c for _, cols in levels for c in cols) if c not in LANE_KEYS]
+    if attrs:
+        lane_attrs = history.group_by(LANE_KEYS).agg(pl.col(attrs).first())
+    else:
+        lane_attrs = history.select(LANE_KEYS).unique()
+    return build_hierarchy(lane_attrs, levels)
 
 
 def lane_series(history: pl.DataFrame, fit_days: int | None = None) -> tuple[pl.DataFrame, dt.date]:
@@ -519,16 +537,7 @@ def forecast(
     check(validate_history(history), "history", "history")
     check_forecastable(history, cfg)
     daily, end = lane_series(history, cfg.fit_days)
-    levels = hierarchy_levels(cfg, history.columns)
-    attr_cols = [
-        c for c in dict.fromkeys(c for _, cols in levels for c in cols) if c not in LANE_KEYS
-    ]
-    lane_attrs = (
-        history.group_by(LANE_KEYS).agg(pl.col(attr_cols).first())
-        if attr_cols
-        else (history.select(LANE_KEYS).unique())
-    )
-    hier = build_hierarchy(lane_attrs, levels)
+    hier = history_hierarchy(history, cfg)
     y = aggregate(daily, hier)
     plan = assign_models(y, end, cfg, champions)
     open_ids = plan.filter(pl.col("rule") != "closed").get_column("unique_id")

@@ -201,19 +201,7 @@ def write_parquet(df: pl.DataFrame, path: str | Path, record: dict[str, Any] | N
 
 def write_json(data: Any, path: str | Path) -> Path:
     """Write JSON atomically (for summaries and manifests)."""
-    target = Path(path)
-    tmp = _temp_beside(target)
-    try:
-        with open(tmp, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, indent=2, sort_keys=True, default=str)
-            handle.write("\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise OutputError(f"cannot write {target}: {exc.strerror}.") from None
-    _replace(tmp, target)
-    return target
+    return write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n", path)
 
 
 def check_output_folder(path: str | Path, inputs: tuple[str | Path | None, ...] = ()) -> None:
