@@ -39,18 +39,21 @@ def sample_instance(days: int = 14, seed: int = 7) -> dict[str, pl.DataFrame]:
     history = tables["history"]
     last = history["date"].max()
     demand = history.filter(pl.col("date") > last - pl.duration(days=days)).select(
-        "date", "origin", "destination", "volume")
+        "date", "origin", "destination", "volume"
+    )
     return {"nodes": tables["nodes"], "lanes": tables["lanes"], "demand": demand}
 
 
 def row(label: str, plan, wall: float) -> str:
     s = plan.summary
     t = s["timings"]
-    return (f"{label:<28} build {t.get('build', 0):7.2f}s  solve {t.get('solve', 0):7.2f}s  "
-            f"wall {wall:7.1f}s  objective {s['objective']:14,.1f}  "
-            f"bound {s['best_bound']:14,.1f}  "
-            f"gap {100 * s['gap']:6.3f}%  operating gap {100 * s['operating_gap']:5.2f}%  "
-            f"unserved {s['totals']['unserved_volume']:,.0f}")
+    return (
+        f"{label:<28} build {t.get('build', 0):7.2f}s  solve {t.get('solve', 0):7.2f}s  "
+        f"wall {wall:7.1f}s  objective {s['objective']:14,.1f}  "
+        f"bound {s['best_bound']:14,.1f}  "
+        f"gap {100 * s['gap']:6.3f}%  operating gap {100 * s['operating_gap']:5.2f}%  "
+        f"unserved {s['totals']['unserved_volume']:,.0f}"
+    )
 
 
 def main() -> None:
@@ -65,9 +68,11 @@ def main() -> None:
     started = time.perf_counter()
     inst = sample_instance(args.days)
     d = inst["demand"]
-    print(f"sample network: {inst['nodes'].height} facilities, {inst['lanes'].height} lanes, "
-          f"{d.height:,} demand rows over {d['date'].n_unique()} days, "
-          f"{d['volume'].sum():,.0f} packages (generated in {time.perf_counter() - started:.1f}s)")
+    print(
+        f"sample network: {inst['nodes'].height} facilities, {inst['lanes'].height} lanes, "
+        f"{d.height:,} demand rows over {d['date'].n_unique()} days, "
+        f"{d['volume'].sum():,.0f} packages (generated in {time.perf_counter() - started:.1f}s)"
+    )
     cfg = OptimizeConfig(time_limit=args.time_limit, workers=args.workers, relative_gap=0.01)
     runs = [("per-day + strong + hint", "decomposed")]
     if not args.skip_plain:
@@ -78,16 +83,23 @@ def main() -> None:
         print(row(label, plan, time.perf_counter() - t0), flush=True)
         if method == "decomposed":
             for date, day in plan.summary["per_date"].items():
-                print(f"    {date}  objective {day['objective']:16,.1f}  "
-                      f"bound {day['best_bound']:16,.1f}  operating gap "
-                      f"{100 * day['operating_gap']:5.2f}%  {day['status']}")
+                print(
+                    f"    {date}  objective {day['objective']:16,.1f}  "
+                    f"bound {day['best_bound']:16,.1f}  operating gap "
+                    f"{100 * day['operating_gap']:5.2f}%  {day['status']}"
+                )
             h = plan.summary["heuristic_objective"]
-            print(f"{'  slope-scaling incumbent':<28} objective {h:14,.1f}  "
-                  f"(heuristic {plan.summary['timings']['heuristic']:.1f}s summed over days)")
-    relaxed = optimize(d, inst["nodes"], inst["lanes"], cfg.model_copy(update={"relax": True}),
-                       column="volume")
-    print(f"{'LP relaxation (strong)':<28} objective {relaxed.summary['objective']:14,.1f}  "
-          f"({relaxed.summary['seconds']:.1f}s)")
+            print(
+                f"{'  slope-scaling incumbent':<28} objective {h:14,.1f}  "
+                f"(heuristic {plan.summary['timings']['heuristic']:.1f}s summed over days)"
+            )
+    relaxed = optimize(
+        d, inst["nodes"], inst["lanes"], cfg.model_copy(update={"relax": True}), column="volume"
+    )
+    print(
+        f"{'LP relaxation (strong)':<28} objective {relaxed.summary['objective']:14,.1f}  "
+        f"({relaxed.summary['seconds']:.1f}s)"
+    )
 
     if args.skip_mcnd:
         return
@@ -95,14 +107,22 @@ def main() -> None:
     for name, best in OPTIMA.items():
         inst = read_dow(name)
         t0 = time.perf_counter()
-        plan = optimize(inst["demand"], inst["nodes"], inst["lanes"],
-                        OptimizeConfig(time_limit=60, relative_gap=1e-4), column="volume")
+        plan = optimize(
+            inst["demand"],
+            inst["nodes"],
+            inst["lanes"],
+            OptimizeConfig(time_limit=60, relative_gap=1e-4),
+            column="volume",
+        )
         s = plan.summary
         off = (s["objective"] - best) / best
-        print(f"  {name:<26} optimum {best:>8}  found {s['objective']:>11,.0f}  "
-              f"bound {s['best_bound']:>11,.0f}  off {100 * off:6.3f}%  "
-              f"gap {100 * s['gap']:6.3f}%  "
-              f"{time.perf_counter() - t0:6.1f}s", flush=True)
+        print(
+            f"  {name:<26} optimum {best:>8}  found {s['objective']:>11,.0f}  "
+            f"bound {s['best_bound']:>11,.0f}  off {100 * off:6.3f}%  "
+            f"gap {100 * s['gap']:6.3f}%  "
+            f"{time.perf_counter() - t0:6.1f}s",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":
