@@ -115,7 +115,7 @@ def print_plan(console: Any, summary: dict[str, Any]) -> None:
     console.print(
         f"trucks {t['trucks']:,.0f} on {t['lanes_used']:,} lanes: truck cost "
         f"{t['truck_cost']:,.0f}, package cost {t['package_cost']:,.0f}, handling "
-        f"{t['handling_cost']:,.0f}, added capacity {t['extra_capacity_cost']:,.0f}"
+        f"{t['handling_cost']:,.0f}, added capacity {t['extra_capacity_cost'] + 0.0:,.0f}"
     )
     if summary["binding_facilities"]:
         table = Table(title="most binding facilities", show_edge=False)
@@ -127,7 +127,7 @@ def print_plan(console: Any, summary: dict[str, Any]) -> None:
                 row["node"],
                 f"{row['max_utilization'] or 0:.0%}",
                 str(row["days_at_capacity"]),
-                f"{row['added_capacity']:,.0f}",
+                f"{row['added_capacity'] + 0.0:,.0f}",  # + 0.0: print -0.0 as 0
                 "-" if price is None else f"{price:,.2f}",
             )
         console.print(table)
