@@ -219,16 +219,21 @@ def validate(
     file: Annotated[Path, typer.Argument(help="Any mmplan table (Parquet).")],
     kind: Annotated[
         str | None,
-        typer.Option(help="history, forecast, nodes, lanes or demand; guessed when omitted."),
+        typer.Option(
+            help="history, forecast, nodes, lanes, demand or champions; guessed when omitted."
+        ),
     ] = None,
     nodes: Annotated[
         Path | None, typer.Option(help="Nodes table, to check that lanes name known facilities.")
     ] = None,
+    config: ConfigOpt = None,
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
     debug: DebugOpt = False,
 ) -> None:
     """Check a table against its contract and report every problem found (exit 65 if any).
+
+    With --config, a demand table is checked for the column [optimize].column names.
 
     Example: mmplan validate data/sample/lanes.parquet --nodes data/sample/nodes.parquet
     """
@@ -247,7 +252,14 @@ def validate(
             f"({', '.join(df.columns)}); pass --kind with one of {', '.join(KINDS)}."
         )
     node_table = read_parquet(nodes, what="nodes") if nodes is not None else None
-    problems = validate_table(df, kind, node_table)
+    if kind == "demand":
+        from mmplan.config import load_config
+        from mmplan.tables import validate_demand
+
+        column = load_config(config).optimize.column if config is not None else "volume"
+        problems = validate_demand(df, column)
+    else:
+        problems = validate_table(df, kind, node_table)
     record = read_provenance(file)
     console = _console(quiet)
     emit(

@@ -475,3 +475,12 @@ def test_folder_outputs_carry_a_manifest(tmp_path):
     assert set(manifest["files"]) == {"history.parquet", "nodes.parquet", "lanes.parquet"}
     for name, digest in manifest["files"].items():
         assert sha256_file(out / name) == digest
+
+
+def test_validate_demand_uses_the_configured_column(tmp_path):
+    good = Path(__file__).parent / "data" / "good" / "demand.parquet"
+    assert runner.invoke(app, ["validate", str(good), "--kind", "demand"]).exit_code == 0
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[optimize]\ncolumn = "hi_80"\n')
+    result = runner.invoke(app, ["validate", str(good), "--kind", "demand", "--config", str(cfg)])
+    assert result.exit_code == 65 and "column 'hi_80': is missing" in result.output
