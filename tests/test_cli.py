@@ -201,21 +201,20 @@ def test_locked_output_is_75_naming_the_holder(tmp_path, history_file, fast_toml
     assert not out.exists()
 
 
+def hold_lock(out: Path, seconds: float) -> subprocess.Popen:
+    """Another process holding the lock on `out` for `seconds`; returns once it holds it."""
+    code = (
+        "import time; from mmplan.io import output_lock\n"
+        f"with output_lock({str(out)!r}):\n    print('held', flush=True); time.sleep({seconds})"
+    )
+    holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    return holder
+
+
 def test_wait_waits_for_the_lock(tmp_path, history_file, fast_toml):
     out = tmp_path / "f.parquet"
-    holder = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            (
-                "import time; from mmplan.io import output_lock\n"
-                f"with output_lock({str(out)!r}):\n    print('held', flush=True); time.sleep(1.5)"
-            ),
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert holder.stdout.readline().strip() == "held"
+    holder = hold_lock(out, 1.5)
     started = time.monotonic()
     result = runner.invoke(
         app,
@@ -229,19 +228,7 @@ def test_wait_waits_for_the_lock(tmp_path, history_file, fast_toml):
 
 def test_killed_holder_does_not_leave_a_stale_lock(tmp_path, history_file, fast_toml):
     out = tmp_path / "f.parquet"
-    holder = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            (
-                "import time; from mmplan.io import output_lock\n"
-                f"with output_lock({str(out)!r}):\n    print('held', flush=True); time.sleep(60)"
-            ),
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert holder.stdout.readline().strip() == "held"
+    holder = hold_lock(out, 60)
     holder.kill()
     holder.wait()
     result = runner.invoke(
