@@ -8,7 +8,7 @@ DEMO := out/demo
 # The shipped sample (data/sample/) is made with these flags.
 SAMPLE_FLAGS := --seed 7 --regions 2 --fcs 2 --scs 6 --dss 40 --days 730
 
-.PHONY: install demo test bench bench-large lint sample clean
+.PHONY: install demo test bench lint sample clean
 
 $(UV):
 	$(PYTHON) -m venv .tools
@@ -33,6 +33,8 @@ bench: install
 	.venv/bin/python benchmarks/forecast_bench.py
 	.venv/bin/python benchmarks/optimize_bench.py
 	.venv/bin/python benchmarks/backtest_bench.py
+	.venv/bin/python benchmarks/nonneg_bench.py
+	.venv/bin/python benchmarks/model_choice.py
 
 lint: install
 	.venv/bin/ruff check mmplan tests benchmarks
