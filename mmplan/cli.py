@@ -322,8 +322,6 @@ def forecast(
 
     Example: mmplan forecast data/sample/history.parquet -o out/forecast.parquet --horizon 28
     """
-    if horizon is not None and horizon < 1:
-        raise UsageError(f"--horizon must be a positive number of days, got {horizon}.")
     from mmplan.config import load_config
     from mmplan.forecasting import forecast as run_forecast
     from mmplan.io import output_lock, provenance, write_parquet
