@@ -186,13 +186,18 @@ def weights(
         rows.append(singles)
         cols.append(singles)
         vals.append(_variances(residuals[singles]))
-    for block in blocks:
-        if len(block) == 1:
-            continue
-        cov = shrunk_covariance(residuals[block])
-        rows.append(np.repeat(block, len(block)))
-        cols.append(np.tile(block, len(block)))
-        vals.append(cov.ravel())
+    from threadpoolctl import threadpool_limits
+
+    # Thousands of small products: BLAS threads only add synchronisation (100x slower on a
+    # busy 2-core machine), so one thread.
+    with threadpool_limits(limits=1, user_api="blas"):
+        for block in blocks:
+            if len(block) == 1:
+                continue
+            cov = shrunk_covariance(residuals[block])
+            rows.append(np.repeat(block, len(block)))
+            cols.append(np.tile(block, len(block)))
+            vals.append(cov.ravel())
     r, c, v = np.concatenate(rows), np.concatenate(cols), np.concatenate(vals)
     return sparse.csr_matrix((v, (r, c)), shape=(n, n))
 
@@ -265,6 +270,11 @@ def shrunk_covariance(residuals: np.ndarray, ridge: float = RIDGE) -> np.ndarray
     valid = ~np.isnan(x)
     if valid.all():
         return _shrunk_no_nans(x, ridge)
+    # Days no series has add nothing to any pairwise moment; when dropping them leaves no
+    # NaN (the common case: a model's first season), every pair shares the same days.
+    days = valid.any(axis=0)
+    if valid[:, days].all():
+        return _shrunk_full_overlap(x[:, days], ridge)
     return _shrunk_with_nans(x, valid, ridge)
 
 
@@ -282,6 +292,29 @@ def _shrunk_no_nans(x: np.ndarray, ridge: float) -> np.ndarray:
     sum_var = (cross_sq - gram_sq / T) / 2
     sum_sq = gram_sq / T**2 / 2
     keep = 1.0 - np.clip(sum_var / (T * (T - 1)) / (sum_sq + _EPS), 0.0, 1.0)
+    W = (xc @ xc.T) / (T - 1)
+    diag = np.maximum(np.diag(W).copy(), ridge)
+    W *= keep
+    np.fill_diagonal(W, diag)
+    return W
+
+
+def _shrunk_full_overlap(x: np.ndarray, ridge: float) -> np.ndarray:
+    """`_shrunk_with_nans` when every pair has all T days: its sums from T x T Grams."""
+    b, T = x.shape
+    if T < 2:
+        return np.diag(np.full(b, ridge))
+    xc = x - x.mean(axis=1, keepdims=True)
+    inv_std = 1.0 / (np.sqrt((xc**2).sum(axis=1) / T) + 2 * _EPS)
+    z = xc * inv_std[:, None]
+    z2 = z * z
+    gram_sq = float(np.sum((z.T @ z) ** 2) - np.sum(np.einsum("ik,ik->i", z, z) ** 2))
+    cross_sq = float(np.sum(z2.sum(axis=0) ** 2) - np.sum(z2 * z2))
+    # Per pair: var_w = sum_k w_k^2 - (sum_k w_k)^2 / T weighted by T / (T-1)^3, and
+    # (sum_k w_k / (T-1))^2; halved because hierarchicalforecast sums over i > j only.
+    sum_var = T / (T - 1) ** 3 * (cross_sq - gram_sq / T) / 2
+    sum_sq = gram_sq / (T - 1) ** 2 / 2
+    keep = 1.0 - np.clip(sum_var / (sum_sq + _EPS), 0.0, 1.0)
     W = (xc @ xc.T) / (T - 1)
     diag = np.maximum(np.diag(W).copy(), ridge)
     W *= keep

@@ -253,3 +253,23 @@ def test_mint_shrink_refuses_a_dense_covariance_too_big_for_memory(monkeypatch):
     message = str(err.value)
     assert f"{hier.S.shape[0]:,} open series" in message
     assert "MinTrace(block_shrink)" in message and "[forecast].reconciliation" in message
+
+
+@pytest.mark.parametrize("pattern", ["none", "common prefix", "ragged", "one day"])
+def test_shrunk_covariance_equals_hierarchicalforecast_for_each_nan_pattern(pattern):
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(25, 60)) * rng.uniform(0.5, 50, 25)[:, None] + rng.normal(size=60) * 9
+    if pattern == "common prefix":  # a model's first season: the fast full-overlap path
+        x[:, :7] = np.nan
+    elif pattern == "ragged":  # series that start on different days
+        for i in range(25):
+            x[i, : rng.integers(0, 30)] = np.nan
+    elif pattern == "one day":  # a series with a single residual shares at most one day
+        x[3, :-1] = np.nan
+    nan = np.isnan(x)
+    expected = (
+        _shrunk_covariance_schaferstrimmer_with_nans(x, ~nan, rc.RIDGE)
+        if nan.any()
+        else _shrunk_covariance_schaferstrimmer_no_nans(x, rc.RIDGE)
+    )
+    np.testing.assert_allclose(rc.shrunk_covariance(x), expected, rtol=1e-9, atol=1e-9)
