@@ -268,6 +268,8 @@ def shrunk_covariance(residuals: np.ndarray, ridge: float = RIDGE) -> np.ndarray
     """
     x = np.asarray(residuals, dtype=np.float64)
     valid = ~np.isnan(x)
+    if valid.sum(axis=1).max(initial=0) < 2:
+        return np.diag(np.full(x.shape[0], ridge))  # no series has a variance to estimate
     if valid.all():
         return _shrunk_no_nans(x, ridge)
     # Days no series has add nothing to any pairwise moment; when dropping them leaves no

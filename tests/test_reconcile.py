@@ -273,3 +273,24 @@ def test_shrunk_covariance_equals_hierarchicalforecast_for_each_nan_pattern(patt
         else _shrunk_covariance_schaferstrimmer_no_nans(x, rc.RIDGE)
     )
     np.testing.assert_allclose(rc.shrunk_covariance(x), expected, rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize(
+    "method", ["MinTrace(wls_var)", "MinTrace(mint_shrink)", "MinTrace(block_shrink)"]
+)
+def test_no_residuals_at_all_still_reconciles(method):
+    # Every series too young for its model's first season: no in-sample residual anywhere.
+    hier, _, y_hat, sigma, level_of_row = make_case(seed=3, n_lanes=6, grouped=False, nan_days=0)
+    n = hier.S.shape[0]
+    for residuals in (np.empty((n, 0)), np.full((n, 5), np.nan)):
+        got = rc.reconcile(
+            hier.S,
+            hier.bottom_rows,
+            y_hat,
+            method,
+            residuals=residuals,
+            sigma=sigma,
+            level_of_row=level_of_row,
+        )
+        assert np.isfinite(got.mean).all() and np.isfinite(got.var).all()
+        np.testing.assert_allclose(got.mean, hier.S @ got.mean[hier.bottom_rows], rtol=1e-9)
