@@ -83,6 +83,8 @@ MINT_SHRINK_MAX_SERIES = 10_000
 MAX_BLOCK = 500
 # A (aggregates x aggregates) is factorised densely up to this size, sparsely above.
 DENSE_FACTOR_MAX = 2_000
+# The compressed variance diagonal keeps a (a + p)^2 dense matrix up to this size.
+COMPRESS_MAX = 6_000
 # Working memory for one chunk of dense columns (variance diagonal, shrinkage rows).
 CHUNK_BYTES = 64 * 2**20
 
@@ -112,11 +114,22 @@ def reconcile(
     methods. sigma: base forecast standard deviations (n x H) for intervals, or None.
     level_of_row: level index of each row (0 = top) for block_shrink's sibling blocks.
     """
+    import scipy.linalg  # noqa: F401  (loaded before the limit, which sees only loaded BLAS)
     from scipy import sparse
+    from threadpoolctl import threadpool_limits
 
     S = sparse.csr_matrix(S, dtype=np.float64)
     bottom_rows = np.asarray(bottom_rows, dtype=np.int64)
     y_hat = np.asarray(y_hat, dtype=np.float64)
+    # One BLAS thread: the products here are small or thin, and on a busy 2-core machine
+    # OpenBLAS threads spin on each other (a 650 x 650 Cholesky took 2.8 s instead of 0.01).
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _reconcile(S, bottom_rows, y_hat, method, residuals, sigma, level_of_row)
+
+
+def _reconcile(S, bottom_rows, y_hat, method, residuals, sigma, level_of_row) -> Reconciled:
+    from scipy import sparse
+
     if method == "BottomUp":
         mean = np.asarray(S @ y_hat[bottom_rows])
         var = None if sigma is None else np.asarray(S @ (np.asarray(sigma)[bottom_rows] ** 2))
@@ -135,7 +148,12 @@ def reconcile(
     mean = y_hat - np.asarray(CW.T @ solver.solve(np.asarray(C @ y_hat)))
     if sigma is None:
         return Reconciled(mean, None)
-    reduction = _quadratic_diagonal(CW, solver)
+    if sparse.issparse(W):
+        reduction = _compressed_quadratic_diagonal(S, bottom_rows, W, solver)
+    else:
+        reduction = None
+    if reduction is None:
+        reduction = _quadratic_diagonal(CW, solver)
     ratio = np.clip((w_diag - reduction) / w_diag, 0.0, 1.0)
     return Reconciled(mean, ratio[:, None] * np.asarray(sigma, dtype=np.float64) ** 2)
 
@@ -164,7 +182,11 @@ def weights(
     residuals = np.asarray(residuals, dtype=np.float64)
     if kind == "wls_var":
         # As hierarchicalforecast: NaN residuals add nothing, the mean is over all days.
-        msr = np.nansum(residuals**2, axis=1) / max(residuals.shape[1], 1)
+        step = max(1, CHUNK_BYTES // (8 * max(residuals.shape[1], 1)))
+        msr = np.concatenate(
+            [np.nansum(residuals[i : i + step] ** 2, axis=1) for i in range(0, n, step)]
+            or [np.empty(0)]
+        ) / max(residuals.shape[1], 1)
         return sparse.diags(msr + RIDGE).tocsr()
     if kind == "mint_shrink":
         if n > MINT_SHRINK_MAX_SERIES:
@@ -186,18 +208,13 @@ def weights(
         rows.append(singles)
         cols.append(singles)
         vals.append(_variances(residuals[singles]))
-    from threadpoolctl import threadpool_limits
-
-    # Thousands of small products: BLAS threads only add synchronisation (100x slower on a
-    # busy 2-core machine), so one thread.
-    with threadpool_limits(limits=1, user_api="blas"):
-        for block in blocks:
-            if len(block) == 1:
-                continue
-            cov = shrunk_covariance(residuals[block])
-            rows.append(np.repeat(block, len(block)))
-            cols.append(np.tile(block, len(block)))
-            vals.append(cov.ravel())
+    for block in blocks:
+        if len(block) == 1:
+            continue
+        cov = shrunk_covariance(residuals[block])
+        rows.append(np.repeat(block, len(block)))
+        cols.append(np.tile(block, len(block)))
+        vals.append(cov.ravel())
     r, c, v = np.concatenate(rows), np.concatenate(cols), np.concatenate(vals)
     return sparse.csr_matrix((v, (r, c)), shape=(n, n))
 
@@ -464,6 +481,54 @@ class _SPDSolver:
         r = np.asarray(r, dtype=np.float64)
         s = self.scale if r.ndim == 1 else self.scale[:, None]
         return s * self._solve(np.ascontiguousarray(s * r))
+
+
+def _compressed_quadratic_diagonal(
+    S: Any, bottom_rows: np.ndarray, W: Any, solver: _SPDSolver
+) -> np.ndarray | None:
+    """diag(W C' A^{-1} C W) through the lanes' distinct ancestor patterns, for sparse W.
+
+    The lanes under the same set of aggregates have the same column in S_u, so with
+    S_u = P E (P: the p distinct columns, E: lane -> pattern) C = [I, -P] J and
+    C W = [I, -P] R with R = [W_agg rows; E W_lane rows]. Then the diagonal is
+    colsum(R * Q R) with Q = [I, -P]' A^{-1} [I, -P]: a + p solves instead of one per
+    series (a + p is about twice the aggregates in a nested hierarchy). None when a + p
+    is too large for Q, and the caller falls back to column chunks.
+    """
+    from scipy import sparse
+
+    n, m = S.shape
+    is_bottom = np.zeros(n, dtype=bool)
+    is_bottom[bottom_rows] = True
+    agg_rows = np.flatnonzero(~is_bottom)
+    a = agg_rows.size
+    su = S[agg_rows].tocsc()
+    su.sort_indices()
+    depth = np.diff(su.indptr)
+    width = int(depth.max(initial=0))
+    # Each lane's column as a padded row of (aggregate index, value): equal rows = equal columns.
+    keys = np.full((m, 2 * width), -1.0)
+    slot = np.arange(su.nnz) - np.repeat(su.indptr[:-1], depth)
+    lane = np.repeat(np.arange(m), depth)
+    keys[lane, slot] = su.indices
+    keys[lane, width + slot] = su.data
+    patterns, first, pattern_of = np.unique(keys, axis=0, return_index=True, return_inverse=True)
+    p = len(patterns)
+    if a + p > COMPRESS_MAX:
+        return None
+    P = su[:, first]  # a x p, the distinct columns
+    E = sparse.csr_matrix((np.ones(m), (pattern_of.ravel(), np.arange(m))), shape=(p, m))
+    W = sparse.csr_matrix(W)
+    R = sparse.vstack([W[agg_rows], E @ W[bottom_rows]]).tocsr()
+    big = sparse.hstack([sparse.identity(a), -P]).toarray()  # a x (a + p)
+    Q = big.T @ solver.solve(big)
+    RT = R.T.tocsr()
+    out = np.empty(n)
+    step = max(1, CHUNK_BYTES // (8 * (a + p)))
+    for start in range(0, n, step):
+        part = RT[start : start + step]
+        out[start : start + step] = np.asarray(part.multiply(part @ Q).sum(axis=1)).ravel()
+    return out
 
 
 def _quadratic_diagonal(CW: Any, solver: _SPDSolver) -> np.ndarray:

@@ -209,6 +209,7 @@ def test_sparse_factorisation_chunks_and_cut_blocks_agree_with_dense(monkeypatch
         with monkeypatch.context() as patch:
             patch.setattr(rc, "DENSE_FACTOR_MAX", 0)  # sparse LU path
             patch.setattr(rc, "CHUNK_BYTES", 8 * 10)  # a few columns per chunk
+            patch.setattr(rc, "COMPRESS_MAX", 0)  # variances column by column, uncompressed
             sparse_ = rc.reconcile(hier.S, hier.bottom_rows, y_hat, method, **kwargs)
         np.testing.assert_allclose(sparse_.mean, dense.mean, rtol=1e-9)
         np.testing.assert_allclose(sparse_.var, dense.var, rtol=1e-7, atol=1e-9)
