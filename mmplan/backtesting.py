@@ -570,6 +570,9 @@ def backtest(
     runs = _runs(cfg)
     y, series = actuals(history, fcfg)
     run_cfgs = {m: fcfg.model_copy(update={"model": m, "horizon": horizon}) for m in runs}
+    if fcfg.model != BASELINE_MODEL:
+        # The baseline is naive all the way down: every lane its own seasonal naive.
+        run_cfgs[BASELINE_MODEL] = run_cfgs[BASELINE_MODEL].model_copy(update={"lanes": "model"})
     parts, done, total = [], 0, len(cuts) * len(runs)
     for cutoff in cuts:
         train = history.filter(pl.col("date") <= cutoff)
@@ -589,7 +592,11 @@ def backtest(
         .sort("run", "level", "unique_id", "cutoff", "date")
     )
     metrics = compute_metrics(points, fcfg.levels)
-    champions = select_champions(points, bcfg.candidates, bcfg.select_by) if bcfg.select else None
+    champions = None
+    if bcfg.select:
+        # Shared-out lanes have no model of their own to choose.
+        fitted = points.filter(pl.col("level") != "lane") if fcfg.lanes == "share" else points
+        champions = select_champions(fitted, bcfg.candidates, bcfg.select_by)
     primary = fcfg.model
     gates = evaluate_gates(metrics, cfg.gate, fcfg, primary, baseline)
     levels = _levels(fcfg, history.columns)

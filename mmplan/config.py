@@ -126,6 +126,8 @@ class ForecastConfig(Section):
     min_history_days: int = Field(56, ge=1)
     closed_after_days: int = Field(28, ge=1)
     fit_days: int | None = Field(None, ge=28)
+    lanes: Literal["share", "model"] = "share"
+    share_days: int = Field(28, ge=7)
     reconciliation: ReconcilerName = "MinTrace(wls_var)"
     middle_level: str | None = None
     n_jobs: int = Field(-1, ge=-1)

@@ -238,11 +238,110 @@ def lane_series(history: pl.DataFrame, fit_days: int | None = None) -> tuple[pl.
     return daily, end
 
 
-def aggregate(daily: pl.DataFrame, hier: Hierarchy) -> pl.DataFrame:
-    """Long series (unique_id, ds, y) for every level: each a sum of its lanes."""
+def upper_hierarchy(hier: Hierarchy) -> Hierarchy:
+    """The levels above the lanes, with the lanes' parent level as its bottom.
+
+    The parent level is the last one above the lanes; every lane has exactly one parent.
+    It must nest in every level above it (each parent inside one series of each), or its
+    shares could not add up to the upper levels: ConfigError otherwise.
+    """
+    from scipy import sparse
+
+    parent_name, parent_cols = hier.levels[-2]
+    n_upper = int(hier.bottom_rows.min())  # lanes are the last rows of `series`
+    series = hier.series.head(n_upper)
+    parent_rows = np.flatnonzero((series.get_column("level") == parent_name).to_numpy())
+    member = hier.S[parent_rows]  # parent x lane
+    sizes = np.asarray(member.sum(axis=1)).ravel()
+    overlap = (hier.S[:n_upper] @ member.T).tocoo()  # lanes an upper series shares with a parent
+    if np.any(overlap.data != sizes[overlap.col]):
+        raise ConfigError(
+            f"[forecast].lanes = 'share' splits each parent's forecast over its lanes, so the "
+            f"level above the lanes ({parent_name}) must nest in every level above it; in "
+            f"{hier.levels[1:-1] and [c for _, c in hier.levels[1:-1]]} it does not. Put the "
+            "finest level last in [forecast].hierarchy, or set lanes = 'model'."
+        )
+    S = sparse.csr_matrix(
+        (np.ones(overlap.nnz), (overlap.row, overlap.col)), shape=(n_upper, len(parent_rows))
+    )
+    key_columns = list(dict.fromkeys(c for _, cols in hier.levels[:-1] for c in cols))
+    parent_of_lane = member.T.tocsr().indices  # one parent per lane
+    parents = (
+        hier.lanes.with_columns(_parent=pl.Series(parent_of_lane))
+        .group_by("_parent")
+        .agg(pl.col(key_columns).first())
+        .sort("_parent")
+        .drop("_parent")
+    )
+    return Hierarchy(series, parents, S, hier.levels[:-1], key_columns, parent_rows)
+
+
+def lane_shares(
+    daily: pl.DataFrame, hier: Hierarchy, upper: Hierarchy, end: dt.date, cfg: ForecastConfig
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per lane, in S's column order: parent row, share of the parent, noise variance, closed.
+
+    A lane's share is its mean daily volume over the last `share_days` days (over the days
+    it existed, so a lane opened last week is not diluted), over the sum of those means for
+    its parent's lanes. Closed lanes (no volume in `closed_after_days`) get no share. A parent
+    with no volume in the window falls back to the lanes' whole history. The noise variance is
+    the mean square of volume - share x parent volume over the window: what the lane does
+    that its parent's forecast cannot tell.
+    """
+    n_lanes = hier.lanes.height
+    parent_of_lane = hier.S[upper.bottom_rows].T.tocsr().indices
+    lanes = hier.lanes.select(LANE_KEYS).with_columns(
+        _col=pl.int_range(n_lanes, dtype=pl.Int64), _parent=pl.Series(parent_of_lane)
+    )
+    first = end - dt.timedelta(days=cfg.share_days - 1)
+    days = daily.join(lanes, on=LANE_KEYS).with_columns(recent=pl.col("date") >= first)
+    per_lane = days.group_by("_col", "_parent").agg(
+        pl.col("volume").filter("recent").mean().fill_null(0.0).alias("rate"),
+        pl.col("volume").mean().alias("rate_all"),
+        pl.col("date").filter(pl.col("volume") > 0).max().alias("last_volume"),
+    )
+    idle = (pl.lit(end) - pl.col("last_volume")).dt.total_days()
+    closed = pl.col("last_volume").is_null() | (idle >= cfg.closed_after_days)
+    per_lane = per_lane.with_columns(
+        closed=closed,
+        rate=pl.when(closed).then(0.0).otherwise("rate"),
+        rate_all=pl.when(closed).then(0.0).otherwise("rate_all"),
+    ).with_columns(
+        share=pl.when(pl.col("rate").sum().over("_parent") > 0)
+        .then(pl.col("rate") / pl.col("rate").sum().over("_parent"))
+        .when(pl.col("rate_all").sum().over("_parent") > 0)
+        .then(pl.col("rate_all") / pl.col("rate_all").sum().over("_parent"))
+        .otherwise(0.0)
+    )
+    recent = days.filter("recent")
+    parent_daily = recent.group_by("_parent", "date").agg(pl.col("volume").sum().alias("parent"))
+    noise = (
+        recent.join(parent_daily, on=["_parent", "date"])
+        .join(per_lane.select("_col", "share", "closed"), on="_col")
+        .group_by("_col")
+        .agg(
+            pl.when(pl.col("closed").first())
+            .then(0.0)
+            .otherwise(((pl.col("volume") - pl.col("share") * pl.col("parent")) ** 2).mean())
+            .alias("noise")
+        )
+    )
+    per_lane = per_lane.join(noise, on="_col", how="left").sort("_col")
+    return (
+        upper.bottom_rows[parent_of_lane],
+        per_lane.get_column("share").to_numpy(),
+        per_lane.get_column("noise").fill_null(0.0).to_numpy(),
+        per_lane.get_column("closed").to_numpy(),
+    )
+
+
+def aggregate(
+    daily: pl.DataFrame, hier: Hierarchy, levels: list[tuple[str, list[str]]] | None = None
+) -> pl.DataFrame:
+    """Long series (unique_id, ds, y) for every level (or the given ones): sums of lanes."""
     parts = []
     with_attrs = daily.join(hier.lanes, on=LANE_KEYS, how="left")
-    for name, cols in hier.levels:
+    for name, cols in hier.levels if levels is None else levels:
         sid = _series_id(name, cols).alias("unique_id")
         parts.append(
             with_attrs.group_by(sid, pl.col("date").alias("ds")).agg(
@@ -538,31 +637,52 @@ def forecast(
     check_forecastable(history, cfg)
     daily, end = lane_series(history, cfg.fit_days)
     hier = history_hierarchy(history, cfg)
-    y = aggregate(daily, hier)
+    # With lanes = "share" only the levels above the lanes are fitted and reconciled.
+    fit_hier = upper_hierarchy(hier) if cfg.lanes == "share" else hier
+    y = aggregate(daily, hier, fit_hier.levels)
     plan = assign_models(y, end, cfg, champions)
     open_ids = plan.filter(pl.col("rule") != "closed").get_column("unique_id")
     dates = pl.date_range(
         end + dt.timedelta(days=1), end + dt.timedelta(days=cfg.horizon), eager=True
     )
-    n_lanes, horizon = hier.lanes.height, cfg.horizon
-    # Lane-level reconciled means and half-widths, (lanes x horizon); closed lanes stay 0.
-    bottom = np.zeros((n_lanes, horizon))
+    horizon = cfg.horizon
+    # Reconciled means and half-widths per series (rows of hier.series, whose first rows
+    # are fit_hier's), (series x horizon); closed series stay 0.
+    full = np.zeros((hier.series.height, horizon))
     half_lo = {p: np.zeros((hier.series.height, horizon)) for p in cfg.levels}
     half_hi = {p: np.zeros((hier.series.height, horizon)) for p in cfg.levels}
     if open_ids.len():
         base, fitted = _base_forecasts(y, plan, end, cfg, progress or _no_progress)
         (progress or _no_progress)(open_ids.len(), open_ids.len(), "reconciling")
-        rec = _reconcile(base, fitted, hier, open_ids, cfg)
+        rec = _reconcile(base, fitted, fit_hier, open_ids, cfg)
         order = hier.series.select("unique_id").with_row_index("_row")
         rec = rec.join(order, on="unique_id").with_columns(
             (pl.col("ds") - pl.lit(end)).dt.total_days().cast(pl.Int64).alias("_step")
         )
         rows, steps = rec["_row"].to_numpy(), rec["_step"].to_numpy() - 1
-        full = np.zeros((hier.series.height, horizon))
         full[rows, steps] = rec["mean"].to_numpy()
         for p in cfg.levels:
             half_lo[p][rows, steps] = np.maximum(full[rows, steps] - rec[f"lo_{p}"].to_numpy(), 0)
             half_hi[p][rows, steps] = np.maximum(rec[f"hi_{p}"].to_numpy() - full[rows, steps], 0)
+    lane_labels = None
+    if cfg.lanes == "share":
+        parent, share, noise, closed = lane_shares(daily, hier, fit_hier, end, cfg)
+        bottom = full[parent] * share[:, None]
+        from scipy.stats import norm
+
+        # The lane's error is its share of the parent's error plus its own noise around
+        # that share, taken as independent: half-width = sqrt((share x parent's)^2 + z^2 var).
+        for p in cfg.levels:
+            z2 = norm.ppf(0.5 + p / 200) ** 2 * noise[:, None]
+            for half in (half_lo[p], half_hi[p]):
+                half[hier.bottom_rows] = np.sqrt((share[:, None] * half[parent]) ** 2 + z2)
+        lane_labels = pl.DataFrame(
+            {
+                "unique_id": hier.series.get_column("unique_id").gather(hier.bottom_rows),
+                "model": np.where(closed, "Zero/closed", "Share"),
+            }
+        )
+    else:
         bottom = full[hier.bottom_rows]
     bottom = np.maximum(bottom, 0.0)
     point = np.asarray(hier.S @ bottom)
@@ -581,6 +701,8 @@ def forecast(
         .otherwise(pl.concat_str("model", pl.lit("/"), "rule"))
         .alias("model"),
     )
+    if lane_labels is not None:
+        model_label = pl.concat([model_label, lane_labels])
     result = (
         pl.DataFrame(out)
         .with_columns(pl.col("date").cast(pl.Date))
