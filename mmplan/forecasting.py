@@ -276,8 +276,49 @@ def upper_hierarchy(hier: Hierarchy) -> Hierarchy:
     return Hierarchy(series, parents, S, hier.levels[:-1], key_columns, parent_rows)
 
 
+def _fit_window(history: pl.DataFrame, fit_days: int | None) -> tuple[pl.DataFrame, dt.date]:
+    """(lane keys, date, volume as Float64) rows inside the fit window, and the last date."""
+    end = history.get_column("date").max()
+    rows = history.select(*LANE_KEYS, "date", pl.col("volume").cast(pl.Float64))
+    if fit_days is not None:
+        rows = rows.filter(pl.col("date") > end - dt.timedelta(days=fit_days))
+    return rows, end
+
+
+def level_series(
+    history: pl.DataFrame, levels: list[tuple[str, list[str]]], fit_days: int | None = None
+) -> pl.DataFrame:
+    """Long series (unique_id, ds, y) of the given levels, summed from the history's rows.
+
+    The same series as `aggregate(lane_series(...))` (each from its first row to the
+    history's end, a missing day a zero) without the lanes' daily grid, which is what costs
+    time and memory at 100k lanes.
+    """
+    end = history.get_column("date").max()
+    rows = history.select(
+        *{c for _, cols in levels for c in cols}, "date", pl.col("volume").cast(pl.Float64)
+    )
+    if fit_days is not None:
+        rows = rows.filter(pl.col("date") > end - dt.timedelta(days=fit_days))
+    parts = []
+    for name, cols in levels:
+        sums = rows.group_by(_series_id(name, cols).alias("unique_id"), pl.col("date")).agg(
+            pl.col("volume").sum().alias("y")
+        )
+        grid = (
+            sums.group_by("unique_id")
+            .agg(pl.date_ranges(pl.col("date").min(), pl.lit(end)).first().alias("ds"))
+            .explode("ds")
+        )
+        parts.append(
+            grid.join(sums.rename({"date": "ds"}), on=["unique_id", "ds"], how="left")
+            .with_columns(pl.col("y").fill_null(0.0))
+        )
+    return pl.concat(parts).sort("unique_id", "ds")
+
+
 def lane_shares(
-    daily: pl.DataFrame, hier: Hierarchy, upper: Hierarchy, end: dt.date, cfg: ForecastConfig
+    history: pl.DataFrame, hier: Hierarchy, upper: Hierarchy, cfg: ForecastConfig
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Per lane, in S's column order: parent row, share of the parent, noise variance, closed.
 
@@ -288,60 +329,76 @@ def lane_shares(
     the mean square of volume - share x parent volume over the window: what the lane does
     that its parent's forecast cannot tell.
     """
-    n_lanes = hier.lanes.height
+    rows, end = _fit_window(history, cfg.fit_days)
     parent_of_lane = hier.S[upper.bottom_rows].T.tocsr().indices
     lanes = hier.lanes.select(LANE_KEYS).with_columns(
-        _col=pl.int_range(n_lanes, dtype=pl.Int64), _parent=pl.Series(parent_of_lane)
+        _col=pl.int_range(hier.lanes.height, dtype=pl.Int64), _parent=pl.Series(parent_of_lane)
     )
     first = end - dt.timedelta(days=cfg.share_days - 1)
-    days = daily.join(lanes, on=LANE_KEYS).with_columns(recent=pl.col("date") >= first)
-    per_lane = days.group_by("_col", "_parent").agg(
-        pl.col("volume").filter("recent").mean().fill_null(0.0).alias("rate"),
-        pl.col("volume").mean().alias("rate_all"),
+    recent = pl.col("date") >= first
+    per_lane = rows.group_by(LANE_KEYS).agg(
+        pl.col("date").min().alias("start"),
+        pl.col("volume").sum().alias("volume_all"),
+        pl.col("volume").filter(recent).sum().alias("volume_recent"),
         pl.col("date").filter(pl.col("volume") > 0).max().alias("last_volume"),
     )
+    days = lambda since: (pl.lit(end) - since).dt.total_days() + 1  # noqa: E731
     idle = (pl.lit(end) - pl.col("last_volume")).dt.total_days()
     closed = pl.col("last_volume").is_null() | (idle >= cfg.closed_after_days)
-    per_lane = per_lane.with_columns(
-        closed=closed,
-        rate=pl.when(closed).then(0.0).otherwise("rate"),
-        rate_all=pl.when(closed).then(0.0).otherwise("rate_all"),
-    ).with_columns(
-        share=pl.when(pl.col("rate").sum().over("_parent") > 0)
-        .then(pl.col("rate") / pl.col("rate").sum().over("_parent"))
-        .when(pl.col("rate_all").sum().over("_parent") > 0)
-        .then(pl.col("rate_all") / pl.col("rate_all").sum().over("_parent"))
-        .otherwise(0.0)
-    )
-    recent = days.filter("recent")
-    parent_daily = recent.group_by("_parent", "date").agg(pl.col("volume").sum().alias("parent"))
-    noise = (
-        recent.join(parent_daily, on=["_parent", "date"])
-        .join(per_lane.select("_col", "share", "closed"), on="_col")
-        .group_by("_col")
-        .agg(
-            pl.when(pl.col("closed").first())
-            .then(0.0)
-            .otherwise(((pl.col("volume") - pl.col("share") * pl.col("parent")) ** 2).mean())
-            .alias("noise")
+    per_lane = (
+        lanes.join(per_lane, on=LANE_KEYS, how="left")
+        .with_columns(
+            closed=closed.fill_null(True),
+            rate=pl.col("volume_recent") / days(pl.max_horizontal("start", pl.lit(first))),
+            rate_all=pl.col("volume_all") / days(pl.col("start")),
+        )
+        .with_columns(
+            pl.when(pl.col("closed")).then(0.0).otherwise(pl.col(c)).fill_null(0.0).alias(c)
+            for c in ("rate", "rate_all")
+        )
+        .with_columns(
+            share=pl.when(pl.col("rate").sum().over("_parent") > 0)
+            .then(pl.col("rate") / pl.col("rate").sum().over("_parent"))
+            .when(pl.col("rate_all").sum().over("_parent") > 0)
+            .then(pl.col("rate_all") / pl.col("rate_all").sum().over("_parent"))
+            .otherwise(0.0)
         )
     )
+    # The window's days, zero-filled, for each lane that existed in it.
+    grid = (
+        per_lane.filter(pl.col("start").is_not_null())
+        .select(
+            "_col",
+            "_parent",
+            *LANE_KEYS,
+            pl.date_ranges(pl.max_horizontal("start", pl.lit(first)), pl.lit(end)).alias("date"),
+        )
+        .explode("date")
+        .join(rows.filter(recent), on=[*LANE_KEYS, "date"], how="left")
+        .with_columns(pl.col("volume").fill_null(0.0))
+    )
+    parent_daily = grid.group_by("_parent", "date").agg(pl.col("volume").sum().alias("parent"))
+    noise = (
+        grid.join(parent_daily, on=["_parent", "date"])
+        .join(per_lane.select("_col", "share"), on="_col")
+        .group_by("_col")
+        .agg(((pl.col("volume") - pl.col("share") * pl.col("parent")) ** 2).mean().alias("noise"))
+    )
     per_lane = per_lane.join(noise, on="_col", how="left").sort("_col")
+    closed_lanes = per_lane.get_column("closed").to_numpy()
     return (
         upper.bottom_rows[parent_of_lane],
         per_lane.get_column("share").to_numpy(),
-        per_lane.get_column("noise").fill_null(0.0).to_numpy(),
-        per_lane.get_column("closed").to_numpy(),
+        np.where(closed_lanes, 0.0, per_lane.get_column("noise").fill_null(0.0).to_numpy()),
+        closed_lanes,
     )
 
 
-def aggregate(
-    daily: pl.DataFrame, hier: Hierarchy, levels: list[tuple[str, list[str]]] | None = None
-) -> pl.DataFrame:
-    """Long series (unique_id, ds, y) for every level (or the given ones): sums of lanes."""
+def aggregate(daily: pl.DataFrame, hier: Hierarchy) -> pl.DataFrame:
+    """Long series (unique_id, ds, y) for every level: each a sum of its lanes."""
     parts = []
     with_attrs = daily.join(hier.lanes, on=LANE_KEYS, how="left")
-    for name, cols in hier.levels if levels is None else levels:
+    for name, cols in hier.levels:
         sid = _series_id(name, cols).alias("unique_id")
         parts.append(
             with_attrs.group_by(sid, pl.col("date").alias("ds")).agg(
@@ -635,11 +692,16 @@ def forecast(
     cfg = _config(config)
     check(validate_history(history), "history", "history")
     check_forecastable(history, cfg)
-    daily, end = lane_series(history, cfg.fit_days)
     hier = history_hierarchy(history, cfg)
-    # With lanes = "share" only the levels above the lanes are fitted and reconciled.
-    fit_hier = upper_hierarchy(hier) if cfg.lanes == "share" else hier
-    y = aggregate(daily, hier, fit_hier.levels)
+    if cfg.lanes == "share":
+        # Only the levels above the lanes are fitted and reconciled.
+        fit_hier = upper_hierarchy(hier)
+        end = history.get_column("date").max()
+        y = level_series(history, fit_hier.levels, cfg.fit_days)
+    else:
+        fit_hier = hier
+        daily, end = lane_series(history, cfg.fit_days)
+        y = aggregate(daily, hier)
     plan = assign_models(y, end, cfg, champions)
     open_ids = plan.filter(pl.col("rule") != "closed").get_column("unique_id")
     dates = pl.date_range(
@@ -666,7 +728,7 @@ def forecast(
             half_hi[p][rows, steps] = np.maximum(rec[f"hi_{p}"].to_numpy() - full[rows, steps], 0)
     lane_labels = None
     if cfg.lanes == "share":
-        parent, share, noise, closed = lane_shares(daily, hier, fit_hier, end, cfg)
+        parent, share, noise, closed = lane_shares(history, hier, fit_hier, cfg)
         bottom = full[parent] * share[:, None]
         from scipy.stats import norm
 

@@ -386,3 +386,15 @@ def test_share_with_lanes_straight_under_total():
     assert set(fc["level"]) == {"total", "lane"}
     assert_coherent(fc, "total", "lane", None)
     assert_intervals_ordered(fc, [80, 95])
+
+
+@pytest.mark.parametrize("fit_days", [None, 40])
+def test_level_series_equal_the_sums_of_the_lanes_daily_grid(fit_days):
+    from mmplan.forecasting import aggregate, history_hierarchy, lane_series, level_series
+
+    h = make_history(n_lanes=8, days=120, seed=5)
+    hier = history_hierarchy(h, fast_config())
+    daily, _ = lane_series(h, fit_days)
+    want = aggregate(daily, hier).filter(~pl.col("unique_id").str.starts_with("lane:"))
+    got = level_series(h, hier.levels[:-1], fit_days)
+    assert got.equals(want.select(got.columns))
