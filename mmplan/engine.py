@@ -118,10 +118,11 @@ class DaskEngine(Engine):
         upcoming = iter(enumerate(items))
 
         def submit(i: int, item: Any) -> Any:
-            # Scatter first: a chunk of series can be megabytes, too big to ride in the task.
-            # In a list: a bare tuple or list would be scattered element by element.
-            data = self.client.scatter([item], hash=False)[0]
-            future = self.client.submit(fn, data, pure=False)
+            # The item rides in the task rather than being scattered to one worker first:
+            # if a worker dies, the scheduler reruns its tasks elsewhere instead of losing
+            # their only copy of the data. (A default chunk, 100 series x 2 years, is a few
+            # MB, below Dask's large-graph warning.)
+            future = self.client.submit(fn, item, pure=False)
             pending[future] = i
             return future
 

@@ -87,7 +87,10 @@ def test_forecast_on_dask_equals_local(dask):
     ticks = []
     remote = forecast(history, cfg, engine=dask, progress=lambda *a: ticks.append(a))
     assert_frame_equal(local, remote, check_exact=True)
-    assert ticks[-1][0] == ticks[-1][1]  # every open series reported as fitted
+    # Progress moves chunk by chunk, up to every open series.
+    fitting = [done for done, total, label in ticks if label.startswith("fitting")]
+    assert fitting == sorted(fitting) and fitting[-1] == ticks[-1][1]
+    assert len(fitting) > local["model"].n_unique()
 
 
 def test_backtest_on_dask_equals_local(dask):
@@ -217,3 +220,21 @@ def test_help_does_not_import_dask():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_workers_dying_mid_run_is_exit_75(dask):
+    # Last in the module: it kills the workers (their nannies restart them).
+    import os
+
+    from mmplan.errors import EngineUnavailableError
+
+    def die(x):
+        os._exit(1)
+
+    started = time.perf_counter()
+    with pytest.raises(EngineUnavailableError, match="try again later") as err:
+        dask.map(die, [1])
+    assert err.value.exit_code == EXIT_LOCKED
+    assert time.perf_counter() - started < 60
+    # Let the nannies finish restarting the workers before the cluster is closed.
+    dask.client.wait_for_workers(2, timeout=60)
