@@ -419,6 +419,8 @@ def _chunks(
     data: pl.DataFrame, x_future: pl.DataFrame | None, size: int
 ) -> list[tuple[pl.DataFrame, pl.DataFrame | None]]:
     """(history, future regressors) of consecutive groups of `size` series."""
+    if size >= data["unique_id"].n_unique():  # one chunk (the local engine): no copy
+        return [(data, x_future)]
     # Dense rank over the same set of ids numbers a series alike in both frames.
     chunk = ((pl.col("unique_id").rank("dense") - 1) // size).alias("_chunk")
     parts = data.with_columns(chunk).partition_by("_chunk", maintain_order=True, include_key=False)
