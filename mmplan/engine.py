@@ -25,8 +25,9 @@ fugue and dask.dataframe. Sending chunks to `client.map`-style tasks keeps float
 that equal the local run's bit for bit, with one task per hundred series.
 
 `open_engine(config.engine)` is a context manager that connects (or not, for local) and
-closes. A scheduler that cannot be reached, or has no workers, is `EngineUnavailableError`
-(exit 75: try again later); so is a cluster that loses its workers mid-run.
+closes. A scheduler that cannot be reached, has no workers or runs other versions is
+`EngineUnavailableError` (exit 75: try again later). A task whose worker dies is rerun on
+another by Dask; one that has killed four workers (KilledWorker) is exit 75 too.
 """
 
 from __future__ import annotations
