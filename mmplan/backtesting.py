@@ -53,7 +53,7 @@ import datetime as dt
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
@@ -61,6 +61,9 @@ from mmplan.config import Config, ForecastConfig, GateConfig
 from mmplan.errors import ConfigError, DataError
 from mmplan.forecasting import aggregate, hierarchy_levels, history_hierarchy, lane_series
 from mmplan.tables import check, validate_history
+
+if TYPE_CHECKING:
+    from mmplan.engine import Engine
 
 __all__ = [
     "backtest",
@@ -548,11 +551,13 @@ def backtest(
     baseline: dict[str, Any] | None = None,
     *,
     progress: Callable[[int, int, str], None] | None = None,
+    engine: Engine | None = None,
 ) -> BacktestResult:
     """Rolling-origin backtest of the forecast pipeline, with metrics, champions and gates.
 
     `baseline` is the parsed metrics.json of an earlier run (for `max_regression`).
     `progress(done, total, label)` is called before each forecast, for a progress bar.
+    Every cutoff's base models are fit on `engine` (mmplan.engine; default: this machine).
     """
     from mmplan.forecasting import forecast
 
@@ -580,7 +585,7 @@ def backtest(
         for model in runs:
             if progress is not None:
                 progress(done, total, f"cutoff {cutoff}: {model}")
-            fc = forecast(train, run_cfgs[model])
+            fc = forecast(train, run_cfgs[model], engine=engine)
             pts = score(fc, y, series, cutoff, horizon, scale, fcfg.levels)
             parts.append(pts.with_columns(pl.lit(model).alias("run")))
             done += 1

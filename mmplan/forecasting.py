@@ -36,7 +36,7 @@ import datetime as dt
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import polars as pl
@@ -44,6 +44,9 @@ import polars as pl
 from mmplan.config import Config, ForecastConfig
 from mmplan.errors import ConfigError, DataError
 from mmplan.tables import LANE_KEYS, check, validate_history
+
+if TYPE_CHECKING:
+    from mmplan.engine import Engine
 
 __all__ = [
     "forecast",
@@ -504,11 +507,24 @@ def event_features(dates: pl.Series, events: dict[str, list[dt.date]]) -> pl.Dat
 
 
 def _base_forecasts(
-    y: pl.DataFrame, plan: pl.DataFrame, end: dt.date, cfg: ForecastConfig, progress: Progress
+    y: pl.DataFrame,
+    plan: pl.DataFrame,
+    end: dt.date,
+    cfg: ForecastConfig,
+    progress: Progress,
+    engine: Engine | None = None,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Base forecasts and in-sample fitted values for all non-closed series."""
-    from statsforecast import StatsForecast
+    """Base forecasts and in-sample fitted values for all non-closed series.
 
+    One statsforecast fit per (model, short) group. A local engine fits each group in one
+    call spread over `n_jobs` processes; a Dask engine fits it in chunks of series on the
+    workers. Series are fit independently, so the chunking changes no number.
+    """
+    from functools import partial
+
+    from mmplan.engine import LocalEngine
+
+    engine = engine or LocalEngine()
     futures, fitted = [], []
     todo = plan.filter(pl.col("rule") != "closed")
     done = 0
@@ -531,29 +547,86 @@ def _base_forecasts(
                 x_future = pl.DataFrame({"unique_id": ids}).join(
                     event_features(horizon_dates, cfg.events).select("ds", *active), how="cross"
                 )
-        sf = StatsForecast(
-            models=[
-                make_model(
-                    model,
-                    cfg.season_length,
-                    cfg.horizon,
-                    mstl_trend=cfg.mstl_trend,
-                    intervals="model" if short else cfg.intervals,
-                )
-            ],
-            freq="1d",
-            n_jobs=cfg.n_jobs,
+        fit_chunk = partial(
+            _fit_chunk,
+            model=make_model(
+                model,
+                cfg.season_length,
+                cfg.horizon,
+                mstl_trend=cfg.mstl_trend,
+                intervals="model" if short else cfg.intervals,
+            ),
+            horizon=cfg.horizon,
+            levels=cfg.levels,
+            n_jobs=engine.jobs_per_task(cfg.n_jobs),
         )
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            fc = sf.forecast(df=data, h=cfg.horizon, X_df=x_future, level=cfg.levels, fitted=True)
-            fit = sf.forecast_fitted_values()
+        chunks = _chunks(data, x_future, engine.chunk_size(ids.len()))
+        sizes = [c[0]["unique_id"].n_unique() for c in chunks]
+        label = f"fitting {model} on {ids.len():,} series"
+        tick = _chunk_progress(progress, done, sizes, todo.height, label)
+        for fc, fit in engine.map(fit_chunk, chunks, tick):
+            futures.append(fc)
+            fitted.append(fit)
         done += ids.len()
-        futures.append(fc.select("unique_id", "ds", "base", *_interval_cols(cfg.levels)))
-        fitted.append(fit.select("unique_id", "ds", "y", "base"))
     if not futures:
         return pl.DataFrame(), pl.DataFrame()
     return pl.concat(futures).sort("unique_id", "ds"), pl.concat(fitted).sort("unique_id", "ds")
+
+
+def _chunk_progress(
+    progress: Progress, start: int, sizes: list[int], total: int, label: str
+) -> Callable[[int], None]:
+    """A callback for chunk i finishing that reports the series fitted so far."""
+    done = [start]
+
+    def tick(i: int) -> None:
+        done[0] += sizes[i]
+        progress(done[0], total, label)
+
+    return tick
+
+
+def _chunks(
+    data: pl.DataFrame, x_future: pl.DataFrame | None, size: int
+) -> list[tuple[pl.DataFrame, pl.DataFrame | None]]:
+    """(history, future regressors) of consecutive groups of `size` series."""
+    if size >= data["unique_id"].n_unique():  # one chunk (the local engine): no copy
+        return [(data, x_future)]
+    # Dense rank over the same set of ids numbers a series alike in both frames.
+    chunk = ((pl.col("unique_id").rank("dense") - 1) // size).alias("_chunk")
+    parts = data.with_columns(chunk).partition_by("_chunk", maintain_order=True, include_key=False)
+    if x_future is None:
+        return [(p, None) for p in parts]
+    futures = x_future.with_columns(chunk).partition_by(
+        "_chunk", maintain_order=True, include_key=False
+    )
+    return list(zip(parts, futures, strict=True))
+
+
+def _fit_chunk(
+    chunk: tuple[pl.DataFrame, pl.DataFrame | None],
+    model: Any,
+    horizon: int,
+    levels: list[int],
+    n_jobs: int,
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Forecasts and in-sample fitted values of one model on a chunk of series.
+
+    Runs in this process or on a Dask worker (mmplan.engine), so it takes and returns only
+    picklable frames.
+    """
+    from statsforecast import StatsForecast
+
+    data, x_future = chunk
+    sf = StatsForecast(models=[model], freq="1d", n_jobs=n_jobs)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fc = sf.forecast(df=data, h=horizon, X_df=x_future, level=levels, fitted=True)
+        fit = sf.forecast_fitted_values()
+    return (
+        fc.select("unique_id", "ds", "base", *_interval_cols(levels)),
+        fit.select("unique_id", "ds", "y", "base"),
+    )
 
 
 def _interval_cols(levels: list[int], prefix: str = "base") -> list[str]:
@@ -697,12 +770,14 @@ def forecast(
     *,
     champions: pl.DataFrame | None = None,
     progress: Progress | None = None,
+    engine: Engine | None = None,
 ) -> pl.DataFrame:
     """Reconciled, non-negative forecasts with intervals for every series of the hierarchy.
 
     Returns the forecast table of DESIGN.md: unique_id, level, key columns, date,
     forecast, lo_<p>/hi_<p> for each interval level, model. The history is validated
-    first (DataError naming the rows if it breaks its contract).
+    first (DataError naming the rows if it breaks its contract). Base models are fit on
+    `engine` (mmplan.engine; default: this machine); reconciliation runs here.
     """
     cfg = _config(config)
     check(validate_history(history), "history", "history")
@@ -729,7 +804,7 @@ def forecast(
     half_lo = {p: np.zeros((hier.series.height, horizon)) for p in cfg.levels}
     half_hi = {p: np.zeros((hier.series.height, horizon)) for p in cfg.levels}
     if open_ids.len():
-        base, fitted = _base_forecasts(y, plan, end, cfg, progress or _no_progress)
+        base, fitted = _base_forecasts(y, plan, end, cfg, progress or _no_progress, engine)
         (progress or _no_progress)(open_ids.len(), open_ids.len(), "reconciling")
         rec = _reconcile(base, fitted, fit_hier, open_ids, cfg)
         order = hier.series.select("unique_id").with_row_index("_row")
