@@ -35,6 +35,7 @@ bench: install
 	.venv/bin/python benchmarks/backtest_bench.py
 	.venv/bin/python benchmarks/nonneg_bench.py
 	.venv/bin/python benchmarks/model_choice.py
+	.venv/bin/python benchmarks/engine_bench.py
 	.venv/bin/python benchmarks/scale.py
 
 # The scale ladder with its 100k-lane rung (about 20 minutes and 10 GB on 2 cores).
