@@ -8,7 +8,7 @@ DEMO := out/demo
 # The shipped sample (data/sample/) is made with these flags.
 SAMPLE_FLAGS := --seed 7 --regions 2 --fcs 2 --scs 6 --dss 40 --days 730
 
-.PHONY: install demo test bench lint sample clean
+.PHONY: install demo test bench bench-large lint sample clean
 
 $(UV):
 	$(PYTHON) -m venv .tools
@@ -35,6 +35,12 @@ bench: install
 	.venv/bin/python benchmarks/backtest_bench.py
 	.venv/bin/python benchmarks/nonneg_bench.py
 	.venv/bin/python benchmarks/model_choice.py
+	.venv/bin/python benchmarks/engine_bench.py
+	.venv/bin/python benchmarks/scale.py
+
+# The scale ladder with its 100k-lane rung (about 20 minutes and 10 GB on 2 cores).
+bench-large: install
+	.venv/bin/python benchmarks/scale.py --large
 
 lint: install
 	.venv/bin/ruff check mmplan tests benchmarks

@@ -5,7 +5,8 @@ defaults), holds back the last 28 days, and runs, one after the other in this be
 each in a fresh child process so that its peak memory is its own:
 
 - mmplan: read Parquet, `mmplan.forecast` (rules, models, reconciliation, non-negativity),
-  write Parquet with provenance;
+  write Parquet with provenance; by default lanes are shares of their origin's forecast
+  (`--lanes model` gives every lane its own model, the same work as by hand);
 - by hand: read Parquet, zero-fill, `hierarchicalforecast.utils.aggregate`, one
   `StatsForecast.forecast` with the same base model for every series, and
   `HierarchicalReconciliation` with the same reconciliation method.
@@ -13,7 +14,7 @@ each in a fresh child process so that its peak memory is its own:
 Prints wall time, the ratio, peak RSS, and pooled WAPE (sum |error| / sum actual) per level
 on the 28 held-back days.
 
-    .venv/bin/python benchmarks/forecast_bench.py [--fcs 5 --scs 30 --dss 300 --days 730]
+    .venv/bin/python benchmarks/forecast_bench.py [--fcs 5 --scs 30 --dss 300] [--lanes model]
 """
 
 from __future__ import annotations
@@ -31,7 +32,9 @@ import polars as pl
 HOLDOUT = 28
 
 
-def run_mmplan(history_path: str, out_path: str, model: str, reconciliation: str, n_jobs: int):
+def run_mmplan(
+    history_path: str, out_path: str, model: str, reconciliation: str, n_jobs: int, lanes: str
+):
     from mmplan.config import load_config
     from mmplan.forecasting import forecast
     from mmplan.io import provenance, write_parquet
@@ -44,6 +47,7 @@ def run_mmplan(history_path: str, out_path: str, model: str, reconciliation: str
             "reconciliation": reconciliation,
             "horizon": HOLDOUT,
             "n_jobs": n_jobs,
+            "lanes": lanes,
         },
     )
     fc = forecast(load(history_path, "history"), cfg)
@@ -192,6 +196,7 @@ def main() -> None:
     parser.add_argument("--model", default="MSTL", choices=["MSTL", "AutoETS", "AutoTheta"])
     parser.add_argument("--reconciliation", default="MinTrace(wls_var)")
     parser.add_argument("--n-jobs", type=int, default=-1)
+    parser.add_argument("--lanes", default="share", choices=["share", "model"])
     args = parser.parse_args()
 
     from mmplan.config import SampleConfig
@@ -209,14 +214,16 @@ def main() -> None:
     print(
         f"network: {n_lanes} lanes, {train['date'].n_unique()} training days "
         f"({train['date'].min()} .. {cutoff}), {HOLDOUT} days held back; model {args.model}, "
-        f"{args.reconciliation}, n_jobs {args.n_jobs}",
+        f"{args.reconciliation}, n_jobs {args.n_jobs}, mmplan lanes = {args.lanes}",
         flush=True,
     )
     with tempfile.TemporaryDirectory() as tmp:
         path = str(Path(tmp) / "history.parquet")
         train.write_parquet(path)
         common = (args.model, args.reconciliation, args.n_jobs)
-        m_sec, m_mem, m_fc = timed(run_mmplan, path, str(Path(tmp) / "m.parquet"), *common)
+        m_sec, m_mem, m_fc = timed(
+            run_mmplan, path, str(Path(tmp) / "m.parquet"), *common, args.lanes
+        )
         print(f"mmplan     {m_sec:8.1f} s  peak {m_mem:7.0f} MB", flush=True)
         h_sec, h_mem, h_fc = timed(run_by_hand, path, str(Path(tmp) / "h.parquet"), *common)
         print(f"by hand    {h_sec:8.1f} s  peak {h_mem:7.0f} MB", flush=True)

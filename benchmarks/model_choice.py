@@ -2,7 +2,8 @@
 
 Holds back the last 28 days of a history (default: the shipped sample), forecasts them
 with each candidate model through the full mmplan pipeline (rules and reconciliation
-included), and prints pooled WAPE per level and the fit time. Also compares
+included; lanes as shares of their origin, the default), and prints pooled WAPE per level
+and the fit time. Also runs the default with a model per lane (lanes = "model"). Also compares
 reconciliation methods for the chosen model. The README quotes this script's output.
 
     .venv/bin/python benchmarks/model_choice.py [HISTORY] [--cutoffs N]
@@ -60,6 +61,12 @@ def main() -> None:
         default="BottomUp,MinTrace(ols),MinTrace(wls_struct),"
         "MinTrace(wls_var),MinTrace(mint_shrink),TopDown(forecast_proportions)",
     )
+    parser.add_argument(
+        "--per-lane",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also run the default with a model per lane (lanes = model) beside the shares",
+    )
     args = parser.parse_args()
     history = pl.read_parquet(args.history)
     end = history["date"].max()
@@ -101,6 +108,16 @@ def main() -> None:
         label = model if model != "MSTL" else f"MSTL/{trend}"
         print(
             f"{label:<16}{cfg.reconciliation:<32}"
+            + "".join(f"{w[k]:8.3f}" for k in order)
+            + f"{s:9.1f}",
+            flush=True,
+        )
+    if args.per_lane:
+        # The same default with a model per lane (lanes = "model") instead of shares.
+        cfg = ForecastConfig(horizon=args.horizon, lanes="model")
+        w, s = score(cfg)
+        print(
+            f"{'MSTL, per lane':<16}{cfg.reconciliation:<32}"
             + "".join(f"{w[k]:8.3f}" for k in order)
             + f"{s:9.1f}",
             flush=True,

@@ -6,6 +6,10 @@ The stages are plain functions, Polars DataFrames in and out, with no I/O:
     net = mmplan.sample(mmplan.load_config().sample)
     fc = mmplan.forecast(net["history"], mmplan.load_config())
 
+    cfg = mmplan.load_config("cluster.toml")  # [engine] kind = "dask", scheduler = ...
+    with mmplan.open_engine(cfg.engine) as engine:
+        fc = mmplan.forecast(net["history"], cfg, engine=engine)
+
 They are imported on first use so that `import mmplan` (and `mmplan --help`) stays fast.
 """
 
@@ -22,6 +26,7 @@ _EXPORTS = {
     "forecast": "mmplan.forecasting",
     "backtest": "mmplan.backtesting",
     "optimize": "mmplan.optimizer",
+    "open_engine": "mmplan.engine",
     "load_config": "mmplan.config",
     "Config": "mmplan.config",
 }

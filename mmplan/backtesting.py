@@ -53,7 +53,7 @@ import datetime as dt
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
@@ -61,6 +61,9 @@ from mmplan.config import Config, ForecastConfig, GateConfig
 from mmplan.errors import ConfigError, DataError
 from mmplan.forecasting import aggregate, hierarchy_levels, history_hierarchy, lane_series
 from mmplan.tables import check, validate_history
+
+if TYPE_CHECKING:
+    from mmplan.engine import Engine
 
 __all__ = [
     "backtest",
@@ -548,11 +551,13 @@ def backtest(
     baseline: dict[str, Any] | None = None,
     *,
     progress: Callable[[int, int, str], None] | None = None,
+    engine: Engine | None = None,
 ) -> BacktestResult:
     """Rolling-origin backtest of the forecast pipeline, with metrics, champions and gates.
 
     `baseline` is the parsed metrics.json of an earlier run (for `max_regression`).
     `progress(done, total, label)` is called before each forecast, for a progress bar.
+    Every cutoff's base models are fit on `engine` (mmplan.engine; default: this machine).
     """
     from mmplan.forecasting import forecast
 
@@ -570,6 +575,9 @@ def backtest(
     runs = _runs(cfg)
     y, series = actuals(history, fcfg)
     run_cfgs = {m: fcfg.model_copy(update={"model": m, "horizon": horizon}) for m in runs}
+    if fcfg.model != BASELINE_MODEL:
+        # The baseline is naive all the way down: every lane its own seasonal naive.
+        run_cfgs[BASELINE_MODEL] = run_cfgs[BASELINE_MODEL].model_copy(update={"lanes": "model"})
     parts, done, total = [], 0, len(cuts) * len(runs)
     for cutoff in cuts:
         train = history.filter(pl.col("date") <= cutoff)
@@ -577,7 +585,7 @@ def backtest(
         for model in runs:
             if progress is not None:
                 progress(done, total, f"cutoff {cutoff}: {model}")
-            fc = forecast(train, run_cfgs[model])
+            fc = forecast(train, run_cfgs[model], engine=engine)
             pts = score(fc, y, series, cutoff, horizon, scale, fcfg.levels)
             parts.append(pts.with_columns(pl.lit(model).alias("run")))
             done += 1
@@ -589,7 +597,11 @@ def backtest(
         .sort("run", "level", "unique_id", "cutoff", "date")
     )
     metrics = compute_metrics(points, fcfg.levels)
-    champions = select_champions(points, bcfg.candidates, bcfg.select_by) if bcfg.select else None
+    champions = None
+    if bcfg.select:
+        # Shared-out lanes have no model of their own to choose.
+        fitted = points.filter(pl.col("level") != "lane") if fcfg.lanes == "share" else points
+        champions = select_champions(fitted, bcfg.candidates, bcfg.select_by)
     primary = fcfg.model
     gates = evaluate_gates(metrics, cfg.gate, fcfg, primary, baseline)
     levels = _levels(fcfg, history.columns)

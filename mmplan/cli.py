@@ -50,6 +50,34 @@ WaitOpt = Annotated[
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the run summary as JSON on stdout.")]
 
 
+class EngineKind(StrEnum):
+    local = "local"
+    dask = "dask"
+
+
+EngineOpt = Annotated[
+    EngineKind | None,
+    typer.Option(
+        "--engine", help="Where to fit models and solve dates: local or dask ([engine].kind)."
+    ),
+]
+SchedulerOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="Dask scheduler address, e.g. tcp://10.0.0.5:8786 ([engine].scheduler); "
+        "implies --engine dask."
+    ),
+]
+
+
+def engine_flags(engine: EngineKind | None, scheduler: str | None) -> dict[str, Any]:
+    """[engine] overrides from --engine and --scheduler (an address alone means Dask)."""
+    if engine == EngineKind.local and scheduler is not None:
+        raise UsageError(f"--scheduler {scheduler} needs --engine dask, not --engine local.")
+    kind = engine.value if engine is not None else ("dask" if scheduler is not None else None)
+    return {"kind": kind, "scheduler": scheduler}
+
+
 def _console(quiet: bool = False):
     from rich.console import Console
 
@@ -312,6 +340,8 @@ def forecast(
         Path | None,
         typer.Option(help="champions.parquet from `mmplan backtest` with select = true."),
     ] = None,
+    engine: EngineOpt = None,
+    scheduler: SchedulerOpt = None,
     config: ConfigOpt = None,
     wait: WaitOpt = 0.0,
     json_out: JsonOpt = False,
@@ -323,18 +353,19 @@ def forecast(
     Example: mmplan forecast data/sample/history.parquet -o out/forecast.parquet --horizon 28
     """
     from mmplan.config import load_config
+    from mmplan.engine import open_engine
     from mmplan.forecasting import forecast as run_forecast
     from mmplan.io import output_lock, provenance, write_parquet
     from mmplan.report import forecast_summary, print_forecast
     from mmplan.tables import load
 
-    cfg = load_config(config, forecast={"horizon": horizon})
-    with output_lock(output, wait):
+    cfg = load_config(config, forecast={"horizon": horizon}, engine=engine_flags(engine, scheduler))
+    with output_lock(output, wait), open_engine(cfg.engine) as runner:
         started = time.perf_counter()
         hist = load(history, "history")
         chosen = load(champions, "champions") if champions is not None else None
         with progress_bar(_console(quiet), "forecast") as tick, about_file(history):
-            result = run_forecast(hist, cfg, champions=chosen, progress=tick)
+            result = run_forecast(hist, cfg, champions=chosen, progress=tick, engine=runner)
         inputs = {"history": history} | ({"champions": champions} if champions else {})
         record = provenance(
             "forecast", cfg.as_record(), inputs, {"total": time.perf_counter() - started}
@@ -366,6 +397,8 @@ def backtest(
     horizon: Annotated[
         int | None, typer.Option(min=1, help="Days scored after each cutoff.")
     ] = None,
+    engine: EngineOpt = None,
+    scheduler: SchedulerOpt = None,
     config: ConfigOpt = None,
     wait: WaitOpt = 0.0,
     json_out: JsonOpt = False,
@@ -382,6 +415,7 @@ def backtest(
     from mmplan.backtesting import backtest as run_backtest
     from mmplan.backtesting import check_baseline, check_gate
     from mmplan.config import load_config
+    from mmplan.engine import open_engine
     from mmplan.errors import InputFileError, OutputError
     from mmplan.io import (
         check_output_folder,
@@ -401,7 +435,11 @@ def backtest(
     )
     from mmplan.tables import load
 
-    cfg = load_config(config, backtest={"windows": windows, "horizon": horizon})
+    cfg = load_config(
+        config,
+        backtest={"windows": windows, "horizon": horizon},
+        engine=engine_flags(engine, scheduler),
+    )
     prior = None
     if baseline is not None:
         try:
@@ -422,8 +460,12 @@ def backtest(
         hist = load(history, "history")
         # Fail on a gate naming an unknown level before minutes of model fitting.
         check_gate(cfg.gate, cfg.forecast, hist.columns, str(config or "defaults"))
-        with progress_bar(console, "backtest") as tick, about_file(history):
-            result = run_backtest(hist, cfg, baseline=prior, progress=tick)
+        with (
+            open_engine(cfg.engine) as runner,
+            progress_bar(console, "backtest") as tick,
+            about_file(history),
+        ):
+            result = run_backtest(hist, cfg, baseline=prior, progress=tick, engine=runner)
         seconds = time.perf_counter() - started
         inputs = {"history": history} | ({"baseline": baseline} if baseline else {})
         record = provenance("backtest", cfg.as_record(), inputs, {"total": seconds})
@@ -463,6 +505,8 @@ def optimize(
         str | None, typer.Option(help="Interval bound to plan for: hi_80 (same as --column).")
     ] = None,
     relax: Annotated[bool, typer.Option("--relax", help="Solve the LP relaxation only.")] = False,
+    engine: EngineOpt = None,
+    scheduler: SchedulerOpt = None,
     config: ConfigOpt = None,
     wait: WaitOpt = 0.0,
     json_out: JsonOpt = False,
@@ -477,6 +521,7 @@ def optimize(
     if column is not None and quantile is not None and column != quantile:
         raise UsageError(f"--column {column} and --quantile {quantile} disagree; give one.")
     from mmplan.config import load_config
+    from mmplan.engine import open_engine
     from mmplan.io import (
         check_output_folder,
         output_folder,
@@ -492,7 +537,9 @@ def optimize(
     from mmplan.tables import load
 
     cfg = load_config(
-        config, optimize={"relax": True if relax else None, "column": column or quantile}
+        config,
+        optimize={"relax": True if relax else None, "column": column or quantile},
+        engine=engine_flags(engine, scheduler),
     )
     check_output_folder(outdir, (demand, nodes, lanes, config))
     with output_lock(outdir, wait):  # held while solving, so a second run fails fast
@@ -501,9 +548,19 @@ def optimize(
         lane_table = load(lanes, "lanes", node_table)
         demand_table = demand_rows(read_parquet(demand, what="demand"), cfg.optimize.column, demand)
         planned = demand_table.columns[-1]  # the column demand_rows chose
-        with progress_bar(_console(quiet), "optimize") as tick, about_file(demand):
+        with (
+            open_engine(cfg.engine) as runner,
+            progress_bar(_console(quiet), "optimize") as tick,
+            about_file(demand),
+        ):
             plan = run_optimize(
-                demand_table, node_table, lane_table, cfg.optimize, column=planned, progress=tick
+                demand_table,
+                node_table,
+                lane_table,
+                cfg.optimize,
+                column=planned,
+                progress=tick,
+                engine=runner,
             )
         record = provenance(
             "optimize",

@@ -8,11 +8,20 @@ file, the key and what is allowed. Configs are TOML only: nothing in them execut
 from __future__ import annotations
 
 import datetime as dt
+import re
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from mmplan.errors import ConfigError, InputFileError, UsageError
 
@@ -23,6 +32,7 @@ __all__ = [
     "BacktestConfig",
     "GateConfig",
     "OptimizeConfig",
+    "EngineConfig",
     "load_config",
     "FORECAST_MODELS",
     "RECONCILERS",
@@ -127,6 +137,8 @@ class ForecastConfig(Section):
     min_history_days: int = Field(56, ge=1)
     closed_after_days: int = Field(28, ge=1)
     fit_days: int | None = Field(None, ge=28)
+    lanes: Literal["share", "model"] = "share"
+    share_days: int = Field(28, ge=7)
     reconciliation: ReconcilerName = "MinTrace(wls_var)"
     middle_level: str | None = None
     n_jobs: int = Field(-1, ge=-1)
@@ -207,12 +219,44 @@ class OptimizeConfig(Section):
     workers: int = Field(2, ge=1)
 
 
+# [protocol://]host:port, as `dask scheduler` prints it; IPv6 hosts in brackets.
+_SCHEDULER_ADDRESS = re.compile(r"^([a-z]+://)?(\[[0-9A-Fa-f:.]+\]|[^\s:/\[\]]+):\d{1,5}$")
+
+
+class EngineConfig(Section):
+    """Where model fitting and per-date solving run: this machine, or a Dask cluster."""
+
+    kind: Literal["local", "dask"] = "local"
+    # validate_default: a Dask engine without an address must fail even when the key is absent.
+    scheduler: str | None = Field(None, validate_default=True)
+    series_per_task: int = Field(100, ge=1)
+    connect_timeout: float = Field(10.0, gt=0)
+
+    @field_validator("scheduler")
+    @classmethod
+    def _scheduler_given_for_dask(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            if info.data.get("kind") == "dask":
+                raise PydanticCustomError(
+                    "scheduler_missing",
+                    "a Dask engine needs the scheduler's address: pass --scheduler ADDRESS or "
+                    "set [engine].scheduler, e.g. tcp://10.0.0.5:8786",
+                )
+            return value
+        if not _SCHEDULER_ADDRESS.match(value):
+            raise ValueError(
+                "a scheduler address is [protocol://]host:port, e.g. tcp://10.0.0.5:8786"
+            )
+        return value
+
+
 class Config(Section):
     sample: SampleConfig = Field(default_factory=SampleConfig)
     forecast: ForecastConfig = Field(default_factory=ForecastConfig)
     backtest: BacktestConfig = Field(default_factory=BacktestConfig)
     gate: GateConfig = Field(default_factory=GateConfig)
     optimize: OptimizeConfig = Field(default_factory=OptimizeConfig)
+    engine: EngineConfig = Field(default_factory=EngineConfig)
 
     def as_record(self) -> dict[str, Any]:
         """The effective config as plain JSON-able data, for provenance metadata."""
@@ -229,6 +273,17 @@ def _allowed(model: type[BaseModel], loc: tuple[Any, ...]) -> str:
         current = field.annotation
     fields = getattr(current, "model_fields", None)
     return ", ".join(sorted(fields)) if fields else ""
+
+
+# Flags whose name is not "--" + the key they set.
+_FLAG_NAMES = {("engine", "kind"): "--engine"}
+# A key whose error is caused by another key's value (the scheduler is missing *because* the
+# kind is dask): when that other key came from a flag, the flag is to blame, not the file.
+_CAUSED_BY = {("engine", "scheduler"): ("engine", "kind")}
+
+
+def _flag(key: tuple[Any, ...]) -> str:
+    return _FLAG_NAMES.get(key, "--" + str(key[1]).replace("_", "-"))
 
 
 def _describe(error: dict[str, Any], source: str) -> str:
@@ -276,10 +331,15 @@ def load_config(path: str | Path | None = None, **overrides: dict[str, Any]) -> 
         return Config.model_validate(data)
     except ValidationError as exc:
         for error in exc.errors():
-            if tuple(error["loc"][:2]) in flags:  # a command-line flag, not the file
-                flag = "--" + str(error["loc"][1]).replace("_", "-")
+            key = tuple(error["loc"][:2])
+            if key in flags:  # a command-line flag, not the file
                 raise UsageError(
-                    f"{flag} {error.get('input')!r} is not allowed: {error['msg']}."
+                    f"{_flag(key)} {error.get('input')!r} is not allowed: {error['msg']}."
+                ) from None
+            cause = _CAUSED_BY.get(key)
+            if cause in flags:
+                raise UsageError(
+                    f"{_flag(cause)} {data[cause[0]][cause[1]]!r}: {error['msg']}."
                 ) from None
         problems = "; ".join(_describe(e, source) for e in exc.errors())
         raise ConfigError(

@@ -24,6 +24,7 @@ __all__ = [
     "InfeasibleError",
     "OutputError",
     "LockedError",
+    "EngineUnavailableError",
     "ConfigError",
 ]
 
@@ -35,7 +36,7 @@ EXIT_NO_INPUT = 66  # EX_NOINPUT
 EXIT_INFEASIBLE = 69  # EX_UNAVAILABLE: no feasible plan / solver gave no solution
 EXIT_INTERNAL = 70  # EX_SOFTWARE: a bug
 EXIT_CANT_CREATE = 73  # EX_CANTCREAT
-EXIT_LOCKED = 75  # EX_TEMPFAIL: another run holds the lock
+EXIT_LOCKED = 75  # EX_TEMPFAIL: another run holds the lock, or the Dask cluster is unreachable
 EXIT_CONFIG = 78  # EX_CONFIG
 
 
@@ -84,6 +85,15 @@ class OutputError(MmplanError):
 
 class LockedError(MmplanError):
     """Another run holds the lock on this output."""
+
+    exit_code = EXIT_LOCKED
+
+
+class EngineUnavailableError(MmplanError):
+    """The Dask scheduler cannot be reached, has no workers, or lost them mid-run.
+
+    A temporary failure like a held lock (EX_TEMPFAIL): the same run can succeed later.
+    """
 
     exit_code = EXIT_LOCKED
 

@@ -38,7 +38,7 @@ import datetime as dt
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import polars as pl
@@ -46,6 +46,9 @@ import polars as pl
 from mmplan.config import Config, ForecastConfig
 from mmplan.errors import ConfigError, DataError
 from mmplan.tables import LANE_KEYS, check, validate_history
+
+if TYPE_CHECKING:
+    from mmplan.engine import Engine
 
 __all__ = [
     "forecast",
@@ -215,10 +218,12 @@ def history_hierarchy(history: pl.DataFrame, cfg: ForecastConfig) -> Hierarchy:
     """The hierarchy of `[forecast].hierarchy` over the lanes of a history."""
     levels = hierarchy_levels(cfg, history.columns)
     attrs = [c for c in dict.fromkeys(c for _, cols in levels for c in cols) if c not in LANE_KEYS]
+    # Streaming group-bys over the history's rows: a fraction of the in-memory engine's peak.
     if attrs:
-        lane_attrs = history.group_by(LANE_KEYS).agg(pl.col(attrs).first())
+        lane_attrs = history.lazy().group_by(LANE_KEYS).agg(pl.col(attrs).first())
     else:
-        lane_attrs = history.select(LANE_KEYS).unique()
+        lane_attrs = history.lazy().select(LANE_KEYS).unique()
+    lane_attrs = lane_attrs.collect(engine="streaming")
     return build_hierarchy(lane_attrs, levels)
 
 
@@ -238,6 +243,175 @@ def lane_series(history: pl.DataFrame, fit_days: int | None = None) -> tuple[pl.
         how="left",
     ).with_columns(pl.col("volume").fill_null(0.0))
     return daily, end
+
+
+def upper_hierarchy(hier: Hierarchy) -> Hierarchy:
+    """The levels above the lanes, with the lanes' parent level as its bottom.
+
+    The parent level is the last one above the lanes; every lane has exactly one parent.
+    It must nest in every level above it (each parent inside one series of each), or its
+    shares could not add up to the upper levels: ConfigError otherwise.
+    """
+    from scipy import sparse
+
+    parent_name, parent_cols = hier.levels[-2]
+    n_upper = int(hier.bottom_rows.min())  # lanes are the last rows of `series`
+    series = hier.series.head(n_upper)
+    parent_rows = np.flatnonzero((series.get_column("level") == parent_name).to_numpy())
+    member = hier.S[parent_rows]  # parent x lane
+    sizes = np.asarray(member.sum(axis=1)).ravel()
+    overlap = (hier.S[:n_upper] @ member.T).tocoo()  # lanes an upper series shares with a parent
+    if np.any(overlap.data != sizes[overlap.col]):
+        raise ConfigError(
+            f"[forecast].lanes = 'share' splits each parent's forecast over its lanes, so the "
+            f"level above the lanes ({parent_name}) must nest in every level above it; in "
+            f"{hier.levels[1:-1] and [c for _, c in hier.levels[1:-1]]} it does not. Put the "
+            "finest level last in [forecast].hierarchy, or set lanes = 'model'."
+        )
+    S = sparse.csr_matrix(
+        (np.ones(overlap.nnz), (overlap.row, overlap.col)), shape=(n_upper, len(parent_rows))
+    )
+    key_columns = list(dict.fromkeys(c for _, cols in hier.levels[:-1] for c in cols))
+    parent_of_lane = member.T.tocsr().indices  # one parent per lane
+    parents = (
+        hier.lanes.with_columns(_parent=pl.Series(parent_of_lane))
+        .group_by("_parent")
+        .agg(pl.col(key_columns).first())
+        .sort("_parent")
+        .drop("_parent")
+    )
+    return Hierarchy(series, parents, S, hier.levels[:-1], key_columns, parent_rows)
+
+
+def _fit_window(history: pl.DataFrame, fit_days: int | None) -> tuple[pl.DataFrame, dt.date]:
+    """(lane keys, date, volume as Float64) rows inside the fit window, and the last date."""
+    end = history.get_column("date").max()
+    rows = history.select(*LANE_KEYS, "date", pl.col("volume").cast(pl.Float64))
+    if fit_days is not None:
+        rows = rows.filter(pl.col("date") > end - dt.timedelta(days=fit_days))
+    return rows, end
+
+
+def level_series(
+    history: pl.DataFrame, levels: list[tuple[str, list[str]]], fit_days: int | None = None
+) -> pl.DataFrame:
+    """Long series (unique_id, ds, y) of the given levels, summed from the history's rows.
+
+    The same series as `aggregate(lane_series(...))` (each from its first row to the
+    history's end, a missing day a zero) without the lanes' daily grid, which is what costs
+    time and memory at 100k lanes.
+    """
+    end = history.get_column("date").max()
+    rows = history.select(
+        *dict.fromkeys(c for _, cols in levels for c in cols),
+        "date",
+        pl.col("volume").cast(pl.Float64),
+    )
+    if fit_days is not None:
+        rows = rows.filter(pl.col("date") > end - dt.timedelta(days=fit_days))
+    parts = []
+    for name, cols in levels:
+        # Sum first, name after: building an id string per history row is the slow part.
+        sums = (
+            rows.lazy()
+            .group_by(*cols, "date")
+            .agg(pl.col("volume").sum().alias("y"))
+            .collect(engine="streaming")
+            .select(_series_id(name, cols).alias("unique_id"), "date", "y")
+        )
+        grid = (
+            sums.group_by("unique_id")
+            .agg(pl.date_ranges(pl.col("date").min(), pl.lit(end)).first().alias("ds"))
+            .explode("ds")
+        )
+        parts.append(
+            grid.join(sums.rename({"date": "ds"}), on=["unique_id", "ds"], how="left").with_columns(
+                pl.col("y").fill_null(0.0)
+            )
+        )
+    return pl.concat(parts).sort("unique_id", "ds")
+
+
+def lane_shares(
+    history: pl.DataFrame, hier: Hierarchy, upper: Hierarchy, cfg: ForecastConfig
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per lane, in S's column order: parent row, share of the parent, noise variance, closed.
+
+    A lane's share is its mean daily volume over the last `share_days` days (over the days
+    it existed, so a lane opened last week is not diluted), over the sum of those means for
+    its parent's lanes. Closed lanes (no volume in `closed_after_days`) get no share. A parent
+    with no volume in the window falls back to the lanes' whole history. The noise variance is
+    the mean square of volume - share x parent volume over the window: what the lane does
+    that its parent's forecast cannot tell.
+    """
+    rows, end = _fit_window(history, cfg.fit_days)
+    parent_of_lane = hier.S[upper.bottom_rows].T.tocsr().indices
+    lanes = hier.lanes.select(LANE_KEYS).with_columns(
+        _col=pl.int_range(hier.lanes.height, dtype=pl.Int64), _parent=pl.Series(parent_of_lane)
+    )
+    first = end - dt.timedelta(days=cfg.share_days - 1)
+    recent = pl.col("date") >= first
+    per_lane = (
+        rows.lazy()
+        .group_by(LANE_KEYS)
+        .agg(
+            pl.col("date").min().alias("start"),
+            pl.col("volume").sum().alias("volume_all"),
+            pl.col("volume").filter(recent).sum().alias("volume_recent"),
+            pl.col("date").filter(pl.col("volume") > 0).max().alias("last_volume"),
+        )
+        .collect(engine="streaming")
+    )
+    days = lambda since: (pl.lit(end) - since).dt.total_days() + 1  # noqa: E731
+    idle = (pl.lit(end) - pl.col("last_volume")).dt.total_days()
+    closed = pl.col("last_volume").is_null() | (idle >= cfg.closed_after_days)
+    per_lane = (
+        lanes.join(per_lane, on=LANE_KEYS, how="left")
+        .with_columns(
+            closed=closed.fill_null(True),
+            rate=pl.col("volume_recent") / days(pl.max_horizontal("start", pl.lit(first))),
+            rate_all=pl.col("volume_all") / days(pl.col("start")),
+        )
+        .with_columns(
+            pl.when(pl.col("closed")).then(0.0).otherwise(pl.col(c)).fill_null(0.0).alias(c)
+            for c in ("rate", "rate_all")
+        )
+        .with_columns(
+            share=pl.when(pl.col("rate").sum().over("_parent") > 0)
+            .then(pl.col("rate") / pl.col("rate").sum().over("_parent"))
+            .when(pl.col("rate_all").sum().over("_parent") > 0)
+            .then(pl.col("rate_all") / pl.col("rate_all").sum().over("_parent"))
+            .otherwise(0.0)
+        )
+    )
+    # The window's days, zero-filled, for each lane that existed in it.
+    grid = (
+        per_lane.filter(pl.col("start").is_not_null())
+        .select(
+            "_col",
+            "_parent",
+            *LANE_KEYS,
+            pl.date_ranges(pl.max_horizontal("start", pl.lit(first)), pl.lit(end)).alias("date"),
+        )
+        .explode("date")
+        .join(rows.filter(recent), on=[*LANE_KEYS, "date"], how="left")
+        .with_columns(pl.col("volume").fill_null(0.0))
+    )
+    parent_daily = grid.group_by("_parent", "date").agg(pl.col("volume").sum().alias("parent"))
+    noise = (
+        grid.join(parent_daily, on=["_parent", "date"])
+        .join(per_lane.select("_col", "share"), on="_col")
+        .group_by("_col")
+        .agg(((pl.col("volume") - pl.col("share") * pl.col("parent")) ** 2).mean().alias("noise"))
+    )
+    per_lane = per_lane.join(noise, on="_col", how="left").sort("_col")
+    closed_lanes = per_lane.get_column("closed").to_numpy()
+    return (
+        upper.bottom_rows[parent_of_lane],
+        per_lane.get_column("share").to_numpy(),
+        np.where(closed_lanes, 0.0, per_lane.get_column("noise").fill_null(0.0).to_numpy()),
+        closed_lanes,
+    )
 
 
 def aggregate(daily: pl.DataFrame, hier: Hierarchy) -> pl.DataFrame:
@@ -335,11 +509,24 @@ def event_features(dates: pl.Series, events: dict[str, list[dt.date]]) -> pl.Dat
 
 
 def _base_forecasts(
-    y: pl.DataFrame, plan: pl.DataFrame, end: dt.date, cfg: ForecastConfig, progress: Progress
+    y: pl.DataFrame,
+    plan: pl.DataFrame,
+    end: dt.date,
+    cfg: ForecastConfig,
+    progress: Progress,
+    engine: Engine | None = None,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Base forecasts and in-sample fitted values for all non-closed series."""
-    from statsforecast import StatsForecast
+    """Base forecasts and in-sample fitted values for all non-closed series.
 
+    One statsforecast fit per (model, short) group. A local engine fits each group in one
+    call spread over `n_jobs` processes; a Dask engine fits it in chunks of series on the
+    workers. Series are fit independently, so the chunking changes no number.
+    """
+    from functools import partial
+
+    from mmplan.engine import LocalEngine
+
+    engine = engine or LocalEngine()
     futures, fitted = [], []
     todo = plan.filter(pl.col("rule") != "closed")
     done = 0
@@ -362,29 +549,86 @@ def _base_forecasts(
                 x_future = pl.DataFrame({"unique_id": ids}).join(
                     event_features(horizon_dates, cfg.events).select("ds", *active), how="cross"
                 )
-        sf = StatsForecast(
-            models=[
-                make_model(
-                    model,
-                    cfg.season_length,
-                    cfg.horizon,
-                    mstl_trend=cfg.mstl_trend,
-                    intervals="model" if short else cfg.intervals,
-                )
-            ],
-            freq="1d",
-            n_jobs=cfg.n_jobs,
+        fit_chunk = partial(
+            _fit_chunk,
+            model=make_model(
+                model,
+                cfg.season_length,
+                cfg.horizon,
+                mstl_trend=cfg.mstl_trend,
+                intervals="model" if short else cfg.intervals,
+            ),
+            horizon=cfg.horizon,
+            levels=cfg.levels,
+            n_jobs=engine.jobs_per_task(cfg.n_jobs),
         )
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            fc = sf.forecast(df=data, h=cfg.horizon, X_df=x_future, level=cfg.levels, fitted=True)
-            fit = sf.forecast_fitted_values()
+        chunks = _chunks(data, x_future, engine.chunk_size(ids.len()))
+        sizes = [c[0]["unique_id"].n_unique() for c in chunks]
+        label = f"fitting {model} on {ids.len():,} series"
+        tick = _chunk_progress(progress, done, sizes, todo.height, label)
+        for fc, fit in engine.map(fit_chunk, chunks, tick):
+            futures.append(fc)
+            fitted.append(fit)
         done += ids.len()
-        futures.append(fc.select("unique_id", "ds", "base", *_interval_cols(cfg.levels)))
-        fitted.append(fit.select("unique_id", "ds", "y", "base"))
     if not futures:
         return pl.DataFrame(), pl.DataFrame()
     return pl.concat(futures).sort("unique_id", "ds"), pl.concat(fitted).sort("unique_id", "ds")
+
+
+def _chunk_progress(
+    progress: Progress, start: int, sizes: list[int], total: int, label: str
+) -> Callable[[int], None]:
+    """A callback for chunk i finishing that reports the series fitted so far."""
+    done = [start]
+
+    def tick(i: int) -> None:
+        done[0] += sizes[i]
+        progress(done[0], total, label)
+
+    return tick
+
+
+def _chunks(
+    data: pl.DataFrame, x_future: pl.DataFrame | None, size: int
+) -> list[tuple[pl.DataFrame, pl.DataFrame | None]]:
+    """(history, future regressors) of consecutive groups of `size` series."""
+    if size >= data["unique_id"].n_unique():  # one chunk (the local engine): no copy
+        return [(data, x_future)]
+    # Dense rank over the same set of ids numbers a series alike in both frames.
+    chunk = ((pl.col("unique_id").rank("dense") - 1) // size).alias("_chunk")
+    parts = data.with_columns(chunk).partition_by("_chunk", maintain_order=True, include_key=False)
+    if x_future is None:
+        return [(p, None) for p in parts]
+    futures = x_future.with_columns(chunk).partition_by(
+        "_chunk", maintain_order=True, include_key=False
+    )
+    return list(zip(parts, futures, strict=True))
+
+
+def _fit_chunk(
+    chunk: tuple[pl.DataFrame, pl.DataFrame | None],
+    model: Any,
+    horizon: int,
+    levels: list[int],
+    n_jobs: int,
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Forecasts and in-sample fitted values of one model on a chunk of series.
+
+    Runs in this process or on a Dask worker (mmplan.engine), so it takes and returns only
+    picklable frames.
+    """
+    from statsforecast import StatsForecast
+
+    data, x_future = chunk
+    sf = StatsForecast(models=[model], freq="1d", n_jobs=n_jobs)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fc = sf.forecast(df=data, h=horizon, X_df=x_future, level=levels, fitted=True)
+        fit = sf.forecast_fitted_values()
+    return (
+        fc.select("unique_id", "ds", "base", *_interval_cols(levels)),
+        fit.select("unique_id", "ds", "y", "base"),
+    )
 
 
 def _interval_cols(levels: list[int], prefix: str = "base") -> list[str]:
@@ -617,43 +861,71 @@ def forecast(
     *,
     champions: pl.DataFrame | None = None,
     progress: Progress | None = None,
+    engine: Engine | None = None,
 ) -> pl.DataFrame:
     """Reconciled, non-negative forecasts with intervals for every series of the hierarchy.
 
     Returns the forecast table of DESIGN.md: unique_id, level, key columns, date,
     forecast, lo_<p>/hi_<p> for each interval level, model. The history is validated
-    first (DataError naming the rows if it breaks its contract).
+    first (DataError naming the rows if it breaks its contract). Base models are fit on
+    `engine` (mmplan.engine; default: this machine); reconciliation runs here.
     """
     cfg = _config(config)
     check(validate_history(history), "history", "history")
     check_forecastable(history, cfg)
-    daily, end = lane_series(history, cfg.fit_days)
     hier = history_hierarchy(history, cfg)
-    y = aggregate(daily, hier)
+    if cfg.lanes == "share":
+        # Only the levels above the lanes are fitted and reconciled.
+        fit_hier = upper_hierarchy(hier)
+        end = history.get_column("date").max()
+        y = level_series(history, fit_hier.levels, cfg.fit_days)
+    else:
+        fit_hier = hier
+        daily, end = lane_series(history, cfg.fit_days)
+        y = aggregate(daily, hier)
     plan = assign_models(y, end, cfg, champions)
     open_ids = plan.filter(pl.col("rule") != "closed").get_column("unique_id")
     dates = pl.date_range(
         end + dt.timedelta(days=1), end + dt.timedelta(days=cfg.horizon), eager=True
     )
-    n_lanes, horizon = hier.lanes.height, cfg.horizon
-    # Lane-level reconciled means and half-widths, (lanes x horizon); closed lanes stay 0.
-    bottom = np.zeros((n_lanes, horizon))
+    horizon = cfg.horizon
+    # Reconciled means and half-widths per series (rows of hier.series, whose first rows
+    # are fit_hier's), (series x horizon); closed series stay 0.
+    full = np.zeros((hier.series.height, horizon))
     half_lo = {p: np.zeros((hier.series.height, horizon)) for p in cfg.levels}
     half_hi = {p: np.zeros((hier.series.height, horizon)) for p in cfg.levels}
     if open_ids.len():
-        base, fitted = _base_forecasts(y, plan, end, cfg, progress or _no_progress)
+        base, fitted = _base_forecasts(y, plan, end, cfg, progress or _no_progress, engine)
         (progress or _no_progress)(open_ids.len(), open_ids.len(), "reconciling")
-        rec = _reconcile(base, fitted, hier, open_ids, cfg)
+        rec = _reconcile(base, fitted, fit_hier, open_ids, cfg)
         order = hier.series.select("unique_id").with_row_index("_row")
         rec = rec.join(order, on="unique_id").with_columns(
             (pl.col("ds") - pl.lit(end)).dt.total_days().cast(pl.Int64).alias("_step")
         )
         rows, steps = rec["_row"].to_numpy(), rec["_step"].to_numpy() - 1
-        full = np.zeros((hier.series.height, horizon))
         full[rows, steps] = rec["mean"].to_numpy()
         for p in cfg.levels:
             half_lo[p][rows, steps] = np.maximum(full[rows, steps] - rec[f"lo_{p}"].to_numpy(), 0)
             half_hi[p][rows, steps] = np.maximum(rec[f"hi_{p}"].to_numpy() - full[rows, steps], 0)
+    lane_labels = None
+    if cfg.lanes == "share":
+        parent, share, noise, closed = lane_shares(history, hier, fit_hier, cfg)
+        bottom = full[parent] * share[:, None]
+        from scipy.stats import norm
+
+        # The lane's error is its share of the parent's error plus its own noise around
+        # that share, taken as independent: half-width = sqrt((share x parent's)^2 + z^2 var).
+        for p in cfg.levels:
+            z2 = norm.ppf(0.5 + p / 200) ** 2 * noise[:, None]
+            for half in (half_lo[p], half_hi[p]):
+                half[hier.bottom_rows] = np.sqrt((share[:, None] * half[parent]) ** 2 + z2)
+        lane_labels = pl.DataFrame(
+            {
+                "unique_id": hier.series.get_column("unique_id").gather(hier.bottom_rows),
+                "model": np.where(closed, "Zero/closed", "Share"),
+            }
+        )
+    else:
         bottom = full[hier.bottom_rows]
     bottom = np.maximum(bottom, 0.0)
     point = np.asarray(hier.S @ bottom)
@@ -672,6 +944,8 @@ def forecast(
         .otherwise(pl.concat_str("model", pl.lit("/"), "rule"))
         .alias("model"),
     )
+    if lane_labels is not None:
+        model_label = pl.concat([model_label, lane_labels])
     result = (
         pl.DataFrame(out)
         .with_columns(pl.col("date").cast(pl.Date))

@@ -47,13 +47,14 @@ with trucks fixed at the plan's values (with --relax: of the relaxation itself).
 
 from __future__ import annotations
 
+import functools
 import math
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import polars as pl
@@ -62,6 +63,9 @@ import scipy.sparse as sp
 from mmplan.config import OptimizeConfig
 from mmplan.errors import DataError, InfeasibleError
 from mmplan.tables import validate_demand, validate_lanes, validate_nodes
+
+if TYPE_CHECKING:
+    from mmplan.engine import Engine
 
 __all__ = ["Plan", "optimize", "demand_rows", "default_penalty"]
 
@@ -1010,12 +1014,14 @@ def optimize(
     *,
     method: str = "decomposed",
     progress: Callable[[int, int, str], None] | None = None,
+    engine: Engine | None = None,
 ) -> Plan:
     """Plan trucks and routes for every date in `demand`; see the module docstring.
 
     `method="plain"` solves all dates as one model with weak linking and no heuristic (the
-    benchmark's baseline); the default solves dates separately in parallel. `progress`
-    (done, total, label) is called as dates finish, for a progress bar.
+    benchmark's baseline); the default solves dates separately in parallel, on `workers`
+    threads here or, with a Dask `engine` (mmplan.engine), on the cluster's workers.
+    `progress` (done, total, label) is called as dates finish, for a progress bar.
     """
     started = time.perf_counter()
     column = column or config.column
@@ -1038,47 +1044,78 @@ def optimize(
         )
     scale = float(d["volume"].max()) if d.height else 1.0
 
-    def orient(po, pt):
-        # Fewer keys give fewer commodities; destination keys solve the reversed network.
-        return len(np.unique(pt)) < len(np.unique(po))
-
+    orient = _by_destination
     outcomes: list[tuple[Any, ...]] = []
     if method == "plain" and days and not config.relax:
         outcomes = _solve_plain(net, days, penalty, config, orient)
     else:
-        workers = max(1, min(config.workers, len(days)))
         # Leave a little of the budget for checking and assembling the plan.
         deadline = started + 0.95 * config.time_limit
         lock = threading.Lock()
-        waiting = [len(days)]
         solved = [0]
         report = progress or (lambda done, total, label: None)
         report(0, len(days), f"solving {len(days)} dates")
 
-        def run(day):
-            # A date's share of what is left: days that finish early give time to the rest.
-            with lock:
-                left_days = waiting[0]
-                waiting[0] -= 1
-            # This worker still has ceil(left / workers) dates to do, this one included.
-            share = 1.0 / math.ceil(max(left_days, 1) / workers)
-            limit = max((deadline - time.perf_counter()) * share, 0.02 * config.time_limit)
-            date, po, pt, q = day
-            rev = orient(po, pt)
-            n2 = net.reversed() if rev else net
-            a, b = (pt, po) if rev else (po, pt)
-            outcome = _solve_day(n2, a, b, q, penalty, config, limit, method)
+        def finished(i: int) -> None:
             with lock:
                 solved[0] += 1
-                report(solved[0], len(days), f"solved {date} ({solved[0]}/{len(days)} dates)")
-            return date, rev, a, b, q, outcome
+                report(solved[0], len(days), f"solved {days[i][0]} ({solved[0]}/{len(days)} dates)")
 
-        if workers > 1:
-            with ThreadPoolExecutor(workers) as pool:
-                outcomes = list(pool.map(run, days))
+        if engine is not None and engine.distributed:
+            # Dates go to the cluster's worker threads, a slot's dates one after another.
+            # Worker processes share no clock to hand a finished date's time to the rest,
+            # so each date gets its share of the budget up front.
+            slots = engine.slots
+            share = 1.0 / math.ceil(max(len(days), 1) / slots)
+            limit = max((deadline - time.perf_counter()) * share, 0.02 * config.time_limit)
+            solve = functools.partial(
+                _solve_date, net=net, penalty=penalty, config=config, limit=limit, method=method
+            )
+            outcomes = engine.map(solve, days, finished)
         else:
-            outcomes = [run(day) for day in days]
+            workers = max(1, min(config.workers, len(days)))
+            waiting = [len(days)]
+
+            def run(i):
+                # A date's share of what is left: days that finish early give time to the rest.
+                with lock:
+                    left_days = waiting[0]
+                    waiting[0] -= 1
+                # This worker still has ceil(left / workers) dates to do, this one included.
+                share = 1.0 / math.ceil(max(left_days, 1) / workers)
+                limit = max((deadline - time.perf_counter()) * share, 0.02 * config.time_limit)
+                outcome = _solve_date(days[i], net, penalty, config, limit, method)
+                finished(i)
+                return outcome
+
+            if workers > 1:
+                with ThreadPoolExecutor(workers) as pool:
+                    outcomes = list(pool.map(run, range(len(days))))
+            else:
+                outcomes = [run(i) for i in range(len(days))]
     return _assemble(net, outcomes, penalty, config, column, scale, started, method)
+
+
+def _by_destination(po: np.ndarray, pt: np.ndarray) -> bool:
+    """Key commodities by destination? Fewer keys give fewer commodities; destination keys
+    solve the reversed network."""
+    return len(np.unique(pt)) < len(np.unique(po))
+
+
+def _solve_date(
+    day: tuple[Any, ...],
+    net: _Network,
+    penalty: float,
+    config: OptimizeConfig,
+    limit: float,
+    method: str,
+) -> tuple[Any, ...]:
+    """One date's plan, in a worker thread here or on a Dask worker (mmplan.engine)."""
+    date, po, pt, q = day
+    rev = _by_destination(po, pt)
+    n2 = net.reversed() if rev else net
+    a, b = (pt, po) if rev else (po, pt)
+    return date, rev, a, b, q, _solve_day(n2, a, b, q, penalty, config, limit, method)
 
 
 def _solve_plain(net, days, penalty, config, orient):

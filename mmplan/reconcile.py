@@ -16,7 +16,9 @@ series' rows). With W the base forecast errors' covariance (or a stand-in for it
 
 so W is never inverted. A is factorised once with a Cholesky (dense when a is small) or a
 sparse LU with a symmetric fill-reducing ordering and no pivoting (SuperLU in scipy, an
-LDL'-like factorisation of the SPD matrix); A is first scaled to unit diagonal.
+LDL'-like factorisation of the SPD matrix); A is first scaled to unit diagonal. BLAS runs
+on one thread: the products are small or thin, and threads that spin on a busy machine
+made them up to 100x slower.
 
 W per method (`RIDGE` = 2e-8 as in hierarchicalforecast):
 - ols: I;  wls_struct: diag(S 1), the number of lanes under each series;
@@ -32,8 +34,10 @@ W per method (`RIDGE` = 2e-8 as in hierarchicalforecast):
   bound memory (W has sum(block^2) entries).
 
 Intervals ("normality"). The reconciled covariance is M W M' with M = I - W C' A^{-1} C,
-and M W M' = W - W C' A^{-1} C W. Its diagonal is computed in column chunks of C W, so
-memory stays bounded. W describes one-step errors; for step h we assume W_h = k_h W
+and M W M' = W - W C' A^{-1} C W. For sparse W its diagonal needs only one solve per
+distinct column of S_u (lanes under the same aggregates share one: about as many as there
+are aggregates) and a sparse product; otherwise it is computed in column chunks of C W, so
+memory stays bounded either way. W describes one-step errors; for step h we assume W_h = k_h W
 (Wickramasuriya et al.'s proportionality assumption) and estimate k_h per series from its
 base model's own interval: sigma_h = half-width / z (averaged over the interval levels, as
 hierarchicalforecast does). Reconciled variance of series i at step h is

@@ -61,9 +61,17 @@ def make_history(
 
 
 def fast_config(**overrides) -> ForecastConfig:
-    """Cheap models so the forecast pipeline runs in about a second."""
+    """Cheap models so the forecast pipeline runs in about a second.
+
+    Lanes get their own models (lanes = "model") so the tests see the per-series rules and
+    every reconciler at lane level; tests of the default share mode ask for it.
+    """
     values = dict(
-        model="SeasonalNaive", horizon=7, min_history_days=28, reconciliation="MinTrace(wls_struct)"
+        model="SeasonalNaive",
+        horizon=7,
+        min_history_days=28,
+        reconciliation="MinTrace(wls_struct)",
+        lanes="model",
     )
     values.update(overrides)
     return ForecastConfig(**values)

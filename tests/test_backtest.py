@@ -128,7 +128,7 @@ def test_metrics_match_hand_computation():
     cfg = Config(
         forecast=ForecastConfig(
             model="Naive", horizon=7, hierarchy=[], reconciliation="BottomUp", min_history_days=1,
-            n_jobs=1,
+            n_jobs=1, lanes="model",
         ),
         backtest=BacktestConfig(windows=1, step=7),
     )
@@ -176,7 +176,8 @@ def test_zero_volume_lanes_give_no_nan():
     history = tiny_history()
     cfg = Config(
         forecast=ForecastConfig(
-            model="SeasonalNaive", horizon=7, hierarchy=[], reconciliation="BottomUp", n_jobs=1
+            model="SeasonalNaive", horizon=7, hierarchy=[], reconciliation="BottomUp", n_jobs=1,
+            lanes="model",
         ),
         backtest=BacktestConfig(windows=1, select=True, candidates=["SeasonalNaive", "Naive"]),
     )
@@ -366,9 +367,17 @@ def test_champion_selection_round_trip_through_forecast(tmp_path):
     history_file = tmp_path / "history.parquet"
     pl.concat([make_history(n_lanes=6), flat]).write_parquet(history_file)
     config = tmp_path / "select.toml"
-    config.write_text(FAST_TOML.replace(
-        "step = 7", 'step = 7\nselect = true\ncandidates = ["HistoricAverage", "SeasonalNaive"]'
-    ))
+    select = 'step = 7\nselect = true\ncandidates = ["HistoricAverage", "SeasonalNaive"]'
+    # With shared-out lanes (the default) only the levels above the lanes get champions.
+    shared = tmp_path / "shared.toml"
+    shared.write_text(FAST_TOML.replace("step = 7", select))
+    res = run("backtest", history_file, "-o", tmp_path / "bt_shared", "--config", shared)
+    assert res.exit_code == 0, res.output
+    lanes = pl.read_parquet(tmp_path / "bt_shared" / "champions.parquet")["unique_id"]
+    assert lanes.len() > 0 and not lanes.str.starts_with("lane:").any()
+    config = tmp_path / "select.toml"
+    per_lane = FAST_TOML.replace("n_jobs = 1", 'n_jobs = 1\nlanes = "model"')
+    config.write_text(per_lane.replace("step = 7", select))
     out = tmp_path / "bt"
     res = run("backtest", history_file, "-o", out, "--config", config)
     assert res.exit_code == 0, res.output

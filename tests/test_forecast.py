@@ -247,10 +247,13 @@ def test_events_feed_exogenous_models():
     sparse_every=st.sampled_from([0, 2, 3]),
     method=st.sampled_from(RECONCILERS),
     model=st.sampled_from(["SeasonalNaive", "Naive", "HistoricAverage"]),
+    lanes=st.sampled_from(["share", "model"]),
 )
-def test_properties_coherent_non_negative_ordered(n_lanes, days, seed, sparse_every, method, model):
+def test_properties_coherent_non_negative_ordered(
+    n_lanes, days, seed, sparse_every, method, model, lanes
+):
     h = make_history(n_lanes=n_lanes, days=days, seed=seed, sparse_every=sparse_every)
-    cfg = fast_config(reconciliation=method, model=model, horizon=5)
+    cfg = fast_config(reconciliation=method, model=model, horizon=5, lanes=lanes)
     fc = forecast(h, cfg)
     assert fc.height == fc["unique_id"].n_unique() * 5
     assert_coherent(fc, "total", "lane", None)
@@ -290,3 +293,108 @@ def test_every_offered_model_runs(model):
     lanes = fc.filter(pl.col("level") == "lane")
     assert set(lanes["model"]) == {model}
     assert_intervals_ordered(fc, [80, 95])
+
+
+# ------------------------------------------------------------------ lanes = "share"
+
+
+def share_history(days: int = 120) -> pl.DataFrame:
+    """Origin FC0 ships 2:1 to DS0 and DS1 every day; DS2 opened 7 days before the end at a
+    rate of half DS1's; DS3 closed 40 days before the end. FC1 has one lane."""
+    start = dt.date(2025, 1, 1)
+    # A weekly pattern: a 7-day mean equals a 28-day one, so rates compare exactly.
+    total = 300.0 + 10.0 * (np.arange(days) % 7)
+    rows = []
+    for k in range(days):
+        date = start + dt.timedelta(days=k)
+        rows += [(date, "FC0", "DS0", 2 * total[k]), (date, "FC0", "DS1", total[k])]
+        if k >= days - 7:
+            rows.append((date, "FC0", "DS2", total[k] / 2))
+        if k < days - 40:
+            rows.append((date, "FC0", "DS3", 50.0))
+        rows.append((date, "FC1", "DS0", 80.0 + k % 7))
+    return pl.DataFrame(
+        rows, schema=["date", "origin", "destination", "volume"], orient="row"
+    ).with_columns(origin_region=pl.lit("EAST"))
+
+
+def test_share_splits_the_parent_forecast_by_recent_rate():
+    fc = forecast(share_history(), fast_config(lanes="share"))
+    lanes = fc.filter(pl.col("level") == "lane")
+    origin = fc.filter(pl.col("level") == "origin").select(
+        "origin", "date", pl.col("forecast").alias("o")
+    )
+    got = lanes.join(origin, on=["origin", "date"]).with_columns(
+        share=pl.col("forecast") / pl.col("o")
+    )
+    share = dict(
+        got.group_by("destination", "origin")
+        .agg(pl.col("share").mean())
+        .filter(pl.col("origin") == "FC0")
+        .select("destination", "share")
+        .iter_rows()
+    )
+    # Mean daily rates over the days each lane existed: 2 : 1 : 0.5, DS3 closed.
+    assert share["DS0"] == pytest.approx(2 / 3.5, rel=1e-9)
+    assert share["DS1"] == pytest.approx(1 / 3.5, rel=1e-9)
+    assert share["DS2"] == pytest.approx(0.5 / 3.5, rel=1e-9)
+    assert share["DS3"] == 0
+    assert_coherent(fc, "origin", "lane", "origin")
+    assert_coherent(fc, "total", "lane", None)
+    assert_intervals_ordered(fc, [80, 95])
+    labels = dict(
+        lanes.select("destination", "origin", "model")
+        .unique()
+        .filter(pl.col("origin") == "FC0")
+        .select("destination", "model")
+        .iter_rows()
+    )
+    assert labels == {"DS0": "Share", "DS1": "Share", "DS2": "Share", "DS3": "Zero/closed"}
+    # Only the levels above the lanes were fitted.
+    assert set(fc.filter(pl.col("level") != "lane")["model"]) == {"SeasonalNaive"}
+
+
+def test_share_lane_intervals_carry_the_lanes_own_noise():
+    fc = forecast(share_history(), fast_config(lanes="share"))
+    lanes = fc.filter(pl.col("level") == "lane")
+    closed = lanes.filter(pl.col("destination") == "DS3")
+    assert (closed["forecast"] == 0).all() and (closed["hi_95"] == 0).all()
+    # FC1's only lane is the whole origin: no noise of its own, so the origin's interval.
+    fc1 = (
+        fc.filter(pl.col("origin") == "FC1")
+        .group_by("date")
+        .agg(pl.col("hi_80").min().alias("a"), pl.col("hi_80").max().alias("b"))
+    )
+    assert (fc1["a"] - fc1["b"]).abs().max() < 1e-6
+    ds0 = lanes.filter((pl.col("destination") == "DS0") & (pl.col("origin") == "FC0"))
+    assert (ds0["hi_80"] > ds0["forecast"]).all()
+
+
+def test_share_needs_the_last_level_to_nest():
+    h = share_history().with_columns(
+        pl.when(pl.col("destination") == "DS0")
+        .then(pl.lit("A"))
+        .otherwise(pl.lit("B"))
+        .alias("zone")
+    )
+    with pytest.raises(ConfigError, match="nest"):
+        forecast(h, fast_config(lanes="share", hierarchy=[["origin"], ["zone"]]))
+
+
+def test_share_with_lanes_straight_under_total():
+    fc = forecast(share_history(), fast_config(lanes="share", hierarchy=[]))
+    assert set(fc["level"]) == {"total", "lane"}
+    assert_coherent(fc, "total", "lane", None)
+    assert_intervals_ordered(fc, [80, 95])
+
+
+@pytest.mark.parametrize("fit_days", [None, 40])
+def test_level_series_equal_the_sums_of_the_lanes_daily_grid(fit_days):
+    from mmplan.forecasting import aggregate, history_hierarchy, lane_series, level_series
+
+    h = make_history(n_lanes=8, days=120, seed=5)
+    hier = history_hierarchy(h, fast_config())
+    daily, _ = lane_series(h, fit_days)
+    want = aggregate(daily, hier).filter(~pl.col("unique_id").str.starts_with("lane:"))
+    got = level_series(h, hier.levels[:-1], fit_days)
+    assert got.equals(want.select(got.columns))
