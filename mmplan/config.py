@@ -66,6 +66,7 @@ RECONCILERS = (
     "MinTrace(wls_struct)",
     "MinTrace(wls_var)",
     "MinTrace(mint_shrink)",
+    "MinTrace(block_shrink)",
 )
 ReconcilerName = Literal[RECONCILERS]  # type: ignore[valid-type]
 

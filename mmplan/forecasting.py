@@ -20,8 +20,10 @@ Pipeline (`forecast`), every step fit on the history it is given and nothing els
 4. Base forecasts: statsforecast, one call per model, with in-sample fitted values (the
    residuals that MinTrace's variance estimates need). Calendar events from config are
    regressors for the models that take them (AutoARIMA, MSTL with an ARIMA trend).
-5. Reconciliation: hierarchicalforecast with the configured method, normal intervals.
-   Closed series are left out of it: they stay zero rather than absorb adjustments.
+5. Reconciliation with the configured method, normal intervals: BottomUp and MinTrace in
+   mmplan.reconcile (sparse, scales to 100k lanes), TopDown and MiddleOut through
+   hierarchicalforecast. Closed series are left out of it: they stay zero rather than
+   absorb adjustments.
 6. Non-negativity: the reconciled lane forecasts are clipped at zero and every level is
    re-summed from its lanes (S @ max(b, 0)). This keeps levels adding up exactly and costs
    one sparse product, where hierarchicalforecast's non-negative MinTrace solves a QP per
@@ -672,9 +674,20 @@ def _reconcile(
 ) -> pl.DataFrame:
     """Reconciled (unique_id, ds, mean, lo/hi) over the open part of the hierarchy.
 
-    `nonnegative` asks hierarchicalforecast for its QP-based non-negative MinTrace; mmplan
-    does not use it (see the module docstring) but benchmarks/nonneg_bench.py measures it.
+    BottomUp and MinTrace go through mmplan.reconcile (sparse S, no n x n matrix), the
+    top-down methods through hierarchicalforecast. `nonnegative` asks hierarchicalforecast
+    for its QP-based non-negative MinTrace; mmplan does not use it (see the module
+    docstring) but benchmarks/nonneg_bench.py measures it.
     """
+    from mmplan import reconcile
+
+    if cfg.reconciliation in reconcile.METHODS and not nonnegative:
+        return _reconcile_sparse(base, fitted, hier, open_ids, cfg)
+    if cfg.reconciliation == "MinTrace(block_shrink)":
+        raise ConfigError(
+            f"[forecast].reconciliation = {cfg.reconciliation!r} has no non-negative "
+            "hierarchicalforecast counterpart; use it without nonnegative."
+        )
     from hierarchicalforecast.core import HierarchicalReconciliation
 
     keep_rows = hier.series.get_column("unique_id").is_in(open_ids.implode()).to_numpy()
@@ -731,6 +744,84 @@ def _reconcile(
         rename[f"{method_col}-lo-{p}"] = f"lo_{p}"
         rename[f"{method_col}-hi-{p}"] = f"hi_{p}"
     return rec.select(["unique_id", "ds", *rename]).rename(rename)
+
+
+def _reconcile_sparse(
+    base: pl.DataFrame,
+    fitted: pl.DataFrame,
+    hier: Hierarchy,
+    open_ids: pl.Series,
+    cfg: ForecastConfig,
+) -> pl.DataFrame:
+    """`_reconcile` through mmplan.reconcile on the CSR summing matrix of the open series."""
+    from scipy.stats import norm
+
+    from mmplan import reconcile
+
+    keep_rows = hier.series.get_column("unique_id").is_in(open_ids.implode()).to_numpy()
+    keep_cols = keep_rows[hier.bottom_rows]  # a lane is open when its own row is
+    S = hier.S[keep_rows][:, keep_cols]
+    position = np.cumsum(keep_rows) - 1  # row in the open sub-hierarchy
+    bottom_rows = position[hier.bottom_rows[keep_cols]]
+    sub = hier.series.filter(pl.Series(keep_rows)).select("unique_id", "level")
+    level_index = {name: k for k, (name, _) in enumerate(hier.levels)}
+    level_of_row = np.array([level_index[v] for v in sub.get_column("level")], dtype=np.int64)
+    ids = sub.select("unique_id").with_row_index("_row")
+    n, horizon = sub.height, cfg.horizon
+
+    def matrix(frame: pl.DataFrame, value: pl.Expr, width: int, col: str) -> np.ndarray:
+        """(series x width) array from long rows keyed by unique_id and column index `col`."""
+        out = np.full((n, width), np.nan)
+        rows = frame.select("unique_id", col, value.alias("_v")).join(ids, on="unique_id")
+        out[rows["_row"].to_numpy(), rows[col].to_numpy()] = rows["_v"].to_numpy()
+        return out
+
+    first = base.get_column("ds").min()
+    base = base.with_columns((pl.col("ds") - pl.lit(first)).dt.total_days().alias("_step"))
+    y_hat = matrix(base, pl.col("base"), horizon, "_step")
+    # Base standard deviation per step, from each interval's half-width over z, averaged
+    # over the levels (hierarchicalforecast's normality does the same).
+    sigma_expr = pl.mean_horizontal(
+        (pl.col(f"base-hi-{p}") - pl.col(f"base-lo-{p}")) / (2 * norm.ppf(0.5 + p / 200))
+        for p in cfg.levels
+    ).clip(lower_bound=0.0)
+    sigma = np.nan_to_num(matrix(base, sigma_expr, horizon, "_step"))
+    residuals = None
+    if cfg.reconciliation.endswith(("wls_var)", "shrink)")):
+        # A NaN fitted value (the first season of a seasonal naive) is no residual; the
+        # columns are the days on which some series has one, as hierarchicalforecast pivots.
+        res = fitted.filter(pl.col("base").is_not_nan()).with_columns(
+            (pl.col("y") - pl.col("base")).alias("_res")
+        )
+        days = res.get_column("ds").unique().sort()
+        res = res.join(
+            days.to_frame().with_row_index("_day").with_columns(pl.col("_day").cast(pl.Int64)),
+            on="ds",
+        )
+        residuals = matrix(res, pl.col("_res"), days.len(), "_day")
+    rec = reconcile.reconcile(
+        S,
+        bottom_rows,
+        y_hat,
+        cfg.reconciliation,
+        residuals=residuals,
+        sigma=sigma,
+        level_of_row=level_of_row,
+    )
+    sd = np.sqrt(rec.var)
+    out = {
+        "unique_id": np.repeat(sub.get_column("unique_id").to_numpy(), horizon),
+        "_step": np.tile(np.arange(horizon), n),
+        "mean": rec.mean.ravel(),
+    }
+    for p in cfg.levels:
+        z = norm.ppf(0.5 + p / 200)
+        out[f"lo_{p}"] = (rec.mean - z * sd).ravel()
+        out[f"hi_{p}"] = (rec.mean + z * sd).ravel()
+    frame = pl.DataFrame(out).with_columns(
+        ds=pl.lit(first) + pl.duration(days=pl.col("_step")),
+    )
+    return frame.select("unique_id", "ds", *[c for c in out if c not in ("unique_id", "_step")])
 
 
 def _config(config: Config | ForecastConfig | None) -> ForecastConfig:
