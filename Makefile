@@ -36,10 +36,12 @@ bench: install
 	.venv/bin/python benchmarks/nonneg_bench.py
 	.venv/bin/python benchmarks/model_choice.py
 	.venv/bin/python benchmarks/engine_bench.py
+	.venv/bin/python benchmarks/reconcile_bench.py --lanes 10000
 	.venv/bin/python benchmarks/scale.py
 
-# The scale ladder with its 100k-lane rung (about 20 minutes and 10 GB on 2 cores).
+# Reconciliation and the scale ladder with their 100k-lane rungs (about 45 minutes on 2 cores).
 bench-large: install
+	.venv/bin/python benchmarks/reconcile_bench.py --lanes 10000 100000
 	.venv/bin/python benchmarks/scale.py --large
 
 lint: install
