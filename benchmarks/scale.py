@@ -1,13 +1,12 @@
 """The scale ladder: `mmplan forecast` at 1k, 10k (and 100k) lanes, `mmplan optimize` on
 growing networks. Prints a table and writes it, with the machine described, to
-benchmarks/RESULTS.md.
+benchmarks/RESULTS.md (with --large) or out/bench/RESULTS.md.
 
 Forecast rungs run the real CLI (`mmplan forecast HISTORY -o OUT`, default config: MSTL on
 the levels above the lanes, lanes as shares of their origin, MinTrace(wls_var)) in a child
 process on 2 years of daily history, and report wall time, peak memory (the sum of the
 proportional resident memory, PSS, of the run and its worker processes, sampled every
-0.2 s) and series per
-second. Histories above one `mmplan sample` network are shards: independent sample networks
+0.2 s) and series per second. Histories above one `mmplan sample` network are shards: independent sample networks
 (different seeds) whose facility and region names carry a shard prefix, so the network grows
 the way a real one does, by more regions and facilities, not longer lanes.
 
@@ -15,8 +14,8 @@ Optimize rungs solve the last `--days` days of a sample network's history as dem
 lane's volume as demand between its ends, so the optimizer may re-route it) with the default
 method and report build time, solve time, objective, bound and operating gap.
 
-    .venv/bin/python benchmarks/scale.py              # 1k and 10k lanes; optimize ladder
-    .venv/bin/python benchmarks/scale.py --large      # adds the 100k-lane rung (make bench-large)
+    .venv/bin/python benchmarks/scale.py          # 1k and 10k lanes, optimize: out/bench/RESULTS.md
+    .venv/bin/python benchmarks/scale.py --large  # adds 100k lanes: benchmarks/RESULTS.md
 """
 
 from __future__ import annotations
@@ -116,7 +115,10 @@ def forecast_rung(lanes: int) -> dict:
     history = history_for(lanes)
     made = time.perf_counter() - t0
     out = history.parent / "forecast.parquet"
+    out.unlink(missing_ok=True)  # a failed run must not be scored on an earlier output
     wall, peak, code = run_measured([str(MMPLAN), "forecast", str(history), "-o", str(out)])
+    if code:
+        return {"exit": code, "generated": made}
     fc = pl.scan_parquet(out)
     counts = fc.group_by("level").agg(pl.col("unique_id").n_unique()).collect()
     by_level = dict(counts.iter_rows())
@@ -190,8 +192,15 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=3, help="days per optimize rung")
     parser.add_argument("--time-limit", type=float, default=60.0, help="per optimize rung")
     parser.add_argument("--skip-optimize", action="store_true")
-    parser.add_argument("--results", default=str(ROOT / "benchmarks" / "RESULTS.md"))
+    parser.add_argument(
+        "--results",
+        help="where to write the table (default: benchmarks/RESULTS.md with --large, which the "
+        "README cites, else out/bench/RESULTS.md so a quick run does not drop the 100k rung)",
+    )
     args = parser.parse_args()
+    if args.results is None:
+        where = ROOT / "benchmarks" if args.large else WORK.parent
+        args.results = str(where / "RESULTS.md")
     rungs = [int(r) for r in args.rungs.split(",") if r]
     if args.large:
         rungs.append(100_000)

@@ -575,9 +575,6 @@ def backtest(
     runs = _runs(cfg)
     y, series = actuals(history, fcfg)
     run_cfgs = {m: fcfg.model_copy(update={"model": m, "horizon": horizon}) for m in runs}
-    if fcfg.model != BASELINE_MODEL:
-        # The baseline is naive all the way down: every lane its own seasonal naive.
-        run_cfgs[BASELINE_MODEL] = run_cfgs[BASELINE_MODEL].model_copy(update={"lanes": "model"})
     parts, done, total = [], 0, len(cuts) * len(runs)
     for cutoff in cuts:
         train = history.filter(pl.col("date") <= cutoff)

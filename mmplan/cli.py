@@ -360,16 +360,18 @@ def forecast(
     from mmplan.tables import load
 
     cfg = load_config(config, forecast={"horizon": horizon}, engine=engine_flags(engine, scheduler))
-    with output_lock(output, wait), open_engine(cfg.engine) as runner:
+    with output_lock(output, wait):
         started = time.perf_counter()
+        # Inputs first: a missing file is exit 66 without waiting for a cluster.
         hist = load(history, "history")
         chosen = load(champions, "champions") if champions is not None else None
-        with progress_bar(_console(quiet), "forecast") as tick, about_file(history):
-            result = run_forecast(hist, cfg, champions=chosen, progress=tick, engine=runner)
-        inputs = {"history": history} | ({"champions": champions} if champions else {})
-        record = provenance(
-            "forecast", cfg.as_record(), inputs, {"total": time.perf_counter() - started}
-        )
+        with open_engine(cfg.engine) as runner:
+            with progress_bar(_console(quiet), "forecast") as tick, about_file(history):
+                result = run_forecast(hist, cfg, champions=chosen, progress=tick, engine=runner)
+            inputs = {"history": history} | ({"champions": champions} if champions else {})
+            record = provenance(
+                "forecast", cfg.as_record(), inputs, {"total": time.perf_counter() - started}
+            )
         write_parquet(result, output, record)
     summary = forecast_summary(result, output)
     emit("summary", command="forecast", **summary)

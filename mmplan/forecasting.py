@@ -245,6 +245,23 @@ def lane_series(history: pl.DataFrame, fit_days: int | None = None) -> tuple[pl.
     return daily, end
 
 
+def _upper_reconciliation(cfg: ForecastConfig, fit_hier: Hierarchy) -> ForecastConfig:
+    """The config that reconciles `fit_hier`: with shared-out lanes, the levels above them.
+
+    MiddleOut at the lanes' parent (its default middle level, "the level just above lane")
+    is bottom-up from the parents: they keep their forecasts and the lanes take shares of
+    them. A lone total has nothing to reconcile either way.
+    """
+    if cfg.lanes != "share":
+        return cfg
+    parent = fit_hier.levels[-1][0]
+    lone_total = len(fit_hier.levels) == 1
+    at_parent = cfg.reconciliation == "MiddleOut" and cfg.middle_level in (None, parent)
+    if lone_total or at_parent:
+        return cfg.model_copy(update={"reconciliation": "BottomUp"})
+    return cfg
+
+
 def upper_hierarchy(hier: Hierarchy) -> Hierarchy:
     """The levels above the lanes, with the lanes' parent level as its bottom.
 
@@ -265,7 +282,7 @@ def upper_hierarchy(hier: Hierarchy) -> Hierarchy:
         raise ConfigError(
             f"[forecast].lanes = 'share' splits each parent's forecast over its lanes, so the "
             f"level above the lanes ({parent_name}) must nest in every level above it; in "
-            f"{hier.levels[1:-1] and [c for _, c in hier.levels[1:-1]]} it does not. Put the "
+            f"{[c for _, c in hier.levels[1:-1]]} it does not. Put the "
             "finest level last in [forecast].hierarchy, or set lanes = 'model'."
         )
     S = sparse.csr_matrix(
@@ -283,15 +300,6 @@ def upper_hierarchy(hier: Hierarchy) -> Hierarchy:
     return Hierarchy(series, parents, S, hier.levels[:-1], key_columns, parent_rows)
 
 
-def _fit_window(history: pl.DataFrame, fit_days: int | None) -> tuple[pl.DataFrame, dt.date]:
-    """(lane keys, date, volume as Float64) rows inside the fit window, and the last date."""
-    end = history.get_column("date").max()
-    rows = history.select(*LANE_KEYS, "date", pl.col("volume").cast(pl.Float64))
-    if fit_days is not None:
-        rows = rows.filter(pl.col("date") > end - dt.timedelta(days=fit_days))
-    return rows, end
-
-
 def level_series(
     history: pl.DataFrame, levels: list[tuple[str, list[str]]], fit_days: int | None = None
 ) -> pl.DataFrame:
@@ -307,8 +315,9 @@ def level_series(
         "date",
         pl.col("volume").cast(pl.Float64),
     )
+    first = history.get_column("date").min()
     if fit_days is not None:
-        rows = rows.filter(pl.col("date") > end - dt.timedelta(days=fit_days))
+        first = max(first, end - dt.timedelta(days=fit_days - 1))
     parts = []
     for name, cols in levels:
         # Sum first, name after: building an id string per history row is the slow part.
@@ -319,11 +328,18 @@ def level_series(
             .collect(engine="streaming")
             .select(_series_id(name, cols).alias("unique_id"), "date", "y")
         )
+        # A series starts at its first row in the whole history (a missing day is a zero,
+        # not "not yet open"), clipped to the fit window.
         grid = (
             sums.group_by("unique_id")
-            .agg(pl.date_ranges(pl.col("date").min(), pl.lit(end)).first().alias("ds"))
+            .agg(
+                pl.date_ranges(pl.max_horizontal(pl.col("date").min(), pl.lit(first)), pl.lit(end))
+                .first()
+                .alias("ds")
+            )
             .explode("ds")
         )
+        sums = sums.filter(pl.col("date") >= first)
         parts.append(
             grid.join(sums.rename({"date": "ds"}), on=["unique_id", "ds"], how="left").with_columns(
                 pl.col("y").fill_null(0.0)
@@ -340,11 +356,16 @@ def lane_shares(
     A lane's share is its mean daily volume over the last `share_days` days (over the days
     it existed, so a lane opened last week is not diluted), over the sum of those means for
     its parent's lanes. Closed lanes (no volume in `closed_after_days`) get no share. A parent
-    with no volume in the window falls back to the lanes' whole history. The noise variance is
+    with no volume in the window falls back to the lanes' means over the fit window (all the
+    history unless `fit_days` is set). The noise variance is
     the mean square of volume - share x parent volume over the window: what the lane does
     that its parent's forecast cannot tell.
     """
-    rows, end = _fit_window(history, cfg.fit_days)
+    rows = history.select(*LANE_KEYS, "date", pl.col("volume").cast(pl.Float64))
+    end = history.get_column("date").max()
+    fit_first = history.get_column("date").min()
+    if cfg.fit_days is not None:
+        fit_first = max(fit_first, end - dt.timedelta(days=cfg.fit_days - 1))
     parent_of_lane = hier.S[upper.bottom_rows].T.tocsr().indices
     lanes = hier.lanes.select(LANE_KEYS).with_columns(
         _col=pl.int_range(hier.lanes.height, dtype=pl.Int64), _parent=pl.Series(parent_of_lane)
@@ -355,20 +376,20 @@ def lane_shares(
         rows.lazy()
         .group_by(LANE_KEYS)
         .agg(
-            pl.col("date").min().alias("start"),
-            pl.col("volume").sum().alias("volume_all"),
+            # A lane exists from its first row in the whole history, clipped to the fit
+            # window: a missing day is a zero, not "not yet open".
+            pl.max_horizontal(pl.col("date").min(), pl.lit(fit_first)).alias("start"),
+            pl.col("volume").filter(pl.col("date") >= fit_first).sum().alias("volume_all"),
             pl.col("volume").filter(recent).sum().alias("volume_recent"),
             pl.col("date").filter(pl.col("volume") > 0).max().alias("last_volume"),
         )
         .collect(engine="streaming")
     )
     days = lambda since: (pl.lit(end) - since).dt.total_days() + 1  # noqa: E731
-    idle = (pl.lit(end) - pl.col("last_volume")).dt.total_days()
-    closed = pl.col("last_volume").is_null() | (idle >= cfg.closed_after_days)
     per_lane = (
         lanes.join(per_lane, on=LANE_KEYS, how="left")
         .with_columns(
-            closed=closed.fill_null(True),
+            closed=_closed(end, cfg).fill_null(True),
             rate=pl.col("volume_recent") / days(pl.max_horizontal("start", pl.lit(first))),
             rate_all=pl.col("volume_all") / days(pl.col("start")),
         )
@@ -428,6 +449,12 @@ def aggregate(daily: pl.DataFrame, hier: Hierarchy) -> pl.DataFrame:
     return pl.concat(parts).sort("unique_id", "ds")
 
 
+def _closed(end: dt.date, cfg: ForecastConfig) -> pl.Expr:
+    """The closed rule on a `last_volume` column: no volume in `closed_after_days`, or never."""
+    idle = (pl.lit(end) - pl.col("last_volume")).dt.total_days()
+    return pl.col("last_volume").is_null() | (idle >= cfg.closed_after_days)
+
+
 def assign_models(
     y: pl.DataFrame, end: dt.date, cfg: ForecastConfig, champions: pl.DataFrame | None = None
 ) -> pl.DataFrame:
@@ -449,8 +476,7 @@ def assign_models(
         )
     )
     length = (pl.lit(end) - pl.col("start")).dt.total_days() + 1
-    idle = (pl.lit(end) - pl.col("last_volume")).dt.total_days()
-    closed = pl.col("last_volume").is_null() | (idle >= cfg.closed_after_days)
+    closed = _closed(end, cfg)
     short = length < short_days
     if cfg.fit_days is not None:
         # A series that starts on the first day of the fit window is older than the window.
@@ -897,7 +923,7 @@ def forecast(
     if open_ids.len():
         base, fitted = _base_forecasts(y, plan, end, cfg, progress or _no_progress, engine)
         (progress or _no_progress)(open_ids.len(), open_ids.len(), "reconciling")
-        rec = _reconcile(base, fitted, fit_hier, open_ids, cfg)
+        rec = _reconcile(base, fitted, fit_hier, open_ids, _upper_reconciliation(cfg, fit_hier))
         order = hier.series.select("unique_id").with_row_index("_row")
         rec = rec.join(order, on="unique_id").with_columns(
             (pl.col("ds") - pl.lit(end)).dt.total_days().cast(pl.Int64).alias("_step")

@@ -132,7 +132,7 @@ def validate_history(df: pl.DataFrame) -> list[Problem]:
         return problems + [Problem(None, "the table has no rows")]
     problems += _nulls(df, ["date", *LANE_KEYS])
     problems += _non_negative(df, "volume", "volume", allow_null=False)
-    if not all(c in df.columns for c in LANE_KEYS):
+    if not all(c in df.columns for c in (*LANE_KEYS, "date")):
         return problems + _duplicates(df, ["origin", "destination", "date"], "(lane, date) rows")
     attrs = [c for c in df.columns if c not in ("date", "volume", *LANE_KEYS)]
     text_attrs = [c for c in attrs if df.schema[c] == pl.String]
@@ -144,13 +144,13 @@ def validate_history(df: pl.DataFrame) -> list[Problem]:
         df.lazy()
         .group_by(LANE_KEYS)
         .agg(
-            pl.len().alias("_rows"),
-            pl.col("date").n_unique().alias("_days"),
+            pl.len().alias(" rows"),  # names no String column can clash with: they
+            pl.col("date").n_unique().alias(" days"),  # start with a space
             *[pl.col(c).n_unique() for c in text_attrs],
         )
         .collect(engine="streaming")
     )
-    if (per_lane["_rows"] != per_lane["_days"]).any():
+    if (per_lane[" rows"] != per_lane[" days"]).any():
         problems += _duplicates(df, ["origin", "destination", "date"], "(lane, date) rows")
     for col in attrs:
         if col not in text_attrs:

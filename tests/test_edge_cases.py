@@ -209,3 +209,18 @@ def test_a_bad_flag_value_is_a_usage_error_naming_the_flag(tmp_path, history_fil
     )
     assert result.exit_code == 2 and "--horizon 400" in text(result)
     assert str(fast_toml) not in text(result)  # the file is not to blame
+
+
+@pytest.mark.parametrize("drop", ["date", "origin"])
+def test_history_without_a_key_column_is_reported_not_a_crash(drop):
+    from mmplan.tables import validate_history
+
+    problems = validate_history(make_history(n_lanes=2, days=20).drop(drop))
+    assert any(p.column == drop and "missing" in p.message for p in problems)
+
+
+def test_attribute_columns_may_have_any_name():
+    from mmplan.tables import validate_history
+
+    h = make_history(n_lanes=2, days=20).with_columns(_rows=pl.lit("a"), _days=pl.lit("b"))
+    assert validate_history(h) == []

@@ -389,12 +389,57 @@ def test_share_with_lanes_straight_under_total():
 
 
 @pytest.mark.parametrize("fit_days", [None, 40])
-def test_level_series_equal_the_sums_of_the_lanes_daily_grid(fit_days):
+@pytest.mark.parametrize("logged", ["every day", "days with volume"])
+def test_level_series_equal_the_sums_of_the_lanes_daily_grid(fit_days, logged):
     from mmplan.forecasting import aggregate, history_hierarchy, lane_series, level_series
 
     h = make_history(n_lanes=8, days=120, seed=5)
+    if logged == "days with volume":  # a missing day is a zero, not a lane not yet open
+        h = h.filter(pl.col("volume") > 0)
     hier = history_hierarchy(h, fast_config())
     daily, _ = lane_series(h, fit_days)
     want = aggregate(daily, hier).filter(~pl.col("unique_id").str.starts_with("lane:"))
     got = level_series(h, hier.levels[:-1], fit_days)
     assert got.equals(want.select(got.columns))
+
+
+@pytest.mark.parametrize("method", ["TopDown(average_proportions)", "MiddleOut", "MinTrace(ols)"])
+def test_share_with_a_lone_total_needs_no_reconciliation(method):
+    fc = forecast(share_history(), fast_config(lanes="share", hierarchy=[], reconciliation=method))
+    assert_coherent(fc, "total", "lane", None)
+    assert_intervals_ordered(fc, [80, 95])
+
+
+def test_share_middle_out_at_the_lanes_parent_is_bottom_up_from_it():
+    h = make_history(n_lanes=6, days=120, seed=4)
+    middle = forecast(h, fast_config(lanes="share", reconciliation="MiddleOut"))
+    explicit = forecast(
+        h, fast_config(lanes="share", reconciliation="MiddleOut", middle_level="origin")
+    )
+    bottom_up = forecast(h, fast_config(lanes="share", reconciliation="BottomUp"))
+    assert middle.equals(bottom_up) and explicit.equals(bottom_up)
+
+
+def test_share_of_a_sparse_lane_counts_its_missing_days_as_zeros():
+    """A lane logged only on days with volume is not 'new' inside the fit window."""
+    base = share_history()
+    end = base["date"].max()
+    sparse = pl.DataFrame(
+        {
+            "date": [end - dt.timedelta(days=k) for k in (110, 60, 2)],
+            "origin": "FC1",
+            "destination": "DS9",
+            "volume": [80.0, 80.0, 80.0],
+            "origin_region": "EAST",
+        }
+    )
+    h = pl.concat([base, sparse])
+    for fit_days in (None, 40):
+        fc = forecast(h, fast_config(lanes="share", fit_days=fit_days))
+        lanes = fc.filter((pl.col("origin") == "FC1") & (pl.col("level") == "lane"))
+        total = lanes.group_by("destination").agg(pl.col("forecast").sum())
+        share = dict(total.iter_rows())
+        # 80 over the 28-day window against FC1->DS0's ~83 a day.
+        assert share["DS9"] / (share["DS9"] + share["DS0"]) == pytest.approx(
+            (80 / 28) / (80 / 28 + 83.0), rel=0.02
+        ), fit_days
