@@ -6,9 +6,9 @@ Forecast rungs run the real CLI (`mmplan forecast HISTORY -o OUT`, default confi
 the levels above the lanes, lanes as shares of their origin, MinTrace(wls_var)) in a child
 process on 2 years of daily history, and report wall time, peak memory (the sum of the
 proportional resident memory, PSS, of the run and its worker processes, sampled every
-0.2 s) and series per second. Histories above one `mmplan sample` network are shards: independent sample networks
-(different seeds) whose facility and region names carry a shard prefix, so the network grows
-the way a real one does, by more regions and facilities, not longer lanes.
+0.2 s) and series per second. Histories above one `mmplan sample` network are shards:
+independent sample networks (different seeds) whose facility and region names carry a shard
+prefix, so the network grows the way a real one does, by more regions and facilities.
 
 Optimize rungs solve the last `--days` days of a sample network's history as demand (each
 lane's volume as demand between its ends, so the optimizer may re-route it) with the default

@@ -506,6 +506,13 @@ def optimize(
     quantile: Annotated[
         str | None, typer.Option(help="Interval bound to plan for: hi_80 (same as --column).")
     ] = None,
+    scenarios: Annotated[
+        str | None,
+        typer.Option(
+            help="Plan several demand columns at once, e.g. forecast,hi_80,hi_95: one plan "
+            "folder per column inside the output folder, solved together."
+        ),
+    ] = None,
     relax: Annotated[bool, typer.Option("--relax", help="Solve the LP relaxation only.")] = False,
     engine: EngineOpt = None,
     scheduler: SchedulerOpt = None,
@@ -522,6 +529,11 @@ def optimize(
     """
     if column is not None and quantile is not None and column != quantile:
         raise UsageError(f"--column {column} and --quantile {quantile} disagree; give one.")
+    columns = [c.strip() for c in (scenarios or "").split(",") if c.strip()]
+    if scenarios is not None and (not columns or len(set(columns)) != len(columns)):
+        raise UsageError(f"--scenarios {scenarios!r}: name distinct columns, e.g. forecast,hi_80.")
+    if columns and (column or quantile):
+        raise UsageError("--scenarios names the columns to plan; drop --column/--quantile.")
     from mmplan.config import load_config
     from mmplan.engine import open_engine
     from mmplan.io import (
@@ -533,8 +545,7 @@ def optimize(
         write_json,
         write_parquet,
     )
-    from mmplan.optimizer import demand_rows
-    from mmplan.optimizer import optimize as run_optimize
+    from mmplan.optimizer import demand_rows, optimize_scenarios
     from mmplan.report import plan_summary, print_plan
     from mmplan.tables import load
 
@@ -548,19 +559,28 @@ def optimize(
         started = time.perf_counter()
         node_table = load(nodes, "nodes")
         lane_table = load(lanes, "lanes", node_table)
-        demand_table = demand_rows(read_parquet(demand, what="demand"), cfg.optimize.column, demand)
-        planned = demand_table.columns[-1]  # the column demand_rows chose
+        import polars as pl
+
+        raw = read_parquet(demand, what="demand")
+        # demand_rows picks each column (a plain table plans `volume` for "forecast").
+        picked = [demand_rows(raw, c, demand) for c in columns or [cfg.optimize.column]]
+        planned = [p.columns[-1] for p in picked]
+        if len(set(planned)) != len(planned):
+            raise UsageError(f"--scenarios {scenarios!r} names the column {planned[0]!r} twice.")
+        demand_table = pl.concat(
+            [picked[0], *[p.select(p.columns[-1]) for p in picked[1:]]], how="horizontal"
+        )
         with (
             open_engine(cfg.engine) as runner,
             progress_bar(_console(quiet), "optimize") as tick,
             about_file(demand),
         ):
-            plan = run_optimize(
+            plans = optimize_scenarios(
                 demand_table,
                 node_table,
                 lane_table,
                 cfg.optimize,
-                column=planned,
+                planned,
                 progress=tick,
                 engine=runner,
             )
@@ -571,14 +591,22 @@ def optimize(
             {"total": time.perf_counter() - started},
         )
         with output_folder(outdir, record) as tmp:
-            for name in ("trucks", "flows", "nodes", "unserved"):
-                write_parquet(getattr(plan, name), tmp / f"{name}.parquet", record)
-            write_json(plan.summary, tmp / "summary.json")
-    summary = plan_summary(plan, outdir)
-    emit("summary", command="optimize", **summary)
+            for col, plan in plans.items():
+                # One plan: the folder itself; scenarios: a plan folder per column.
+                folder = tmp / col if columns else tmp
+                folder.mkdir(exist_ok=True)
+                for name in ("trucks", "flows", "nodes", "unserved"):
+                    write_parquet(getattr(plan, name), folder / f"{name}.parquet", record)
+                write_json(plan.summary, folder / "summary.json")
+    summaries = {
+        col: plan_summary(plan, outdir / col if columns else outdir) for col, plan in plans.items()
+    }
+    for summary in summaries.values():
+        emit("summary", command="optimize", **summary)
+        print_plan(_console(quiet), summary)
     if json_out:
-        print(json.dumps(summary, default=str))
-    print_plan(_console(quiet), summary)
+        out = {"scenarios": summaries} if columns else next(iter(summaries.values()))
+        print(json.dumps(out, default=str))
 
 
 def main() -> None:

@@ -257,7 +257,11 @@ def output_folder(path: str | Path, record: dict[str, Any] | None = None) -> Ite
     try:
         yield tmp
         if record is not None:
-            files = {p.name: sha256_file(p) for p in sorted(tmp.iterdir()) if p.is_file()}
+            files = {
+                p.relative_to(tmp).as_posix(): sha256_file(p)
+                for p in sorted(tmp.rglob("*"))
+                if p.is_file()
+            }
             write_json(record | {"files": files}, tmp / "manifest.json")
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -67,7 +67,7 @@ from mmplan.tables import validate_demand, validate_lanes, validate_nodes
 if TYPE_CHECKING:
     from mmplan.engine import Engine
 
-__all__ = ["Plan", "optimize", "demand_rows", "default_penalty"]
+__all__ = ["Plan", "optimize", "optimize_scenarios", "demand_rows", "default_penalty"]
 
 # Volumes below this fraction of the largest demand are solver noise, not packages.
 _NOISE = 1e-7
@@ -1023,16 +1023,64 @@ def optimize(
     threads here or, with a Dask `engine` (mmplan.engine), on the cluster's workers.
     `progress` (done, total, label) is called as dates finish, for a progress bar.
     """
-    started = time.perf_counter()
     column = column or config.column
+    if method == "plain" and not config.relax:
+        started = time.perf_counter()
+        net, days, penalty, scale = _scenario(demand, nodes, lanes, config, column)
+        outcomes = _solve_plain(net, days, penalty, config, _by_destination) if days else []
+        return _assemble(net, outcomes, penalty, config, column, scale, started, method)
+    return optimize_scenarios(
+        demand, nodes, lanes, config, [column], method=method, progress=progress, engine=engine
+    )[column]
+
+
+def optimize_scenarios(
+    demand: pl.DataFrame,
+    nodes: pl.DataFrame,
+    lanes: pl.DataFrame,
+    config: OptimizeConfig,
+    columns: list[str],
+    *,
+    method: str = "decomposed",
+    progress: Callable[[int, int, str], None] | None = None,
+    engine: Engine | None = None,
+) -> dict[str, Plan]:
+    """One plan per demand column (scenarios such as forecast, hi_80, hi_95), by column.
+
+    Every (scenario, date) is its own MIP: they are solved together, in parallel on the
+    engine, and share `time_limit` as one run's dates do.
+    """
+    started = time.perf_counter()
+    parts = {c: _scenario(demand, nodes, lanes, config, c) for c in dict.fromkeys(columns)}
+    net, _, penalty, _ = next(iter(parts.values()))
+    tasks = [(c, day) for c, (_, days, _, _) in parts.items() for day in days]
+    outcomes = _solve_dates(
+        net, [day for _, day in tasks], penalty, config, method, started, progress, engine
+    )
+    return {
+        c: _assemble(
+            net,
+            [o for (tc, _), o in zip(tasks, outcomes, strict=True) if tc == c],
+            penalty,
+            config,
+            c,
+            scale,
+            started,
+            method,
+        )
+        for c, (_, _, _, scale) in parts.items()
+    }
+
+
+def _scenario(demand, nodes, lanes, config, column):
+    """(network, per-date demand arrays, penalty, volume scale) for one demand column."""
     net = _network(nodes, lanes, config)
     d = _prepare_demand(demand, column, net)
     _check_paths(net, d)
     penalty = config.unserved_penalty or default_penalty(net)
     index = {name: i for i, name in enumerate(net.names)}
-    dates = d["date"].unique().sort().to_list()
     days = []
-    for date in dates:
+    for date in d["date"].unique().sort().to_list():
         part = d.filter(pl.col("date") == date)
         days.append(
             (
@@ -1043,57 +1091,52 @@ def optimize(
             )
         )
     scale = float(d["volume"].max()) if d.height else 1.0
+    return net, days, penalty, scale
 
-    orient = _by_destination
-    outcomes: list[tuple[Any, ...]] = []
-    if method == "plain" and days and not config.relax:
-        outcomes = _solve_plain(net, days, penalty, config, orient)
-    else:
-        # Leave a little of the budget for checking and assembling the plan.
-        deadline = started + 0.95 * config.time_limit
-        lock = threading.Lock()
-        solved = [0]
-        report = progress or (lambda done, total, label: None)
-        report(0, len(days), f"solving {len(days)} dates")
 
-        def finished(i: int) -> None:
-            with lock:
-                solved[0] += 1
-                report(solved[0], len(days), f"solved {days[i][0]} ({solved[0]}/{len(days)} dates)")
+def _solve_dates(net, days, penalty, config, method, started, progress, engine):
+    """Each date's outcome, in order: on `workers` threads here, or on a Dask engine."""
+    # Leave a little of the budget for checking and assembling the plan.
+    deadline = started + 0.95 * config.time_limit
+    lock = threading.Lock()
+    solved = [0]
+    report = progress or (lambda done, total, label: None)
+    report(0, len(days), f"solving {len(days)} dates")
 
-        if engine is not None and engine.distributed:
-            # Dates go to the cluster's worker threads, a slot's dates one after another.
-            # Worker processes share no clock to hand a finished date's time to the rest,
-            # so each date gets its share of the budget up front.
-            slots = engine.slots
-            share = 1.0 / math.ceil(max(len(days), 1) / slots)
-            limit = max((deadline - time.perf_counter()) * share, 0.02 * config.time_limit)
-            solve = functools.partial(
-                _solve_date, net=net, penalty=penalty, config=config, limit=limit, method=method
-            )
-            outcomes = engine.map(solve, days, finished)
-        else:
-            workers = max(1, min(config.workers, len(days)))
-            waiting = [len(days)]
+    def finished(i: int) -> None:
+        with lock:
+            solved[0] += 1
+            report(solved[0], len(days), f"solved {days[i][0]} ({solved[0]}/{len(days)} dates)")
 
-            def run(i):
-                # A date's share of what is left: days that finish early give time to the rest.
-                with lock:
-                    left_days = waiting[0]
-                    waiting[0] -= 1
-                # This worker still has ceil(left / workers) dates to do, this one included.
-                share = 1.0 / math.ceil(max(left_days, 1) / workers)
-                limit = max((deadline - time.perf_counter()) * share, 0.02 * config.time_limit)
-                outcome = _solve_date(days[i], net, penalty, config, limit, method)
-                finished(i)
-                return outcome
+    if engine is not None and engine.distributed:
+        # Dates go to the cluster's worker threads, a slot's dates one after another.
+        # Worker processes share no clock to hand a finished date's time to the rest,
+        # so each date gets its share of the budget up front.
+        share = 1.0 / math.ceil(max(len(days), 1) / engine.slots)
+        limit = max((deadline - time.perf_counter()) * share, 0.02 * config.time_limit)
+        solve = functools.partial(
+            _solve_date, net=net, penalty=penalty, config=config, limit=limit, method=method
+        )
+        return engine.map(solve, days, finished)
+    workers = max(1, min(config.workers, len(days)))
+    waiting = [len(days)]
 
-            if workers > 1:
-                with ThreadPoolExecutor(workers) as pool:
-                    outcomes = list(pool.map(run, range(len(days))))
-            else:
-                outcomes = [run(i) for i in range(len(days))]
-    return _assemble(net, outcomes, penalty, config, column, scale, started, method)
+    def run(i):
+        # A date's share of what is left: days that finish early give time to the rest.
+        with lock:
+            left_days = waiting[0]
+            waiting[0] -= 1
+        # This worker still has ceil(left / workers) dates to do, this one included.
+        share = 1.0 / math.ceil(max(left_days, 1) / workers)
+        limit = max((deadline - time.perf_counter()) * share, 0.02 * config.time_limit)
+        outcome = _solve_date(days[i], net, penalty, config, limit, method)
+        finished(i)
+        return outcome
+
+    if workers > 1:
+        with ThreadPoolExecutor(workers) as pool:
+            return list(pool.map(run, range(len(days))))
+    return [run(i) for i in range(len(days))]
 
 
 def _by_destination(po: np.ndarray, pt: np.ndarray) -> bool:

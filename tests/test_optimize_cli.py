@@ -157,3 +157,44 @@ def test_exit_78_for_a_bad_config(files, tmp_path):
     result = run(files, "--config", str(tmp_path / "bad.toml"))
     assert result.exit_code == 78
     assert "solver" in result.output
+
+
+def test_scenarios_give_one_plan_folder_per_column_solved_together(files):
+    # A second demand column, "peak": F2 ships 9 instead of 4, so S -> D needs a 2nd truck.
+    peak = DEMAND.with_columns(
+        peak=pl.when(pl.col("origin") == "F2").then(9.0).otherwise(pl.col("volume"))
+    )
+    peak.write_parquet(files["demand"])
+    out = files["nodes"].parent / "plans"
+    args = ["optimize", str(files["demand"]), "--nodes", str(files["nodes"]),
+            "--lanes", str(files["lanes"]), "-o", str(out), "--scenarios", "volume,peak",
+            "--json"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    printed = json.loads(result.stdout.strip().splitlines()[-1])
+    assert set(printed["scenarios"]) == {"volume", "peak"}
+    manifest = json.loads((out / "manifest.json").read_text())
+    for col in ("volume", "peak"):
+        assert sorted(p.name for p in (out / col).iterdir()) == [
+            "flows.parquet", "nodes.parquet", "summary.json", "trucks.parquet",
+            "unserved.parquet"]
+        assert f"{col}/trucks.parquet" in manifest["files"]
+        # Each scenario's plan is the plan of that column alone.
+        alone = CliRunner().invoke(app, [*args[:6], "-o", str(out.parent / f"alone-{col}"),
+                                         "--column", col])
+        assert alone.exit_code == 0, alone.output
+        single = json.loads((out.parent / f"alone-{col}" / "summary.json").read_text())
+        both = json.loads((out / col / "summary.json").read_text())
+        assert both["objective"] == pytest.approx(single["objective"])
+    volume = json.loads((out / "volume" / "summary.json").read_text())["objective"]
+    peak_cost = json.loads((out / "peak" / "summary.json").read_text())["objective"]
+    assert peak_cost > volume
+
+
+@pytest.mark.parametrize("extra", [["--scenarios", "volume,volume"], ["--scenarios", ","],
+                                   ["--scenarios", "volume", "--column", "volume"]])
+def test_scenarios_misuse_is_a_usage_error(files, extra):
+    args = ["optimize", str(files["demand"]), "--nodes", str(files["nodes"]),
+            "--lanes", str(files["lanes"]), "-o", str(files["nodes"].parent / "p"), *extra]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2, result.output
