@@ -406,9 +406,10 @@ def _build(
         # mixed-integer rounding with f = frac(D / u_a), scaled by f u_a,
         #     f u_a y_a + R + S >= f u_a ceil(D / u_a),
         # says a partly filled last truck is paid for whole or avoided by re-routing; the LP
-        # alone pays only the fraction. (Into facilities volume cannot pass through, the
-        # residual capacity cuts above already imply it.) Cuts with f < 5% lift the bound
-        # little and slow the LP down: on a low-volume date GLOP took 4x longer with them.
+        # alone pays only the fraction. (Into facilities volume cannot pass through they
+        # added nothing to the LP: strong linking and the residual capacity cuts cover
+        # them.) Cuts with f < 5% lift the bound little and slow the LP down: on a
+        # low-volume date GLOP took 4x longer with them.
         lane_code = np.sort(net.lo * n + net.ld)
         lane_at = np.argsort(net.lo * n + net.ld)
         code = group * n + pt
