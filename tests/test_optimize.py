@@ -221,6 +221,26 @@ def test_relaxation_bounds_the_mip_and_reports_its_duals():
     assert "relaxation" in lp.summary["shadow_prices"]
 
 
+def test_a_partly_filled_last_truck_is_paid_whole_or_rerouted_in_the_lp_too():
+    # F1 -> S: 150 packages on trucks of 100 at 100 each, or partly via T, whose own 50 leave
+    # room for 50 more on one F1 -> T truck; T -> S costs 30. Best: one truck on each lane,
+    # 230. The plain LP pays 1.5 + 0.5 trucks, 200; the rounding cut on F1 -> S
+    # (50 y + volume re-routed into S >= 100) makes it re-route 50 packages: 215.
+    n = nodes(
+        ("F1", "FC", None, 0.0, None, None),
+        ("S", "SC", None, 0.0, None, None),
+        ("T", "SC", None, 0.0, None, None),
+    )
+    ln = lanes(
+        ("F1", "S", 100, 100, 0, None), ("F1", "T", 100, 100, 0, None), ("T", "S", 100, 30, 0, None)
+    )
+    d = demand(("F1", "S", 150), ("F1", "T", 50))
+    mip = solve(d, n, ln)
+    lp = solve(d, n, ln, relax=True)
+    assert mip.summary["objective"] == pytest.approx(230)
+    assert lp.summary["objective"] == pytest.approx(215)
+
+
 def test_destination_keyed_commodities_give_the_same_answer():
     # One destination, several origins: the model is solved on the reversed network.
     ln = lanes(
