@@ -402,14 +402,19 @@ def _shrunk_with_nans(x: np.ndarray, valid: np.ndarray, ridge: float) -> np.ndar
     return W
 
 
+def _aggregate_rows(n: int, bottom_rows: np.ndarray) -> np.ndarray:
+    """The rows of S that are not lanes, in order."""
+    is_bottom = np.zeros(n, dtype=bool)
+    is_bottom[bottom_rows] = True
+    return np.flatnonzero(~is_bottom)
+
+
 def _constraints(S: Any, bottom_rows: np.ndarray) -> Any:
     """C (a x n, CSR): row k is aggregate k minus the lanes under it, so C y = 0 is coherence."""
     from scipy import sparse
 
     n, m = S.shape
-    is_bottom = np.zeros(n, dtype=bool)
-    is_bottom[bottom_rows] = True
-    agg_rows = np.flatnonzero(~is_bottom)
+    agg_rows = _aggregate_rows(n, bottom_rows)
     a = agg_rows.size
     su = S[agg_rows].tocoo()
     rows = np.concatenate([np.arange(a), su.row])
@@ -502,9 +507,7 @@ def _compressed_quadratic_diagonal(
     from scipy import sparse
 
     n, m = S.shape
-    is_bottom = np.zeros(n, dtype=bool)
-    is_bottom[bottom_rows] = True
-    agg_rows = np.flatnonzero(~is_bottom)
+    agg_rows = _aggregate_rows(n, bottom_rows)
     a = agg_rows.size
     su = S[agg_rows].tocsc()
     su.sort_indices()
