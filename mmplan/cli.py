@@ -545,7 +545,7 @@ def optimize(
         write_json,
         write_parquet,
     )
-    from mmplan.optimizer import demand_rows, optimize_scenarios
+    from mmplan.optimizer import demand_columns, optimize_scenarios
     from mmplan.report import plan_summary, print_plan
     from mmplan.tables import load
 
@@ -559,17 +559,10 @@ def optimize(
         started = time.perf_counter()
         node_table = load(nodes, "nodes")
         lane_table = load(lanes, "lanes", node_table)
-        import polars as pl
-
-        raw = read_parquet(demand, what="demand")
-        # demand_rows picks each column (a plain table plans `volume` for "forecast").
-        picked = [demand_rows(raw, c, demand) for c in columns or [cfg.optimize.column]]
-        planned = [p.columns[-1] for p in picked]
-        if len(set(planned)) != len(planned):
-            raise UsageError(f"--scenarios {scenarios!r} names the column {planned[0]!r} twice.")
-        demand_table = pl.concat(
-            [picked[0], *[p.select(p.columns[-1]) for p in picked[1:]]], how="horizontal"
+        demand_table = demand_columns(
+            read_parquet(demand, what="demand"), columns or [cfg.optimize.column], demand
         )
+        planned = demand_table.columns[3:]  # after date, origin, destination
         with (
             open_engine(cfg.engine) as runner,
             progress_bar(_console(quiet), "optimize") as tick,

@@ -65,13 +65,20 @@ import polars as pl
 import scipy.sparse as sp
 
 from mmplan.config import OptimizeConfig
-from mmplan.errors import DataError, InfeasibleError
+from mmplan.errors import DataError, InfeasibleError, UsageError
 from mmplan.tables import validate_demand, validate_lanes, validate_nodes
 
 if TYPE_CHECKING:
     from mmplan.engine import Engine
 
-__all__ = ["Plan", "optimize", "optimize_scenarios", "demand_rows", "default_penalty"]
+__all__ = [
+    "Plan",
+    "optimize",
+    "optimize_scenarios",
+    "demand_rows",
+    "demand_columns",
+    "default_penalty",
+]
 
 # Volumes below this fraction of the largest demand are solver noise, not packages.
 _NOISE = 1e-7
@@ -1036,6 +1043,17 @@ def _check_paths(net: _Network, d: pl.DataFrame) -> None:
             + _names([f"{o}->{t}" for o, t in sorted(missing)])
             + ". Add a lane, or change [optimize] transit_kinds."
         )
+
+
+def demand_columns(df: pl.DataFrame, columns: list[str], source: Any = "demand") -> pl.DataFrame:
+    """date, origin, destination and each requested column as `demand_rows` picks it (one
+    per scenario). UsageError when two requests pick the same column (a plain table plans
+    `volume` for "forecast")."""
+    picked = [demand_rows(df, c, source) for c in columns]
+    planned = [p.columns[-1] for p in picked]
+    if len(set(planned)) != len(planned):
+        raise UsageError(f"{', '.join(columns)} name the same demand column twice ({planned}).")
+    return pl.concat([picked[0], *[p.select(p.columns[-1]) for p in picked[1:]]], how="horizontal")
 
 
 def demand_rows(df: pl.DataFrame, column: str, source: Any = "demand") -> pl.DataFrame:

@@ -192,6 +192,7 @@ def test_scenarios_give_one_plan_folder_per_column_solved_together(files):
 
 
 @pytest.mark.parametrize("extra", [["--scenarios", "volume,volume"], ["--scenarios", ","],
+                                   ["--scenarios", "forecast,volume"],  # both plan `volume`
                                    ["--scenarios", "volume", "--column", "volume"]])
 def test_scenarios_misuse_is_a_usage_error(files, extra):
     args = ["optimize", str(files["demand"]), "--nodes", str(files["nodes"]),
