@@ -52,6 +52,11 @@ def sha256_file(path: str | Path) -> str:
     return digest.hexdigest()
 
 
+# SHA-256 of each input as it was read, by resolved path: provenance records these, so a
+# file replaced while a long run works on the old one is traced to what was really used.
+_READ_HASHES: dict[Path, str] = {}
+
+
 def read_parquet(path: str | Path, what: str = "input") -> pl.DataFrame:
     """Read a Parquet file, turning every way it can be unreadable into exit 66."""
     path = Path(path)
@@ -87,7 +92,10 @@ def read_parquet(path: str | Path, what: str = "input") -> pl.DataFrame:
             "Re-run the step that produced it, or convert it to Parquet."
         )
     try:
-        return pl.read_parquet(path)
+        digest = sha256_file(path)
+        table = pl.read_parquet(path)
+        _READ_HASHES[path.resolve()] = digest
+        return table
     except Exception as exc:  # pyarrow/polars raise many types for corrupt files
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise InputFileError(
@@ -132,7 +140,10 @@ def provenance(
         "versions": library_versions(),
         "config": config,
         "inputs": {
-            name: {"path": str(path), "sha256": sha256_file(path)}
+            name: {
+                "path": str(path),
+                "sha256": _READ_HASHES.get(Path(path).resolve()) or sha256_file(path),
+            }
             for name, path in (inputs or {}).items()
         },
         "timings": {k: round(v, 3) for k, v in (timings or {}).items()},

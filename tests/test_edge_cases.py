@@ -224,3 +224,17 @@ def test_attribute_columns_may_have_any_name():
 
     h = make_history(n_lanes=2, days=20).with_columns(_rows=pl.lit("a"), _days=pl.lit("b"))
     assert validate_history(h) == []
+
+
+def test_provenance_records_the_input_as_it_was_read(tmp_path):
+    """A history replaced while a run works on the old one is traced to the old one."""
+    from mmplan.io import provenance, read_parquet, sha256_file
+
+    path = tmp_path / "history.parquet"
+    make_history(n_lanes=2, days=20).write_parquet(path)
+    read_hash = sha256_file(path)
+    read_parquet(path, "history")
+    make_history(n_lanes=2, days=20, seed=9).write_parquet(path)  # replaced mid-run
+    assert sha256_file(path) != read_hash
+    record = provenance("forecast", {}, {"history": path})
+    assert record["inputs"]["history"]["sha256"] == read_hash
