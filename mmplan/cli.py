@@ -215,6 +215,7 @@ def sample(
     start: Annotated[str | None, typer.Option(help="First history date, YYYY-MM-DD.")] = None,
     config: ConfigOpt = None,
     wait: WaitOpt = 0.0,
+    json_out: JsonOpt = False,
     quiet: QuietOpt = False,
     debug: DebugOpt = False,
 ) -> None:
@@ -235,9 +236,20 @@ def sample(
         for name, df in tables.items():
             write_parquet(df, tmp / f"{name}.parquet", record)
     h = tables["history"]
+    summary = {
+        "output": str(outdir),
+        "facilities": tables["nodes"].height,
+        "lanes": tables["lanes"].height,
+        "history_rows": h.height,
+        "first_date": str(h["date"].min()),
+        "last_date": str(h["date"].max()),
+    }
+    emit("summary", command="sample", **summary)
+    if json_out:
+        print(json.dumps(summary))
     _console(quiet).print(
-        f"wrote {outdir}: {tables['nodes'].height} facilities, {tables['lanes'].height} lanes, "
-        f"{h.height:,} history rows from {h['date'].min()} to {h['date'].max()}"
+        f"wrote {outdir}: {summary['facilities']} facilities, {summary['lanes']} lanes, "
+        f"{h.height:,} history rows from {summary['first_date']} to {summary['last_date']}"
     )
 
 

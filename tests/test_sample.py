@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import numpy as np
 import polars as pl
@@ -266,8 +267,11 @@ def test_cli_size_flags_and_start_date(tmp_path):
     out = tmp_path / "net"
     result = CliRunner().invoke(app, ["sample", str(out), "--regions", "3", "--fcs", "3",
                                       "--scs", "4", "--dss", "11", "--days", "35",
-                                      "--start", "2025-03-01", "--seed", "5"])
+                                      "--start", "2025-03-01", "--seed", "5", "--json"])
     assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["facilities"] == 18 and summary["first_date"] == "2025-03-01"
+    assert summary["lanes"] == pl.read_parquet(out / "lanes.parquet").height
     nodes = pl.read_parquet(out / "nodes.parquet")
     assert dict(nodes.group_by("kind").len().iter_rows()) == {"FC": 3, "SC": 4, "DS": 11}
     assert nodes["region"].n_unique() == 3
