@@ -43,6 +43,14 @@ candidate, so this is the lowest sum of absolute errors, which is also zero-safe
 to the candidate listed first. ``Zero/new`` points take no part. The table (unique_id,
 level, model, wape) is what `mmplan forecast --champions` reads.
 
+Interval calibration (`calibrate`): per level and interval level p, the factor k by which
+the primary run's interval half-widths would have had to be scaled to cover p% of the
+backtest's points: the split-conformal quantile of |actual - forecast| / (hi_p - forecast),
+the ceil((n + 1) p / 100)-th smallest of the n ratios. Base models' own intervals come from
+in-sample residuals, which understate what a peak or a level shift does to the aggregates;
+these factors are measured on out-of-sample errors at the horizon the plan uses. The table
+(level, interval, factor, points, coverage) is what `mmplan forecast --calibration` reads.
+
 Gates (`[gate]`): rules keyed by level, checked on the primary run's overall metrics;
 see `evaluate_gates`.
 """
@@ -76,6 +84,7 @@ __all__ = [
     "score",
     "compute_metrics",
     "select_champions",
+    "calibrate",
     "check_gate",
     "check_baseline",
     "evaluate_gates",
@@ -130,7 +139,8 @@ class BacktestResult:
     """What a backtest produced: the tables to write and the gate verdict.
 
     `metrics_json` is the content of metrics.json (also what a later run reads back
-    as its --baseline); `champions` is None unless `[backtest].select` is true.
+    as its --baseline); `champions` is None unless `[backtest].select` is true;
+    `calibration` holds the interval factors of `calibrate`.
     """
 
     points: pl.DataFrame
@@ -138,6 +148,7 @@ class BacktestResult:
     metrics_json: dict[str, Any]
     champions: pl.DataFrame | None
     gates: list[GateResult] = field(default_factory=list)
+    calibration: pl.DataFrame | None = None
 
     @property
     def passed(self) -> bool:
@@ -373,6 +384,60 @@ def _metrics_record(
     }
 
 
+# --------------------------------------------------------------------------- calibration
+
+
+def calibrate(
+    points: pl.DataFrame, run: str, levels: list[str], intervals: list[int]
+) -> pl.DataFrame:
+    """Interval scale factors per (level, interval) from one run's backtest points.
+
+    A point takes part when its series was known at the cutoff and its interval has width
+    (closed series forecast zero with no interval: no factor can widen that). A level
+    with no such point keeps factor 1.
+    """
+    pts = points.filter(
+        (pl.col("run") == run) & (pl.col("model") != NEW_MODEL) & pl.col("level").is_in(levels)
+    )
+    rows = []
+    for p in intervals:
+        half = pl.col(f"hi_{p}") - pl.col("forecast")
+        usable = pts.filter(half > 1e-9 * pl.max_horizontal(pl.col("forecast").abs(), 1.0))
+        ratio = ((pl.col("actual") - pl.col("forecast")).abs() / half).alias("ratio")
+        inside = (pl.col(f"lo_{p}") <= pl.col("actual")) & (pl.col("actual") <= pl.col(f"hi_{p}"))
+        stats = (
+            usable.with_columns(ratio)
+            .group_by("level")
+            .agg(pl.col("ratio").sort().alias("ratios"), inside.mean().alias("coverage"))
+        )
+        by_level = {r["level"]: r for r in stats.iter_rows(named=True)}
+        for level in levels:
+            r = by_level.get(level)
+            n = len(r["ratios"]) if r else 0
+            # Split-conformal rank; with too few points for it, the largest ratio.
+            rank = min(math.ceil((n + 1) * p / 100), n)
+            factor = float(r["ratios"][rank - 1]) if n else 1.0
+            rows.append(
+                {
+                    "level": level,
+                    "interval": p,
+                    "factor": factor,
+                    "points": n,
+                    "coverage": r["coverage"] if r else None,
+                }
+            )
+    return pl.DataFrame(
+        rows,
+        schema={
+            "level": pl.String,
+            "interval": pl.Int64,
+            "factor": pl.Float64,
+            "points": pl.Int64,
+            "coverage": pl.Float64,
+        },
+    )
+
+
 # --------------------------------------------------------------------------- champions
 
 
@@ -602,6 +667,7 @@ def backtest(
     primary = fcfg.model
     gates = evaluate_gates(metrics, cfg.gate, fcfg, primary, baseline)
     levels = _levels(fcfg, history.columns)
+    calibration = calibrate(points, primary, levels, fcfg.levels)
     record: dict[str, Any] = {
         "format": METRICS_FORMAT,
         "primary": primary,
@@ -618,6 +684,14 @@ def backtest(
             (pl.col("run") == primary) & (pl.col("model") == NEW_MODEL)
         ).height,
         "metrics": _metrics_record(metrics, levels, fcfg.levels),
+        "calibration": {
+            level: {
+                str(p): f
+                for lv, p, f in calibration.select("level", "interval", "factor").iter_rows()
+                if lv == level
+            }
+            for level in levels
+        },
         "gate": {
             "passed": all(g.passed is not False for g in gates),
             "rules": [g.as_record() for g in gates],
@@ -629,4 +703,4 @@ def backtest(
             "candidates": bcfg.candidates,
             "counts": dict(champions.group_by("model").len().sort("model").iter_rows()),
         }
-    return BacktestResult(points, metrics, record, champions, gates)
+    return BacktestResult(points, metrics, record, champions, gates, calibration)

@@ -260,7 +260,8 @@ def validate(
     kind: Annotated[
         str | None,
         typer.Option(
-            help="history, forecast, nodes, lanes, demand or champions; guessed when omitted."
+            help="history, forecast, nodes, lanes, demand, champions or calibration; guessed "
+            "when omitted."
         ),
     ] = None,
     nodes: Annotated[
@@ -352,6 +353,13 @@ def forecast(
         Path | None,
         typer.Option(help="champions.parquet from `mmplan backtest` with select = true."),
     ] = None,
+    calibration: Annotated[
+        Path | None,
+        typer.Option(
+            help="calibration.parquet from `mmplan backtest`: scale each level's intervals "
+            "by the factors the backtest measured."
+        ),
+    ] = None,
     engine: EngineOpt = None,
     scheduler: SchedulerOpt = None,
     config: ConfigOpt = None,
@@ -366,6 +374,7 @@ def forecast(
     """
     from mmplan.config import load_config
     from mmplan.engine import open_engine
+    from mmplan.forecasting import check_calibration, hierarchy_levels
     from mmplan.forecasting import forecast as run_forecast
     from mmplan.io import output_lock, provenance, write_parquet
     from mmplan.report import forecast_summary, print_forecast
@@ -377,10 +386,21 @@ def forecast(
         # Inputs first: a missing file is exit 66 without waiting for a cluster.
         hist = load(history, "history")
         chosen = load(champions, "champions") if champions is not None else None
+        factors = None
+        if calibration is not None:
+            factors = load(calibration, "calibration")
+            levels = [name for name, _ in hierarchy_levels(cfg.forecast, hist.columns)]
+            check_calibration(factors, levels, cfg.forecast.levels, str(calibration))
         with open_engine(cfg.engine) as runner:
             with progress_bar(_console(quiet), "forecast") as tick, about_file(history):
-                result = run_forecast(hist, cfg, champions=chosen, progress=tick, engine=runner)
-            inputs = {"history": history} | ({"champions": champions} if champions else {})
+                result = run_forecast(
+                    hist, cfg, champions=chosen, calibration=factors, progress=tick, engine=runner
+                )
+            inputs = (
+                {"history": history}
+                | ({"champions": champions} if champions else {})
+                | ({"calibration": calibration} if calibration else {})
+            )
             record = provenance(
                 "forecast", cfg.as_record(), inputs, {"total": time.perf_counter() - started}
             )
@@ -421,8 +441,9 @@ def backtest(
 ) -> None:
     """Rolling-origin backtest of the forecast pipeline, scored by pooled WAPE; CI gates.
 
-    Writes OUTDIR/points.parquet, metrics.parquet, metrics.json (and champions.parquet
-    with [backtest] select = true).
+    Writes OUTDIR/points.parquet, metrics.parquet, metrics.json, calibration.parquet (interval
+    factors for `mmplan forecast --calibration`) and, with [backtest] select = true,
+    champions.parquet.
 
     Example: mmplan backtest data/sample/history.parquet -o out/backtest --gate --junit gate.xml
     """
@@ -486,6 +507,7 @@ def backtest(
         with output_folder(outdir, record) as tmp:
             write_parquet(result.points, tmp / "points.parquet", record)
             write_parquet(result.metrics, tmp / "metrics.parquet", record)
+            write_parquet(result.calibration, tmp / "calibration.parquet", record)
             if result.champions is not None:
                 write_parquet(result.champions, tmp / "champions.parquet", record)
             write_json(result.metrics_json | {"provenance": record}, tmp / "metrics.json")

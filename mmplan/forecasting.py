@@ -30,6 +30,9 @@ Pipeline (`forecast`), every step fit on the history it is given and nothing els
    horizon step and can stall (hierarchicalforecast issue #178). Intervals keep their
    reconciled half-widths around the final point, with the lower bound clipped at zero,
    so lo <= forecast <= hi always holds.
+7. Calibration (optional): each level's half-widths are multiplied by the factors a
+   backtest measured for that level and interval (`mmplan backtest` writes them to
+   calibration.parquet; see mmplan.backtesting.calibrate), before the lower bound is clipped.
 """
 
 from __future__ import annotations
@@ -57,6 +60,7 @@ __all__ = [
     "history_hierarchy",
     "lane_series",
     "assign_models",
+    "check_calibration",
 ]
 
 # progress(done, total, label): how far model fitting is, for a progress bar.
@@ -850,6 +854,48 @@ def _reconcile_sparse(
     return frame.select("unique_id", "ds", *[c for c in out if c not in ("unique_id", "_step")])
 
 
+def check_calibration(
+    calibration: pl.DataFrame,
+    levels: list[str],
+    intervals: list[int],
+    source: str = "calibration",
+) -> None:
+    """Refuse a calibration table that does not name exactly these levels and intervals.
+
+    A calibration measured on another configuration would scale the wrong intervals.
+    """
+    from mmplan.tables import validate_calibration
+
+    check(validate_calibration(calibration), source, "calibration")
+    have = set(zip(calibration["level"].to_list(), calibration["interval"].to_list(), strict=True))
+    missing = [f"{lv}@{p}" for lv in levels for p in intervals if (lv, p) not in have]
+    extra = sorted(f"{lv}@{p}" for lv, p in have if lv not in levels or p not in intervals)
+    if missing or extra:
+        said = ([f"no factor for {', '.join(missing)}"] if missing else []) + (
+            [f"factors for {', '.join(extra)}, which this configuration does not forecast"]
+            if extra
+            else []
+        )
+        raise DataError(
+            f"{source} does not match this forecast's levels ({', '.join(levels)}) and "
+            f"intervals ({', '.join(map(str, intervals))}): {'; '.join(said)}. Run `mmplan "
+            "backtest` with the same [forecast] configuration and pass its calibration.parquet."
+        )
+
+
+def _calibration_factors(
+    calibration: pl.DataFrame, hier: Hierarchy, cfg: ForecastConfig
+) -> dict[int, np.ndarray]:
+    """Per interval level, the factor of every series (rows of hier.series)."""
+    check_calibration(calibration, [name for name, _ in hier.levels], cfg.levels)
+    have = {
+        (lv, int(p)): float(f)
+        for lv, p, f in calibration.select("level", "interval", "factor").iter_rows()
+    }
+    level_of_row = hier.series.get_column("level").to_list()
+    return {p: np.array([have[(lv, p)] for lv in level_of_row]) for p in cfg.levels}
+
+
 def _config(config: Config | ForecastConfig | None) -> ForecastConfig:
     if config is None:
         return ForecastConfig()
@@ -886,6 +932,7 @@ def forecast(
     config: Config | ForecastConfig | None = None,
     *,
     champions: pl.DataFrame | None = None,
+    calibration: pl.DataFrame | None = None,
     progress: Progress | None = None,
     engine: Engine | None = None,
 ) -> pl.DataFrame:
@@ -895,11 +942,13 @@ def forecast(
     forecast, lo_<p>/hi_<p> for each interval level, model. The history is validated
     first (DataError naming the rows if it breaks its contract). Base models are fit on
     `engine` (mmplan.engine; default: this machine); reconciliation runs here.
+    `calibration` (level, interval, factor), from a backtest, scales each level's intervals.
     """
     cfg = _config(config)
     check(validate_history(history), "history", "history")
     check_forecastable(history, cfg)
     hier = history_hierarchy(history, cfg)
+    factors = _calibration_factors(calibration, hier, cfg) if calibration is not None else None
     if cfg.lanes == "share":
         # Only the levels above the lanes are fitted and reconciled.
         fit_hier = upper_hierarchy(hier)
@@ -955,6 +1004,10 @@ def forecast(
         bottom = full[hier.bottom_rows]
     bottom = np.maximum(bottom, 0.0)
     point = np.asarray(hier.S @ bottom)
+    if factors is not None:
+        for p in cfg.levels:
+            half_lo[p] *= factors[p][:, None]
+            half_hi[p] *= factors[p][:, None]
     out = {
         "unique_id": np.repeat(hier.series["unique_id"].to_numpy(), horizon),
         "date": np.tile(dates.to_numpy(), hier.series.height),

@@ -216,6 +216,13 @@ def backtest_summary(result: Any, outdir: str | Path) -> dict[str, Any]:
         "coverage_interval": p,
         "levels": rows,
         "champions": (record.get("champions") or {}).get("counts"),
+        # Per level, the factor that would have made the p% intervals cover p% of points.
+        "calibration": {
+            level: factors.get(str(p))
+            for level, factors in (record.get("calibration") or {}).items()
+        }
+        if p
+        else None,
         "gate": record["gate"],
     }
 
@@ -244,6 +251,14 @@ def print_backtest(console: Any, summary: dict[str, Any]) -> None:
         f"{len(cuts)} cutoffs {cuts[0]} .. {cuts[-1]}, horizon {summary['horizon']} days, "
         f"runs: {', '.join(summary['runs'])}"
     )
+    if summary.get("calibration"):
+        factors = ", ".join(
+            f"{level} x{f:.2f}" for level, f in summary["calibration"].items() if f is not None
+        )
+        console.print(
+            f"interval calibration ({p}%): {factors} "
+            "(calibration.parquet, for mmplan forecast --calibration)"
+        )
     if summary["champions"]:
         counts = ", ".join(f"{m} {n}" for m, n in summary["champions"].items())
         console.print(f"champions: {counts} (champions.parquet, for mmplan forecast --champions)")

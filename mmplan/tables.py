@@ -27,6 +27,7 @@ __all__ = [
     "validate_forecast",
     "validate_demand",
     "validate_champions",
+    "validate_calibration",
     "detect_kind",
     "check",
     "load",
@@ -34,7 +35,7 @@ __all__ = [
 
 LANE_KEYS = ["origin", "destination"]
 NODE_KINDS = ("FC", "SC", "DS")
-KINDS = ("history", "forecast", "nodes", "lanes", "demand", "champions")
+KINDS = ("history", "forecast", "nodes", "lanes", "demand", "champions", "calibration")
 NUMERIC = (
     pl.Float32,
     pl.Float64,
@@ -350,6 +351,18 @@ def validate_champions(df: pl.DataFrame) -> list[Problem]:
     )
 
 
+def validate_calibration(df: pl.DataFrame) -> list[Problem]:
+    """Problems with a calibration table (level, interval, factor) from `mmplan backtest`."""
+    ints = (pl.Int8, pl.Int16, pl.Int32, pl.Int64, pl.UInt8, pl.UInt16, pl.UInt32, pl.UInt64)
+    problems = _require(df, {"level": pl.String, "interval": ints, "factor": NUMERIC})
+    if problems:
+        return problems
+    problems += _nulls(df, ["level", "interval", "factor"])
+    problems += _duplicates(df, ["level", "interval"], "level and interval (one factor each)")
+    bad = ~pl.col("factor").cast(pl.Float64).is_finite() | (pl.col("factor") <= 0)
+    return problems + _flag(df, "factor", bad, "is not a finite number above 0")
+
+
 VALIDATORS = {
     "history": validate_history,
     "nodes": validate_nodes,
@@ -357,6 +370,7 @@ VALIDATORS = {
     "forecast": validate_forecast,
     "demand": validate_demand,
     "champions": validate_champions,
+    "calibration": validate_calibration,
 }
 
 
@@ -365,6 +379,8 @@ def detect_kind(df: pl.DataFrame) -> str | None:
     cols = set(df.columns)
     if {"unique_id", "level", "forecast"} <= cols:
         return "forecast"
+    if {"level", "interval", "factor"} <= cols:
+        return "calibration"
     if {"node", "kind"} <= cols:
         return "nodes"
     if {"truck_capacity"} <= cols or {"cost_per_truck"} <= cols:

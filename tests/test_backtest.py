@@ -270,7 +270,8 @@ def test_gate_pass_exit_0_and_outputs(gate_run):
     root, _, out, res = gate_run
     assert res.exit_code == 0, res.output
     assert {p.name for p in out.iterdir()} == {"points.parquet", "metrics.parquet",
-                                                "metrics.json", "manifest.json"}
+                                                "metrics.json", "manifest.json",
+                                                "calibration.parquet"}
     points = pl.read_parquet(out / "points.parquet")
     for col in ["unique_id", "level", "cutoff", "date", "step", "actual", "forecast",
                 "lo_80", "hi_80", "model", "run"]:
