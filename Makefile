@@ -21,8 +21,9 @@ demo: install
 	mkdir -p $(DEMO)
 	$(MMPLAN) sample $(DEMO)/sample $(SAMPLE_FLAGS)
 	$(MMPLAN) validate data/sample/history.parquet
-	$(MMPLAN) forecast data/sample/history.parquet -o $(DEMO)/forecast.parquet
 	$(MMPLAN) backtest data/sample/history.parquet -o $(DEMO)/backtest --gate --config configs/ci-gate.toml
+	$(MMPLAN) forecast data/sample/history.parquet -o $(DEMO)/forecast.parquet \
+		--calibration $(DEMO)/backtest/calibration.parquet
 	$(MMPLAN) optimize $(DEMO)/forecast.parquet --nodes data/sample/nodes.parquet \
 		--lanes data/sample/lanes.parquet -o $(DEMO)/plan
 
@@ -33,6 +34,7 @@ bench: install
 	.venv/bin/python benchmarks/forecast_bench.py
 	.venv/bin/python benchmarks/optimize_bench.py
 	.venv/bin/python benchmarks/backtest_bench.py
+	.venv/bin/python benchmarks/calibration_bench.py
 	.venv/bin/python benchmarks/nonneg_bench.py
 	.venv/bin/python benchmarks/model_choice.py
 	.venv/bin/python benchmarks/engine_bench.py
