@@ -359,8 +359,9 @@ def validate_calibration(df: pl.DataFrame) -> list[Problem]:
         return problems
     problems += _nulls(df, ["level", "interval", "factor"])
     problems += _duplicates(df, ["level", "interval"], "level and interval (one factor each)")
-    bad = ~pl.col("factor").cast(pl.Float64).is_finite() | (pl.col("factor") <= 0)
-    return problems + _flag(df, "factor", bad, "is not a finite number above 0")
+    # 0 is allowed: a backtest whose forecasts were exact measures zero-width intervals.
+    bad = ~pl.col("factor").cast(pl.Float64).is_finite() | (pl.col("factor") < 0)
+    return problems + _flag(df, "factor", bad, "is not a finite number >= 0")
 
 
 VALIDATORS = {

@@ -114,7 +114,7 @@ def test_forecast_scales_each_levels_half_widths_by_its_factor():
     [
         (lambda c: c.filter(pl.col("level") != "origin"), "no factor for origin@80"),
         (lambda c: c.with_columns(pl.lit(90).alias("interval")), "90, which this"),
-        (lambda c: c.with_columns(pl.lit(-1.0).alias("factor")), "finite number above 0"),
+        (lambda c: c.with_columns(pl.lit(-1.0).alias("factor")), "finite number >= 0"),
     ],
 )
 def test_a_calibration_for_another_configuration_is_refused(change, said):
@@ -174,3 +174,16 @@ def test_backtest_records_the_factors_in_metrics_json():
              for r in result.calibration.iter_rows(named=True)}
     assert {(lv, p): f for lv, d in record.items() for p, f in d.items()} == table
     assert all(math.isfinite(f) and f > 0 for f in table.values())
+
+
+def test_exact_backtest_forecasts_give_a_zero_factor_the_forecast_accepts():
+    # Nine of ten points hit exactly: the 80% factor is 0, and the forecast takes it.
+    pts = points([100.0] * 9 + [130.0], [100.0] * 10, [5.0] * 10)
+    cal = calibrate(pts, "MSTL", ["total", "origin_region", "origin", "lane"], [80])
+    assert cal.filter(pl.col("level") == "lane")["factor"].item() == 0.0
+    out = forecast(make_history(n_lanes=4, days=100), fast_config(lanes="share", levels=[80]),
+                   calibration=cal)
+    lanes = out.filter(pl.col("level") == "lane")
+    assert (lanes["hi_80"] == lanes["forecast"]).all()
+    assert (out.filter(pl.col("level") == "total")["hi_80"] > out.filter(
+        pl.col("level") == "total")["forecast"]).all()
