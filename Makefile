@@ -22,7 +22,7 @@ demo: install
 	$(MMPLAN) sample $(DEMO)/sample $(SAMPLE_FLAGS)
 	$(MMPLAN) validate data/sample/history.parquet
 	$(MMPLAN) backtest data/sample/history.parquet -o $(DEMO)/backtest --gate --config configs/ci-gate.toml
-	$(MMPLAN) forecast data/sample/history.parquet -o $(DEMO)/forecast.parquet \
+	$(MMPLAN) forecast data/sample/history.parquet -o $(DEMO)/forecast.parquet --horizon 14 \
 		--calibration $(DEMO)/backtest/calibration.parquet
 	$(MMPLAN) optimize $(DEMO)/forecast.parquet --nodes data/sample/nodes.parquet \
 		--lanes data/sample/lanes.parquet -o $(DEMO)/plan

@@ -45,7 +45,7 @@ def main() -> None:
         f"backtest: {args.windows} cutoffs, horizon {args.horizon}, "
         f"{time.perf_counter() - started:.0f} s"
     )
-    primary, intervals = cfg.forecast.model, cfg.forecast.levels
+    primary, intervals, horizon = cfg.forecast.model, cfg.forecast.levels, args.horizon
     points = result.points.filter((pl.col("run") == primary) & (pl.col("model") != NEW_MODEL))
     levels = points["level"].unique(maintain_order=True).to_list()
     cuts = sorted(points["cutoff"].unique().to_list())
@@ -56,13 +56,26 @@ def main() -> None:
         if not seen:
             continue
         tested += 1
-        cal = calibrate(points.filter(pl.col("cutoff").is_in(seen)), primary, levels, intervals)
-        test = points.filter(pl.col("cutoff") == cut)
+        cal = calibrate(
+            points.filter(pl.col("cutoff").is_in(seen)), primary, levels, cfg.forecast, horizon
+        )
+        # Each point takes its level's factor for its rule, or the pooled one (as forecast does).
+        test = points.filter(pl.col("cutoff") == cut).with_columns(
+            pl.when(pl.col("model").str.contains("/"))
+            .then(pl.col("model").str.split("/").list.last())
+            .otherwise(pl.lit("regular"))
+            .alias("rule")
+        )
         for p in intervals:
-            k = cal.filter(pl.col("interval") == p).select("level", pl.col("factor").alias("k"))
+            k = cal.filter(pl.col("interval") == p)
+            pooled = k.filter(pl.col("rule") == "all").select("level", pl.col("factor").alias("k0"))
+            by_rule = k.select("level", "rule", pl.col("factor").alias("k1"))
             half = pl.col(f"hi_{p}") - pl.col("forecast")
             scored.append(
-                test.join(k, on="level").select(
+                test.join(pooled, on="level")
+                .join(by_rule, on=["level", "rule"], how="left")
+                .with_columns(pl.coalesce("k1", "k0").alias("k"))
+                .select(
                     "level",
                     pl.lit(p).alias("interval"),
                     (

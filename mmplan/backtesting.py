@@ -43,13 +43,17 @@ candidate, so this is the lowest sum of absolute errors, which is also zero-safe
 to the candidate listed first. ``Zero/new`` points take no part. The table (unique_id,
 level, model, wape) is what `mmplan forecast --champions` reads.
 
-Interval calibration (`calibrate`): per level and interval level p, the factor k by which
-the primary run's interval half-widths would have had to be scaled to cover p% of the
+Interval calibration (`calibrate`): per level, rule and interval level p, the factor k by
+which the primary run's interval half-widths would have had to be scaled to cover p% of the
 backtest's points: the split-conformal quantile of |actual - forecast| / (hi_p - forecast),
-the ceil((n + 1) p / 100)-th smallest of the n ratios. Base models' own intervals come from
-in-sample residuals, which understate what a peak or a level shift does to the aggregates;
-these factors are measured on out-of-sample errors at the horizon the plan uses. The table
-(level, interval, factor, points, coverage) is what `mmplan forecast --calibration` reads.
+the ceil((n + 1) p / 100)-th smallest of the n ratios (the largest when n is too small for
+that). Base models' own intervals come from in-sample residuals, which understate what a
+peak or a level shift does to the aggregates; these factors are measured on out-of-sample
+errors over the backtest's horizon. Rules (regular, short, sparse) get factors of their own
+because their intervals differ in kind: a sparse lane's ratios would otherwise set the width
+of every regular lane. Rule ``all`` pools the level, for a series whose rule had no points.
+The table, which also names the model, lanes mode, reconciliation and horizon it was measured
+for, is what `mmplan forecast --calibration` reads.
 
 Gates (`[gate]`): rules keyed by level, checked on the primary run's overall metrics;
 see `evaluate_gates`.
@@ -85,6 +89,7 @@ __all__ = [
     "compute_metrics",
     "select_champions",
     "calibrate",
+    "CALIBRATION_RULES",
     "check_gate",
     "check_baseline",
     "evaluate_gates",
@@ -387,54 +392,80 @@ def _metrics_record(
 # --------------------------------------------------------------------------- calibration
 
 
+CALIBRATION_RULES = ("all", "regular", "short", "sparse")
+
+
 def calibrate(
-    points: pl.DataFrame, run: str, levels: list[str], intervals: list[int]
+    points: pl.DataFrame, run: str, levels: list[str], fcfg: ForecastConfig, horizon: int
 ) -> pl.DataFrame:
-    """Interval scale factors per (level, interval) from one run's backtest points.
+    """Interval scale factors per (level, rule, interval) from one run's backtest points.
 
     A point takes part when its series was known at the cutoff and its interval has width
-    (closed series forecast zero with no interval: no factor can widen that). A level
-    with no such point keeps factor 1.
+    (closed series forecast zero with no interval: no factor can widen that). A level with
+    no such point keeps factor 1 under rule ``all``; a rule without points gets no row.
     """
     pts = points.filter(
         (pl.col("run") == run) & (pl.col("model") != NEW_MODEL) & pl.col("level").is_in(levels)
-    )
+    ).with_columns(_rule_of_label(pl.col("model")).alias("rule"))
     rows = []
-    for p in intervals:
+    for p in fcfg.levels:
         half = pl.col(f"hi_{p}") - pl.col("forecast")
         usable = pts.filter(half > 1e-9 * pl.max_horizontal(pl.col("forecast").abs(), 1.0))
-        ratio = ((pl.col("actual") - pl.col("forecast")).abs() / half).alias("ratio")
-        inside = (pl.col(f"lo_{p}") <= pl.col("actual")) & (pl.col("actual") <= pl.col(f"hi_{p}"))
-        stats = (
-            usable.with_columns(ratio)
-            .group_by("level")
-            .agg(pl.col("ratio").sort().alias("ratios"), inside.mean().alias("coverage"))
+        usable = usable.with_columns(
+            ((pl.col("actual") - pl.col("forecast")).abs() / half).alias("ratio"),
+            (
+                (pl.col(f"lo_{p}") <= pl.col("actual")) & (pl.col("actual") <= pl.col(f"hi_{p}"))
+            ).alias("inside"),
         )
-        by_level = {r["level"]: r for r in stats.iter_rows(named=True)}
+        groups = pl.concat(
+            [usable.with_columns(pl.lit("all").alias("rule")), usable], how="vertical_relaxed"
+        )
+        stats = groups.group_by("level", "rule").agg(
+            pl.col("ratio").sort().alias("ratios"), pl.col("inside").mean().alias("coverage")
+        )
+        found = {(r["level"], r["rule"]): r for r in stats.iter_rows(named=True)}
         for level in levels:
-            r = by_level.get(level)
-            n = len(r["ratios"]) if r else 0
-            # Split-conformal rank; with too few points for it, the largest ratio.
-            rank = min(math.ceil((n + 1) * p / 100), n)
-            factor = float(r["ratios"][rank - 1]) if n else 1.0
-            rows.append(
-                {
-                    "level": level,
-                    "interval": p,
-                    "factor": factor,
-                    "points": n,
-                    "coverage": r["coverage"] if r else None,
-                }
-            )
+            for rule in CALIBRATION_RULES:
+                r = found.get((level, rule))
+                if r is None and rule != "all":
+                    continue
+                n = len(r["ratios"]) if r else 0
+                # Split-conformal rank; with too few points for it, the largest ratio.
+                rank = min(math.ceil((n + 1) * p / 100), n)
+                rows.append(
+                    {
+                        "level": level,
+                        "rule": rule,
+                        "interval": p,
+                        "factor": float(r["ratios"][rank - 1]) if n else 1.0,
+                        "points": n,
+                        "coverage": r["coverage"] if r else None,
+                    }
+                )
     return pl.DataFrame(
         rows,
         schema={
             "level": pl.String,
+            "rule": pl.String,
             "interval": pl.Int64,
             "factor": pl.Float64,
             "points": pl.Int64,
             "coverage": pl.Float64,
         },
+    ).with_columns(
+        model=pl.lit(fcfg.model),
+        lanes=pl.lit(fcfg.lanes),
+        reconciliation=pl.lit(fcfg.reconciliation),
+        horizon=pl.lit(horizon, pl.Int64),
+    )
+
+
+def _rule_of_label(label: pl.Expr) -> pl.Expr:
+    """The rule in a forecast's model label: ``<model>/<rule>``, else regular."""
+    return (
+        pl.when(label.str.contains("/"))
+        .then(label.str.split("/").list.last())
+        .otherwise(pl.lit("regular"))
     )
 
 
@@ -667,7 +698,7 @@ def backtest(
     primary = fcfg.model
     gates = evaluate_gates(metrics, cfg.gate, fcfg, primary, baseline)
     levels = _levels(fcfg, history.columns)
-    calibration = calibrate(points, primary, levels, fcfg.levels)
+    calibration = calibrate(points, primary, levels, fcfg, horizon)
     record: dict[str, Any] = {
         "format": METRICS_FORMAT,
         "primary": primary,
@@ -687,8 +718,10 @@ def backtest(
         "calibration": {
             level: {
                 str(p): f
-                for lv, p, f in calibration.select("level", "interval", "factor").iter_rows()
-                if lv == level
+                for lv, rule, p, f in calibration.select(
+                    "level", "rule", "interval", "factor"
+                ).iter_rows()
+                if lv == level and rule == "all"
             }
             for level in levels
         },

@@ -390,7 +390,7 @@ def forecast(
         if calibration is not None:
             factors = load(calibration, "calibration")
             levels = [name for name, _ in hierarchy_levels(cfg.forecast, hist.columns)]
-            check_calibration(factors, levels, cfg.forecast.levels, str(calibration))
+            check_calibration(factors, levels, cfg.forecast, str(calibration))
         with open_engine(cfg.engine) as runner:
             with progress_bar(_console(quiet), "forecast") as tick, about_file(history):
                 result = run_forecast(
@@ -405,7 +405,7 @@ def forecast(
                 "forecast", cfg.as_record(), inputs, {"total": time.perf_counter() - started}
             )
         write_parquet(result, output, record)
-    summary = forecast_summary(result, output)
+    summary = forecast_summary(result, output, factors)
     emit("summary", command="forecast", **summary)
     if json_out:
         print(json.dumps(summary, default=str))

@@ -147,6 +147,8 @@ class ForecastConfig(Section):
     @field_validator("levels")
     @classmethod
     def _levels_in_range(cls, value: list[int]) -> list[int]:
+        if not value:
+            raise ValueError("give at least one interval level, e.g. [80, 95]")
         if any(not 0 < p < 100 for p in value):
             raise ValueError("interval levels are percentages strictly between 0 and 100")
         return sorted(set(value))

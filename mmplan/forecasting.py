@@ -857,43 +857,70 @@ def _reconcile_sparse(
 def check_calibration(
     calibration: pl.DataFrame,
     levels: list[str],
-    intervals: list[int],
+    cfg: ForecastConfig,
     source: str = "calibration",
 ) -> None:
-    """Refuse a calibration table that does not name exactly these levels and intervals.
+    """Refuse a calibration measured for another forecast than this one.
 
-    A calibration measured on another configuration would scale the wrong intervals.
+    It must have a pooled (rule ``all``) factor for exactly these levels and intervals, come
+    from the same model, lanes mode and reconciliation, and cover at least this horizon:
+    factors grow with the horizon, so a shorter backtest's would be too narrow.
     """
     from mmplan.tables import validate_calibration
 
     check(validate_calibration(calibration), source, "calibration")
-    have = set(zip(calibration["level"].to_list(), calibration["interval"].to_list(), strict=True))
-    missing = [f"{lv}@{p}" for lv in levels for p in intervals if (lv, p) not in have]
-    extra = sorted(f"{lv}@{p}" for lv, p in have if lv not in levels or p not in intervals)
-    if missing or extra:
-        said = ([f"no factor for {', '.join(missing)}"] if missing else []) + (
-            [f"factors for {', '.join(extra)}, which this configuration does not forecast"]
-            if extra
-            else []
+    pooled = calibration.filter(pl.col("rule") == "all")
+    have = set(zip(pooled["level"].to_list(), pooled["interval"].to_list(), strict=True))
+    missing = [f"{lv}@{p}" for lv in levels for p in cfg.levels if (lv, p) not in have]
+    extra = sorted(
+        {
+            f"{lv}@{p}"
+            for lv, p in zip(calibration["level"], calibration["interval"], strict=True)
+            if lv not in levels or p not in cfg.levels
+        }
+    )
+    said = [f"no factor for {', '.join(missing)}"] if missing else []
+    if extra:
+        said.append(f"factors for {', '.join(extra)}, which this forecast does not have")
+    for key in ("model", "lanes", "reconciliation"):
+        measured = sorted(set(calibration[key].to_list()))
+        if measured != [getattr(cfg, key)]:
+            said.append(f"measured with {key} {', '.join(measured)}, not {getattr(cfg, key)}")
+    shortest = calibration["horizon"].min()
+    if shortest is not None and shortest < cfg.horizon:
+        said.append(
+            f"measured over {shortest} days ahead, shorter than this forecast's {cfg.horizon}"
         )
+    if said:
         raise DataError(
-            f"{source} does not match this forecast's levels ({', '.join(levels)}) and "
-            f"intervals ({', '.join(map(str, intervals))}): {'; '.join(said)}. Run `mmplan "
-            "backtest` with the same [forecast] configuration and pass its calibration.parquet."
+            f"{source} was not measured for this forecast: {'; '.join(said)}. Run `mmplan "
+            "backtest` with the same [forecast] configuration (and at least this horizon) "
+            "and pass its calibration.parquet."
         )
 
 
 def _calibration_factors(
-    calibration: pl.DataFrame, hier: Hierarchy, cfg: ForecastConfig
+    calibration: pl.DataFrame, hier: Hierarchy, plan: pl.DataFrame, cfg: ForecastConfig
 ) -> dict[int, np.ndarray]:
-    """Per interval level, the factor of every series (rows of hier.series)."""
-    check_calibration(calibration, [name for name, _ in hier.levels], cfg.levels)
+    """Per interval level, the factor of every series (rows of hier.series).
+
+    A series takes its level's factor for its rule, or the pooled one when the backtest saw
+    no series of that rule. Lanes shared out of their origin follow the regular factor.
+    """
     have = {
-        (lv, int(p)): float(f)
-        for lv, p, f in calibration.select("level", "interval", "factor").iter_rows()
+        (lv, rule, int(p)): float(f)
+        for lv, rule, p, f in calibration.select("level", "rule", "interval", "factor").iter_rows()
     }
-    level_of_row = hier.series.get_column("level").to_list()
-    return {p: np.array([have[(lv, p)] for lv in level_of_row]) for p in cfg.levels}
+    series = hier.series.select("unique_id", "level").join(
+        plan.select("unique_id", "rule"), on="unique_id", how="left", maintain_order="left"
+    )
+    pairs = list(
+        zip(series["level"].to_list(), series["rule"].fill_null("regular").to_list(), strict=True)
+    )
+    return {
+        p: np.array([have.get((lv, rule, p), have[(lv, "all", p)]) for lv, rule in pairs])
+        for p in cfg.levels
+    }
 
 
 def _config(config: Config | ForecastConfig | None) -> ForecastConfig:
@@ -948,7 +975,8 @@ def forecast(
     check(validate_history(history), "history", "history")
     check_forecastable(history, cfg)
     hier = history_hierarchy(history, cfg)
-    factors = _calibration_factors(calibration, hier, cfg) if calibration is not None else None
+    if calibration is not None:  # before minutes of fitting
+        check_calibration(calibration, [name for name, _ in hier.levels], cfg)
     if cfg.lanes == "share":
         # Only the levels above the lanes are fitted and reconciled.
         fit_hier = upper_hierarchy(hier)
@@ -1004,10 +1032,16 @@ def forecast(
         bottom = full[hier.bottom_rows]
     bottom = np.maximum(bottom, 0.0)
     point = np.asarray(hier.S @ bottom)
-    if factors is not None:
-        for p in cfg.levels:
-            half_lo[p] *= factors[p][:, None]
-            half_hi[p] *= factors[p][:, None]
+    if calibration is not None:
+        factors = _calibration_factors(calibration, hier, plan, cfg)
+        widest: dict[str, np.ndarray] = {}
+        for p in cfg.levels:  # ascending
+            for side, half in (("lo", half_lo[p]), ("hi", half_hi[p])):
+                half *= factors[p][:, None]
+                # Factors are measured per interval: keep a wider interval no narrower.
+                if side in widest:
+                    np.maximum(half, widest[side], out=half)
+                widest[side] = half
     out = {
         "unique_id": np.repeat(hier.series["unique_id"].to_numpy(), horizon),
         "date": np.tile(dates.to_numpy(), hier.series.height),

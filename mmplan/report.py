@@ -15,10 +15,23 @@ from rich.markup import escape
 __all__ = ["forecast_summary", "print_forecast"]
 
 
-def forecast_summary(result: pl.DataFrame, output: str | Path) -> dict[str, Any]:
-    """Counts per level and model, the horizon and the forecast total."""
+def forecast_summary(
+    result: pl.DataFrame, output: str | Path, calibration: pl.DataFrame | None = None
+) -> dict[str, Any]:
+    """Counts per level and model, the horizon, the forecast total and any calibration."""
     lanes = result.filter(pl.col("level") == "lane")
+    factors = None
+    if calibration is not None:
+        # The pooled factor of the narrowest interval per level, as the backtest prints it.
+        pooled = calibration.filter(
+            (pl.col("rule") == "all") & (pl.col("interval") == pl.col("interval").min())
+        )
+        factors = {
+            "interval": int(pooled["interval"][0]) if pooled.height else None,
+            "factors": dict(pooled.select("level", "factor").iter_rows()),
+        }
     return {
+        "calibration": factors,
         "output": str(output),
         "series": result.get_column("unique_id").n_unique(),
         "lanes": lanes.get_column("unique_id").n_unique(),
@@ -46,6 +59,10 @@ def print_forecast(console: Any, summary: dict[str, Any]) -> None:
         f"{summary['dates'][0]} .. {summary['dates'][1]}, total forecast "
         f"{summary['total_forecast']:,.0f} packages"
     )
+    cal = summary.get("calibration")
+    if cal and cal["factors"]:
+        factors = ", ".join(f"{level} x{f:.2f}" for level, f in cal["factors"].items())
+        console.print(f"intervals calibrated on backtest errors ({cal['interval']}%): {factors}")
 
 
 # --------------------------------------------------------------------------- optimize

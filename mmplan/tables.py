@@ -352,13 +352,30 @@ def validate_champions(df: pl.DataFrame) -> list[Problem]:
 
 
 def validate_calibration(df: pl.DataFrame) -> list[Problem]:
-    """Problems with a calibration table (level, interval, factor) from `mmplan backtest`."""
+    """Problems with a calibration table from `mmplan backtest` (mmplan.backtesting.calibrate)."""
+    from mmplan.backtesting import CALIBRATION_RULES
+
     ints = (pl.Int8, pl.Int16, pl.Int32, pl.Int64, pl.UInt8, pl.UInt16, pl.UInt32, pl.UInt64)
-    problems = _require(df, {"level": pl.String, "interval": ints, "factor": NUMERIC})
+    problems = _require(
+        df,
+        {
+            "level": pl.String,
+            "rule": pl.String,
+            "interval": ints,
+            "factor": NUMERIC,
+            "model": pl.String,
+            "lanes": pl.String,
+            "reconciliation": pl.String,
+            "horizon": ints,
+        },
+    )
     if problems:
         return problems
-    problems += _nulls(df, ["level", "interval", "factor"])
-    problems += _duplicates(df, ["level", "interval"], "level and interval (one factor each)")
+    keys = ["level", "rule", "interval"]
+    problems += _nulls(df, [*keys, "factor", "model", "lanes", "reconciliation", "horizon"])
+    problems += _duplicates(df, keys, "level, rule and interval (one factor each)")
+    unknown = ~pl.col("rule").is_in(list(CALIBRATION_RULES)) & pl.col("rule").is_not_null()
+    problems += _flag(df, "rule", unknown, f"is not one of {', '.join(CALIBRATION_RULES)}")
     # 0 is allowed: a backtest whose forecasts were exact measures zero-width intervals.
     bad = ~pl.col("factor").cast(pl.Float64).is_finite() | (pl.col("factor") < 0)
     return problems + _flag(df, "factor", bad, "is not a finite number >= 0")
@@ -380,7 +397,7 @@ def detect_kind(df: pl.DataFrame) -> str | None:
     cols = set(df.columns)
     if {"unique_id", "level", "forecast"} <= cols:
         return "forecast"
-    if {"level", "interval", "factor"} <= cols:
+    if {"level", "rule", "interval", "factor"} <= cols:
         return "calibration"
     if {"node", "kind"} <= cols:
         return "nodes"

@@ -64,6 +64,7 @@ def test_wrong_type_names_key_and_value(tmp_path):
         "[forecast]\nhorizon = 0\n",
         "[forecast]\nhorizon = -3\n",
         "[forecast]\nlevels = [120]\n",
+        "[forecast]\nlevels = []\n",  # no interval at all crashed reconciliation
         "[forecast]\nmodel = 'Prophet'\n",
         "[forecast\n",
         "[unknown]\nx = 1\n",
