@@ -31,7 +31,6 @@ def forecast_summary(
             "factors": dict(pooled.select("level", "factor").iter_rows()),
         }
     return {
-        "calibration": factors,
         "output": str(output),
         "series": result.get_column("unique_id").n_unique(),
         "lanes": lanes.get_column("unique_id").n_unique(),
@@ -41,6 +40,7 @@ def forecast_summary(
             lanes.group_by("model").agg(pl.col("unique_id").n_unique()).sort("model").iter_rows()
         ),
         "total_forecast": float(result.filter(pl.col("level") == "total")["forecast"].sum()),
+        "calibration": factors,
     }
 
 
