@@ -367,11 +367,12 @@ def forecast(
     from mmplan.config import load_config
     from mmplan.engine import open_engine
     from mmplan.forecasting import forecast as run_forecast
-    from mmplan.io import output_lock, provenance, write_parquet
+    from mmplan.io import check_output_file, output_lock, provenance, write_parquet
     from mmplan.report import forecast_summary, print_forecast
     from mmplan.tables import load
 
     cfg = load_config(config, forecast={"horizon": horizon}, engine=engine_flags(engine, scheduler))
+    check_output_file(output, (history, champions, config))
     with output_lock(output, wait):
         started = time.perf_counter()
         # Inputs first: a missing file is exit 66 without waiting for a cluster.
@@ -432,6 +433,7 @@ def backtest(
     from mmplan.engine import open_engine
     from mmplan.errors import InputFileError, OutputError
     from mmplan.io import (
+        check_output_file,
         check_output_folder,
         output_folder,
         output_lock,
@@ -468,6 +470,8 @@ def backtest(
     for extra in (junit, summary_md):  # fail before minutes of fitting, not after
         if extra is not None and not extra.resolve().parent.is_dir():
             raise OutputError(f"cannot write {extra}: folder {extra.parent} does not exist.")
+        if extra is not None:
+            check_output_file(extra, (history, baseline, config))
     console = _console(quiet)
     with output_lock(outdir, wait):
         started = time.perf_counter()

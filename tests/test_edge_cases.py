@@ -238,3 +238,16 @@ def test_provenance_records_the_input_as_it_was_read(tmp_path):
     assert sha256_file(path) != read_hash
     record = provenance("forecast", {}, {"history": path})
     assert record["inputs"]["history"]["sha256"] == read_hash
+
+
+@pytest.mark.parametrize("flag", ["-o", "--junit", "--summary"])
+def test_an_output_file_never_overwrites_the_runs_input(tmp_path, history_file, fast_toml, flag):
+    before = history_file.read_bytes()
+    if flag == "-o":
+        args = ["forecast", str(history_file), "-o", str(history_file)]
+    else:
+        args = ["backtest", str(history_file), "-o", str(tmp_path / "bt"), flag]
+        args.append(str(tmp_path / "." / history_file.name))  # the same file, spelled apart
+    result = runner.invoke(app, [*args, "--config", str(fast_toml)])
+    assert result.exit_code == 73 and "is an input of this run" in text(result)
+    assert history_file.read_bytes() == before
