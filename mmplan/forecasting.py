@@ -190,6 +190,21 @@ def build_hierarchy(lane_attrs: pl.DataFrame, levels: list[tuple[str, list[str]]
         # Lane rows keep S's column order (hierarchicalforecast needs an identity bottom
         # block); other levels are sorted by id.
         uniq = ids.unique("unique_id", maintain_order=True)
+        if cols and uniq.height != ids.select(cols).n_unique():
+            # Values are joined by "/", so a "/" inside one (A/B -> C, A -> B/C) would
+            # silently merge different series into one.
+            clash = (
+                ids.group_by("unique_id")
+                .agg(pl.struct(cols).n_unique().alias("n"))
+                .filter(pl.col("n") > 1)
+                .sort("unique_id")["unique_id"]
+            )
+            raise DataError(
+                f"different {'/'.join(cols)} values give the same series id "
+                f"({', '.join(clash.head(3).to_list())}) because a value contains '/', which "
+                "mmplan uses to join them. Rename those facilities (or attribute values) so "
+                "that none contains '/'."
+            )
         uniq = (uniq.sort("_col") if name == LANE else uniq.sort("unique_id")).with_row_index(
             "_row"
         )

@@ -251,3 +251,28 @@ def test_an_output_file_never_overwrites_the_runs_input(tmp_path, history_file, 
     result = runner.invoke(app, [*args, "--config", str(fast_toml)])
     assert result.exit_code == 73 and "is an input of this run" in text(result)
     assert history_file.read_bytes() == before
+
+
+def test_lanes_whose_series_ids_would_collide_are_65_not_merged(tmp_path, fast_toml):
+    # lane:A/B/C could be A/B -> C or A -> B/C: merged, the forecast's levels stopped adding up.
+    h = make_history(n_lanes=4, days=90)
+    first, second = h["destination"].unique().sort().to_list()[:2]
+    h = h.with_columns(
+        origin=pl.when(pl.col("destination") == first)
+        .then(pl.lit("A/B"))
+        .when(pl.col("destination") == second)
+        .then(pl.lit("A"))
+        .otherwise(pl.col("origin")),
+        destination=pl.when(pl.col("destination") == first)
+        .then(pl.lit("C"))
+        .when(pl.col("destination") == second)
+        .then(pl.lit("B/C"))
+        .otherwise(pl.col("destination")),
+    )
+    path = tmp_path / "history.parquet"
+    h.write_parquet(path)
+    out = tmp_path / "forecast.parquet"
+    result = runner.invoke(app, ["forecast", str(path), "-o", str(out), "-c", str(fast_toml)])
+    assert result.exit_code == 65, result.output
+    assert str(path) in text(result) and "lane:A/B/C" in text(result) and "'/'" in text(result)
+    assert not out.exists()
