@@ -155,31 +155,8 @@ def _network(nodes: pl.DataFrame, lanes: pl.DataFrame, config: OptimizeConfig) -
             pl.Float64
         )
     )
-    # Contradictory limits: a price-less offer of capacity, or extra capacity on top of
-    # unlimited capacity, cannot mean what the planner intended.
-    offered = pl.col("extra_capacity") > 0
-    no_price = nodes.filter(offered & pl.col("extra_capacity_cost").is_null())
-    unlimited = nodes.filter(offered & pl.col("capacity").is_null())
-    fractional = lanes.filter(
-        pl.col("max_trucks").is_not_null() & (pl.col("max_trucks") != pl.col("max_trucks").round(0))
-    )
-    problems = []
-    if no_price.height:
-        problems.append(
-            "facilities offer extra_capacity without an extra_capacity_cost: "
-            + _names(no_price["node"].to_list())
-        )
-    if unlimited.height:
-        problems.append(
-            "facilities have unlimited capacity (null) but also extra_capacity: "
-            + _names(unlimited["node"].to_list())
-        )
-    if fractional.height:
-        problems.append(
-            "lanes have a max_trucks that is not a whole number: "
-            + _names([f"{o}->{d}" for o, d in fractional.select("origin", "destination").rows()])
-        )
-    _fail("contradictory limits", problems)
+    # Contradictory limits (extra capacity without a price or on top of unlimited capacity,
+    # fractional max_trucks) are part of the table checks above.
 
     names = nodes["node"].to_numpy().astype(str)
     index = {n: i for i, n in enumerate(names)}

@@ -206,6 +206,29 @@ def validate_nodes(df: pl.DataFrame) -> list[Problem]:
     problems += _non_negative(df, "handling_cost", "handling cost", allow_null=False)
     problems += _non_negative(df, "extra_capacity", "extra capacity", allow_null=True)
     problems += _non_negative(df, "extra_capacity_cost", "extra capacity cost", allow_null=True)
+    # Contradictory limits: a price-less offer of capacity, or extra capacity on top of
+    # unlimited capacity, cannot mean what the planner intended.
+    if "extra_capacity" in df.columns and df.schema["extra_capacity"] in NUMERIC:
+        offered = pl.col("extra_capacity").cast(pl.Float64) > 0
+        if "extra_capacity_cost" in df.columns:
+            no_price = offered & pl.col("extra_capacity_cost").is_null()
+        else:
+            no_price = offered
+        problems += _flag(
+            df,
+            "extra_capacity_cost",
+            no_price,
+            "facilities offer extra_capacity without an extra_capacity_cost; give its price "
+            "per package",
+        )
+        if "capacity" in df.columns:
+            problems += _flag(
+                df,
+                "capacity",
+                offered & pl.col("capacity").is_null(),
+                "facilities have unlimited capacity (null) but also extra_capacity; give a "
+                "capacity or drop the extra",
+            )
     return problems
 
 
@@ -246,6 +269,14 @@ def validate_lanes(df: pl.DataFrame, nodes: pl.DataFrame | None = None) -> list[
     problems += _non_negative(df, "cost_per_package", "cost per package", allow_null=True)
     problems += _non_negative(df, "max_trucks", "max trucks", allow_null=True)
     problems += _non_negative(df, "transit_days", "transit days", allow_null=True)
+    if "max_trucks" in df.columns and df.schema["max_trucks"] in NUMERIC:
+        most = pl.col("max_trucks").cast(pl.Float64)
+        problems += _flag(
+            df,
+            "max_trucks",
+            most.is_finite() & (most != most.round(0)),
+            "is not a whole number of trucks",
+        )
     if nodes is not None and "node" in nodes.columns and nodes.schema["node"] == pl.String:
         known = nodes.get_column("node")
         for c in LANE_KEYS:

@@ -276,3 +276,27 @@ def test_lanes_whose_series_ids_would_collide_are_65_not_merged(tmp_path, fast_t
     assert result.exit_code == 65, result.output
     assert str(path) in text(result) and "lane:A/B/C" in text(result) and "'/'" in text(result)
     assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("kind", "change", "needle"),
+    [
+        ("lanes", lambda t: t.with_columns(max_trucks=pl.lit(1.5)), "max_trucks"),
+        ("nodes", lambda t: t.with_columns(extra_capacity_cost=None), "extra_capacity without"),
+        ("nodes", lambda t: t.with_columns(capacity=None), "unlimited"),
+    ],
+    ids=["fractional-max-trucks", "extra-without-price", "extra-on-unlimited"],
+)
+def test_limits_the_optimizer_refuses_fail_validate_and_name_their_file(
+    tmp_path, kind, change, needle
+):
+    # `mmplan validate` once passed these, and optimize then blamed the demand file.
+    bad = tmp_path / f"{kind}.parquet"
+    change(pl.read_parquet(GOOD / f"{kind}.parquet")).write_parquet(bad)
+    result = runner.invoke(app, ["validate", str(bad), "--kind", kind])
+    assert result.exit_code == 65 and needle in text(result), result.output
+    files = {k: str(GOOD / f"{k}.parquet") for k in ("demand", "nodes", "lanes")} | {kind: str(bad)}
+    args = ["optimize", files["demand"], "--nodes", files["nodes"], "--lanes", files["lanes"]]
+    result = runner.invoke(app, [*args, "-o", str(tmp_path / "plan")])
+    assert result.exit_code == 65 and needle in text(result), result.output
+    assert text(result).startswith(f"error: {bad}") and files["demand"] not in text(result)
