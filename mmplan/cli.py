@@ -10,6 +10,7 @@ inside the commands so that `mmplan --help` is instant.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import functools
 import json
 import os
@@ -227,7 +228,11 @@ def sample(
     from mmplan.io import output_folder, output_lock, provenance, write_parquet
     from mmplan.synthetic import sample as make_sample
 
-    flags = dict(seed=seed, regions=regions, fcs=fcs, scs=scs, dss=dss, days=days, start=start)
+    try:  # the config is read strictly, so the flag's text becomes a date here
+        first = dt.date.fromisoformat(start) if start is not None else None
+    except ValueError:
+        raise UsageError(f"--start {start!r} is not a date; give it as YYYY-MM-DD.") from None
+    flags = dict(seed=seed, regions=regions, fcs=fcs, scs=scs, dss=dss, days=days, start=first)
     cfg = load_config(config, sample=flags)
     tables = make_sample(cfg.sample)
     # No timings in this record: the same seed must give byte-identical files.

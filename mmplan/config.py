@@ -328,7 +328,9 @@ def load_config(path: str | Path | None = None, **overrides: dict[str, Any]) -> 
         if value is not None
     }
     try:
-        return Config.model_validate(data)
+        # Strict: a wrong type is an error (DESIGN), not coerced ("7" is not the number 7).
+        # Flags arrive already typed, so strictness costs them nothing.
+        return Config.model_validate(data, strict=True)
     except ValidationError as exc:
         for error in exc.errors():
             key = tuple(error["loc"][:2])

@@ -300,3 +300,30 @@ def test_limits_the_optimizer_refuses_fail_validate_and_name_their_file(
     result = runner.invoke(app, [*args, "-o", str(tmp_path / "plan")])
     assert result.exit_code == 65 and needle in text(result), result.output
     assert text(result).startswith(f"error: {bad}") and files["demand"] not in text(result)
+
+
+@pytest.mark.parametrize(
+    ("body", "key"),
+    [
+        ('[forecast]\nhorizon = "7"\n', "forecast.horizon"),
+        ('[optimize]\nrelax = "yes"\n', "optimize.relax"),
+        ("[sample]\nseed = true\n", "sample.seed"),
+        ('[sample]\nstart = "2024-01-01"\n', "sample.start"),
+    ],
+)
+def test_a_wrong_type_in_the_config_is_78_not_coerced(tmp_path, body, key):
+    # DESIGN: a wrong type is a configuration error; "7" is text, not the number 7.
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(body)
+    result = runner.invoke(app, ["sample", str(tmp_path / "s"), "--config", str(cfg)])
+    assert result.exit_code == 78 and f"'{key}'" in text(result) and str(cfg) in text(result)
+    assert not (tmp_path / "s").exists()
+
+
+def test_sample_start_flag_still_takes_a_date(tmp_path):
+    out = tmp_path / "s"
+    args = ["sample", str(out), "--fcs", "1", "--scs", "1", "--dss", "2", "--days", "28"]
+    assert runner.invoke(app, [*args, "--start", "2025-03-01"]).exit_code == 0
+    assert pl.read_parquet(out / "history.parquet")["date"].min().isoformat() == "2025-03-01"
+    result = runner.invoke(app, [*args, "--start", "2025-13-01"])
+    assert result.exit_code == 2 and "--start" in text(result)
