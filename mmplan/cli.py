@@ -265,7 +265,8 @@ def validate(
     kind: Annotated[
         str | None,
         typer.Option(
-            help="history, forecast, nodes, lanes, demand or champions; guessed when omitted."
+            help="history, forecast, nodes, lanes, demand, champions, or an output: trucks, "
+            "flows, plan_nodes, unserved, metrics; guessed when omitted."
         ),
     ] = None,
     nodes: Annotated[
@@ -290,7 +291,8 @@ def validate(
     if kind is not None and kind not in KINDS:
         raise UsageError(f"--kind {kind!r} is not a table kind; use one of {', '.join(KINDS)}.")
     df = read_parquet(file)
-    kind = kind or detect_kind(df)
+    record = read_provenance(file)
+    kind = kind or detect_kind(df, (record or {}).get("command"))
     if kind is None:
         raise DataError(
             f"{file}: cannot tell which mmplan table this is from its columns "
@@ -305,7 +307,6 @@ def validate(
         problems = validate_demand(df, column)
     else:
         problems = validate_table(df, kind, node_table)
-    record = read_provenance(file)
     console = _console(quiet)
     emit(
         "summary",

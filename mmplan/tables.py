@@ -27,6 +27,11 @@ __all__ = [
     "validate_forecast",
     "validate_demand",
     "validate_champions",
+    "validate_trucks",
+    "validate_flows",
+    "validate_plan_nodes",
+    "validate_unserved",
+    "validate_metrics",
     "detect_kind",
     "check",
     "load",
@@ -34,7 +39,20 @@ __all__ = [
 
 LANE_KEYS = ["origin", "destination"]
 NODE_KINDS = ("FC", "SC", "DS")
-KINDS = ("history", "forecast", "nodes", "lanes", "demand", "champions")
+KINDS = (
+    "history",
+    "forecast",
+    "nodes",
+    "lanes",
+    "demand",
+    "champions",
+    # What mmplan writes besides forecasts: a plan folder's tables and backtest metrics.
+    "trucks",
+    "flows",
+    "plan_nodes",
+    "unserved",
+    "metrics",
+)
 NUMERIC = (
     pl.Float32,
     pl.Float64,
@@ -381,6 +399,53 @@ def validate_champions(df: pl.DataFrame) -> list[Problem]:
     )
 
 
+def _output_table(
+    df: pl.DataFrame,
+    columns: dict[str, tuple[type[pl.DataType], ...] | type[pl.DataType]],
+    keys: list[str],
+    what: str,
+) -> list[Problem]:
+    """Problems with a table mmplan writes: columns, types and unique keys. No rows is
+    fine (a plan that serves everything has an empty unserved table)."""
+    return _require(df, columns) + _nulls(df, keys) + _duplicates(df, keys, what)
+
+
+def validate_trucks(df: pl.DataFrame) -> list[Problem]:
+    """Problems with a plan's trucks.parquet."""
+    number = dict.fromkeys(("trucks", "volume", "utilization", "cost"), NUMERIC)
+    keys = ["origin", "destination", "date"]
+    columns = {"origin": pl.String, "destination": pl.String, "date": pl.Date, **number}
+    return _output_table(df, columns, keys, "(lane, date) rows")
+
+
+def validate_flows(df: pl.DataFrame) -> list[Problem]:
+    """Problems with a plan's flows.parquet."""
+    keys = ["origin", "destination", "lane_origin", "lane_destination", "date"]
+    columns = dict.fromkeys(keys[:4], pl.String) | {"date": pl.Date, "volume": NUMERIC}
+    return _output_table(df, columns, keys, "(pair, lane, date) rows")
+
+
+def validate_plan_nodes(df: pl.DataFrame) -> list[Problem]:
+    """Problems with a plan's nodes.parquet (throughput per facility and day)."""
+    number = ("throughput", "capacity", "added_capacity", "utilization", "shadow_price")
+    columns = {"node": pl.String, "date": pl.Date, **dict.fromkeys(number, NUMERIC)}
+    return _output_table(df, columns, ["node", "date"], "(node, date) rows")
+
+
+def validate_unserved(df: pl.DataFrame) -> list[Problem]:
+    """Problems with a plan's unserved.parquet."""
+    keys = ["origin", "destination", "date"]
+    columns = {"origin": pl.String, "destination": pl.String, "date": pl.Date, "volume": NUMERIC}
+    return _output_table(df, columns, keys, "(origin, destination, date) rows")
+
+
+def validate_metrics(df: pl.DataFrame) -> list[Problem]:
+    """Problems with a backtest's metrics.parquet (step is null for all steps)."""
+    columns = {"run": pl.String, "level": pl.String, "step": NUMERIC, "wape": NUMERIC}
+    keys = ["run", "level", "step"]
+    return _require(df, columns) + _nulls(df, keys[:2]) + _duplicates(df, keys, "rows")
+
+
 VALIDATORS = {
     "history": validate_history,
     "nodes": validate_nodes,
@@ -388,20 +453,36 @@ VALIDATORS = {
     "forecast": validate_forecast,
     "demand": validate_demand,
     "champions": validate_champions,
+    "trucks": validate_trucks,
+    "flows": validate_flows,
+    "plan_nodes": validate_plan_nodes,
+    "unserved": validate_unserved,
+    "metrics": validate_metrics,
 }
 
 
-def detect_kind(df: pl.DataFrame) -> str | None:
-    """Guess which mmplan table `df` is from its columns."""
+def detect_kind(df: pl.DataFrame, command: str | None = None) -> str | None:
+    """Guess which mmplan table `df` is from its columns and the `command` that wrote it
+    (from its provenance): a plan's unserved table has a history's columns."""
     cols = set(df.columns)
     if {"unique_id", "level", "forecast"} <= cols:
         return "forecast"
+    if {"unique_id", "model", "wape"} <= cols:
+        return "champions"
+    if {"run", "level", "wape"} <= cols:
+        return "metrics"
+    if {"trucks", "utilization"} <= cols:
+        return "trucks"
+    if {"lane_origin", "lane_destination"} <= cols:
+        return "flows"
+    if {"node", "throughput"} <= cols:
+        return "plan_nodes"
     if {"node", "kind"} <= cols:
         return "nodes"
     if {"truck_capacity"} <= cols or {"cost_per_truck"} <= cols:
         return "lanes"
     if {"volume", "date", "origin", "destination"} <= cols:
-        return "history"
+        return "unserved" if command == "optimize" else "history"
     return None
 
 

@@ -327,3 +327,22 @@ def test_sample_start_flag_still_takes_a_date(tmp_path):
     assert pl.read_parquet(out / "history.parquet")["date"].min().isoformat() == "2025-03-01"
     result = runner.invoke(app, [*args, "--start", "2025-13-01"])
     assert result.exit_code == 2 and "--start" in text(result)
+
+
+def test_validate_recognises_the_plan_it_wrote(tmp_path):
+    # README: `mmplan validate FILE` shows any output's provenance. On a plan's files it
+    # once guessed "history" and failed a good plan (65) with made-up problems.
+    plan = tmp_path / "plan"
+    files = [str(GOOD / f"{k}.parquet") for k in ("demand", "nodes", "lanes")]
+    args = ["optimize", files[0], "--nodes", files[1], "--lanes", files[2], "-o", str(plan)]
+    assert runner.invoke(app, args).exit_code == 0
+    assert pl.read_parquet(plan / "unserved.parquet").is_empty()
+    kinds = {"trucks": "trucks", "flows": "flows", "nodes": "plan_nodes", "unserved": "unserved"}
+    for name, kind in kinds.items():
+        result = runner.invoke(app, ["validate", str(plan / f"{name}.parquet")])
+        assert result.exit_code == 0, result.output
+        assert f"valid {kind} table" in text(result) and "`optimize`" in text(result)
+    broken = tmp_path / "trucks.parquet"
+    pl.read_parquet(plan / "trucks.parquet").drop("trucks").write_parquet(broken)
+    result = runner.invoke(app, ["validate", str(broken), "--kind", "trucks"])
+    assert result.exit_code == 65 and "column 'trucks': is missing" in text(result)
