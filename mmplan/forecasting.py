@@ -293,12 +293,20 @@ def upper_hierarchy(hier: Hierarchy) -> Hierarchy:
     member = hier.S[parent_rows]  # parent x lane
     sizes = np.asarray(member.sum(axis=1)).ravel()
     overlap = (hier.S[:n_upper] @ member.T).tocoo()  # lanes an upper series shares with a parent
-    if np.any(overlap.data != sizes[overlap.col]):
+    split = overlap.data != sizes[overlap.col]
+    if np.any(split):
+        # Name one parent and the series it straddles: often the hierarchy is right and
+        # the history tags one origin's lanes with two regions.
+        first = overlap.col[split][0]
+        ids = series.get_column("unique_id")
+        straddled = sorted(ids[int(r)] for r in overlap.row[split & (overlap.col == first)])
         raise ConfigError(
             f"[forecast].lanes = 'share' splits each parent's forecast over its lanes, so the "
             f"level above the lanes ({parent_name}) must nest in every level above it; in "
-            f"{[c for _, c in hier.levels[1:-1]]} it does not. Put the "
-            "finest level last in [forecast].hierarchy, or set lanes = 'model'."
+            f"{[c for _, c in hier.levels[1:-1]]} it does not: the lanes of "
+            f"{ids[int(parent_rows[first])]} fall in {', '.join(straddled[:4])}. If that is "
+            "wrong, fix those columns in the history; otherwise put the finest level last in "
+            "[forecast].hierarchy, or set lanes = 'model'."
         )
     S = sparse.csr_matrix(
         (np.ones(overlap.nnz), (overlap.row, overlap.col)), shape=(n_upper, len(parent_rows))

@@ -346,3 +346,21 @@ def test_validate_recognises_the_plan_it_wrote(tmp_path):
     pl.read_parquet(plan / "trucks.parquet").drop("trucks").write_parquet(broken)
     result = runner.invoke(app, ["validate", str(broken), "--kind", "trucks"])
     assert result.exit_code == 65 and "column 'trucks': is missing" in text(result)
+
+
+def test_a_parent_split_across_regions_names_the_series(tmp_path, fast_toml):
+    # The default hierarchy is right; the history puts one origin in two regions. The
+    # message used to tell the planner only to reorder the hierarchy.
+    h = make_history(n_lanes=6, days=90).with_columns(
+        origin_region=pl.when(pl.col("destination") == "DS03")
+        .then(pl.lit("WEST"))
+        .otherwise(pl.col("origin_region"))
+    )
+    path = tmp_path / "history.parquet"
+    h.write_parquet(path)
+    out = tmp_path / "f.parquet"
+    result = runner.invoke(app, ["forecast", str(path), "-o", str(out), "-c", str(fast_toml)])
+    assert result.exit_code == 78, result.output
+    said = text(result)
+    assert "origin:FC0" in said and "origin_region:EAST" in said and "origin_region:WEST" in said
+    assert "fix" in said and "history" in said
