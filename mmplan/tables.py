@@ -111,7 +111,13 @@ def _require(
         dtype = df.schema[name]
         if not any(dtype == a or isinstance(dtype, a) for a in allowed):
             want = " or ".join(sorted({getattr(a, "__name__", str(a)) for a in allowed}))
-            hint = " (dates stored as text? cast them to Date)" if name == "date" else ""
+            hint = ""
+            if name == "date":
+                hint = (
+                    " (timestamps? cast them to Date, e.g. with .dt.date)"
+                    if isinstance(dtype, pl.Datetime)
+                    else " (dates stored as text? cast them to Date)"
+                )
             problems.append(Problem(name, f"has type {dtype}, expected {want}{hint}"))
     return problems
 
@@ -483,6 +489,13 @@ def detect_kind(df: pl.DataFrame, command: str | None = None) -> str | None:
         return "lanes"
     if {"volume", "date", "origin", "destination"} <= cols:
         return "unserved" if command == "optimize" else "history"
+    # A misspelt column: report it against the table the other columns point to.
+    if {"unique_id", "level"} <= cols:
+        return "forecast"
+    if {"date", "origin", "destination"} <= cols:
+        return "history"
+    if "node" in cols:
+        return "nodes"
     return None
 
 

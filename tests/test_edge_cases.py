@@ -364,3 +364,21 @@ def test_a_parent_split_across_regions_names_the_series(tmp_path, fast_toml):
     said = text(result)
     assert "origin:FC0" in said and "origin_region:EAST" in said and "origin_region:WEST" in said
     assert "fix" in said and "history" in said
+
+
+def test_timestamps_in_the_date_column_get_the_right_hint(tmp_path):
+    # pandas writes datetime64 columns as timestamps; "stored as text?" sent planners astray.
+    path = tmp_path / "history.parquet"
+    make_history(n_lanes=2, days=30).with_columns(pl.col("date").cast(pl.Datetime)).write_parquet(
+        path
+    )
+    result = runner.invoke(app, ["validate", str(path)])
+    assert result.exit_code == 65
+    assert "timestamps" in text(result) and "as text" not in text(result)
+
+
+def test_a_misspelt_column_is_reported_not_a_table_of_unknown_kind(tmp_path):
+    path = tmp_path / "history.parquet"
+    make_history(n_lanes=2, days=30).rename({"volume": "volumes"}).write_parquet(path)
+    result = runner.invoke(app, ["validate", str(path)])
+    assert result.exit_code == 65 and "column 'volume': is missing" in text(result)
