@@ -57,7 +57,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -1046,16 +1046,22 @@ def demand_rows(df: pl.DataFrame, column: str, source: Any = "demand") -> pl.Dat
     if not is_forecast and column == "forecast" and "forecast" not in df.columns:
         column = "volume"  # a plain demand table plans its volume unless told otherwise
     if is_forecast:
-        df = df.filter(pl.col("level") == "lane")
+        # Keep each lane row's place in the file, so a problem names the row a planner sees.
+        df = df.with_row_index("_file_row").filter(pl.col("level") == "lane")
         if df.is_empty():
             raise DataError(f"{source}: the forecast table has no lane-level rows to plan for.")
+        file_rows = df.get_column("_file_row").to_list()
+        df = df.drop("_file_row")
     if column not in df.columns:
         numeric = [c for c, t in df.schema.items() if t.is_numeric()]
         raise DataError(
             f"{source}: no column '{column}' to plan for; its numeric columns are "
             f"{', '.join(numeric) or 'none'}. Pass --column (e.g. forecast, hi_80)."
         )
-    check(validate_demand(df, column), source, "demand")
+    problems = validate_demand(df, column)
+    if is_forecast:
+        problems = [replace(p, rows=tuple(file_rows[r] for r in p.rows)) for p in problems]
+    check(problems, source, "forecast" if is_forecast else "demand")
     return df.select("date", "origin", "destination", pl.col(column).cast(pl.Float64))
 
 

@@ -3,6 +3,7 @@ exit code and a message, and loses nothing."""
 
 from __future__ import annotations
 
+import datetime as dt
 import shutil
 from pathlib import Path
 
@@ -382,3 +383,26 @@ def test_a_misspelt_column_is_reported_not_a_table_of_unknown_kind(tmp_path):
     make_history(n_lanes=2, days=30).rename({"volume": "volumes"}).write_parquet(path)
     result = runner.invoke(app, ["validate", str(path)])
     assert result.exit_code == 65 and "column 'volume': is missing" in text(result)
+
+
+def test_a_bad_forecast_row_is_named_by_its_row_in_the_file(tmp_path):
+    # optimize checks only a forecast's lane rows; it numbered them within that subset and
+    # suggested `validate --kind demand`, which then reported columns a forecast never has.
+    fc = pl.DataFrame(
+        {
+            "unique_id": ["total", "total", "lane:FC01/SC01", "lane:FC01/SC01"],
+            "level": ["total", "total", "lane", "lane"],
+            "origin": [None, None, "FC01", "FC01"],
+            "destination": [None, None, "SC01", "SC01"],
+            "date": [dt.date(2024, 3, 29), dt.date(2024, 3, 30)] * 2,
+            "forecast": [10.0, 10.0, 10.0, -1.0],
+            "model": ["Naive"] * 4,
+        }
+    )
+    path = tmp_path / "forecast.parquet"
+    fc.write_parquet(path)
+    files = [str(GOOD / f"{k}.parquet") for k in ("nodes", "lanes")]
+    args = ["optimize", str(path), "--nodes", files[0], "--lanes", files[1]]
+    result = runner.invoke(app, [*args, "-o", str(tmp_path / "plan")])
+    assert result.exit_code == 65
+    assert "(1 rows: 3)" in text(result) and "--kind forecast" in text(result), result.output
