@@ -304,6 +304,8 @@ def load_config(path: str | Path | None = None, **overrides: dict[str, Any]) -> 
     data: dict[str, Any] = {}
     if path is not None:
         p = Path(path)
+        if p.is_dir():
+            raise InputFileError(f"config path {p} is a folder; give the TOML file inside it.")
         if not p.is_file():
             raise InputFileError(f"config file not found: {p}. Check the --config path.")
         try:

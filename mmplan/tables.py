@@ -130,6 +130,16 @@ def _nulls(df: pl.DataFrame, columns: list[str]) -> list[Problem]:
     return out
 
 
+def _blank(df: pl.DataFrame, columns: list[str]) -> list[Problem]:
+    """Empty names in String key columns: not null, yet they name no facility."""
+    out = []
+    for c in columns:
+        if c in df.columns and df.schema[c] == pl.String:
+            blank = pl.col(c).str.strip_chars() == ""
+            out += _flag(df, c, blank, "has empty names")
+    return out
+
+
 def _non_negative(df: pl.DataFrame, column: str, what: str, allow_null: bool) -> list[Problem]:
     if column not in df.columns or df.schema[column] not in NUMERIC:
         return []
@@ -174,6 +184,10 @@ def validate_history(df: pl.DataFrame) -> list[Problem]:
         )
         .collect(engine="streaming")
     )
+    # Blank names are searched row by row only when a lane has one (a 73M-row history
+    # has ~100k lanes).
+    if per_lane.select(pl.col(LANE_KEYS).str.strip_chars() == "").to_numpy().any():
+        problems += _blank(df, LANE_KEYS)
     if (per_lane[" rows"] != per_lane[" days"]).any():
         problems += _duplicates(df, ["origin", "destination", "date"], "(lane, date) rows")
     for col in attrs:
@@ -218,6 +232,7 @@ def validate_nodes(df: pl.DataFrame) -> list[Problem]:
     if df.is_empty():
         return problems + [Problem(None, "the table has no rows")]
     problems += _nulls(df, ["node", "kind"])
+    problems += _blank(df, ["node"])
     problems += _duplicates(df, ["node"], "node names")
     if "kind" in df.columns and df.schema["kind"] == pl.String:
         problems += _flag(
@@ -273,6 +288,7 @@ def validate_lanes(df: pl.DataFrame, nodes: pl.DataFrame | None = None) -> list[
     if df.is_empty():
         return problems + [Problem(None, "the table has no rows")]
     problems += _nulls(df, LANE_KEYS)
+    problems += _blank(df, LANE_KEYS)
     problems += _duplicates(df, LANE_KEYS, "lanes (origin, destination)")
     if all(c in df.columns and df.schema[c] == pl.String for c in LANE_KEYS):
         problems += _flag(
@@ -326,6 +342,7 @@ def validate_demand(df: pl.DataFrame, column: str = "volume") -> list[Problem]:
     if df.is_empty():
         return problems + [Problem(None, "the table has no rows")]
     problems += _nulls(df, ["date", *LANE_KEYS])
+    problems += _blank(df, LANE_KEYS)
     problems += _non_negative(df, column, "volume", allow_null=False)
     problems += _duplicates(
         df, ["origin", "destination", "date"], "(origin, destination, date) rows"

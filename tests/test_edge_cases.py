@@ -406,3 +406,22 @@ def test_a_bad_forecast_row_is_named_by_its_row_in_the_file(tmp_path):
     result = runner.invoke(app, [*args, "-o", str(tmp_path / "plan")])
     assert result.exit_code == 65
     assert "(1 rows: 3)" in text(result) and "--kind forecast" in text(result), result.output
+
+
+def test_a_folder_given_as_config_is_called_a_folder(tmp_path, history_file):
+    args = ["forecast", str(history_file), "-o", str(tmp_path / "f.parquet")]
+    result = runner.invoke(app, [*args, "-c", str(tmp_path)])
+    assert result.exit_code == 66 and "is a folder" in text(result)
+
+
+@pytest.mark.parametrize("table", ["history", "nodes", "lanes", "demand"])
+def test_blank_facility_names_are_65(tmp_path, table):
+    # A CSV export turns a missing name into "", which is not null but names no facility.
+    key = "node" if table == "nodes" else "origin"
+    df = pl.read_parquet(GOOD / f"{table}.parquet")
+    blank = pl.when(pl.int_range(pl.len()) == 2).then(pl.lit("")).otherwise(pl.col(key))
+    df = df.with_columns(blank.alias(key))
+    path = tmp_path / f"{table}.parquet"
+    df.write_parquet(path)
+    result = runner.invoke(app, ["validate", str(path), "--kind", table])
+    assert result.exit_code == 65 and f"column '{key}': has empty names (1 rows: 2)" in text(result)
