@@ -56,7 +56,6 @@ import math
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -571,6 +570,27 @@ def _stack(models: list[_Model]) -> _Model:
 
 # --------------------------------------------------------------------------- solving
 
+# Ctrl-C must stop the whole run. SCIP and CP-SAT would catch SIGINT themselves and end
+# only the solve at hand, and the run would go on to write a plan; so they are told not
+# to, the dates are solved on daemon threads (the main thread gets the KeyboardInterrupt,
+# and a SCIP solve, which OR-Tools cannot interrupt, does not hold up the exit), solves
+# that can be interrupted are, and no new ones start.
+_ACTIVE: set[Any] = set()
+_ACTIVE_LOCK = threading.Lock()
+_STOPPING = threading.Event()
+_NO_SIGINT = {"SCIP": "misc/catchctrlc = FALSE\n", "CP-SAT": "catch_sigint_signal:false "}
+
+
+class _Stopped(Exception):
+    """Raised in a solving thread once the run is being interrupted."""
+
+
+def _interrupt_solves() -> None:
+    with _ACTIVE_LOCK:
+        _STOPPING.set()
+        for solver in _ACTIVE:
+            solver.interrupt_solve()
+
 
 @dataclass
 class _Result:
@@ -619,9 +639,18 @@ def _run(h, solver: str, time_limit: float, params: str = "") -> _Result:
     started = time.perf_counter()
     s = mbh.ModelSolverHelper(solver)
     s.set_time_limit_in_seconds(max(time_limit, 1e-4))
+    params = _NO_SIGINT.get(solver, "") + params
     if params:
         s.set_solver_specific_parameters(params)
-    s.solve(h)
+    with _ACTIVE_LOCK:
+        if _STOPPING.is_set():
+            raise _Stopped
+        _ACTIVE.add(s)
+    try:
+        s.solve(h)
+    finally:
+        with _ACTIVE_LOCK:
+            _ACTIVE.discard(s)
     seconds = time.perf_counter() - started
     status = s.status()
     name = status.name if hasattr(status, "name") else str(status)
@@ -1193,10 +1222,46 @@ def _solve_dates(net, days, penalty, config, method, started, progress, engine):
         finished(i)
         return outcome
 
-    if workers > 1:
-        with ThreadPoolExecutor(workers) as pool:
-            return list(pool.map(run, range(len(days))))
-    return [run(i) for i in range(len(days))]
+    return _map_on_threads(run, len(days), workers)
+
+
+def _map_on_threads(fn: Callable[[int], Any], n: int, workers: int) -> list[Any]:
+    """[fn(0), ..., fn(n - 1)] on `workers` daemon threads, even for one worker: the main
+    thread only waits, so a Ctrl-C reaches it at once. The first failing index's error is
+    raised once the threads are done; no new index starts after a failure."""
+    _STOPPING.clear()
+    results: list[Any] = [None] * n
+    errors: dict[int, BaseException] = {}
+    todo = iter(range(n))
+    lock = threading.Lock()
+
+    def work() -> None:
+        while True:
+            with lock:
+                i = None if errors else next(todo, None)
+            if i is None:
+                return
+            try:
+                results[i] = fn(i)
+            except BaseException as exc:  # handed to the main thread below
+                with lock:
+                    errors[i] = exc
+
+    threads = [threading.Thread(target=work, daemon=True) for _ in range(max(workers, 1))]
+    for thread in threads:
+        thread.start()
+    try:
+        for thread in threads:
+            # In short waits: a SIGINT delivered to a solving thread wakes no one, and
+            # the main thread sees it only when it next runs Python code.
+            while thread.is_alive():
+                thread.join(0.1)
+    except BaseException:  # Ctrl-C: stop what can be stopped; the threads die with us
+        _interrupt_solves()
+        raise
+    if errors:
+        raise errors[min(errors)]
+    return results
 
 
 def _by_destination(po: np.ndarray, pt: np.ndarray) -> bool:
