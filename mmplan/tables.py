@@ -186,8 +186,9 @@ def validate_history(df: pl.DataFrame) -> list[Problem]:
     )
     # Blank names are searched row by row only when a lane has one (a 73M-row history
     # has ~100k lanes).
-    if per_lane.select(pl.col(LANE_KEYS).str.strip_chars() == "").to_numpy().any():
-        problems += _blank(df, LANE_KEYS)
+    keys = [c for c in LANE_KEYS if df.schema[c] == pl.String]  # others: wrong type above
+    if keys and per_lane.select(pl.col(keys).str.strip_chars() == "").to_numpy().any():
+        problems += _blank(df, keys)
     if (per_lane[" rows"] != per_lane[" days"]).any():
         problems += _duplicates(df, ["origin", "destination", "date"], "(lane, date) rows")
     for col in attrs:

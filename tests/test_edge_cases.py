@@ -425,3 +425,12 @@ def test_blank_facility_names_are_65(tmp_path, table):
     df.write_parquet(path)
     result = runner.invoke(app, ["validate", str(path), "--kind", table])
     assert result.exit_code == 65 and f"column '{key}': has empty names (1 rows: 2)" in text(result)
+
+
+@pytest.mark.parametrize("dtype", [pl.Int64, pl.Categorical])
+def test_a_lane_key_of_the_wrong_type_is_65(tmp_path, dtype):
+    path = tmp_path / "history.parquet"
+    h = make_history(n_lanes=2, days=30).with_columns(pl.col("origin").str.slice(2))
+    h.with_columns(pl.col("origin").cast(dtype)).write_parquet(path)
+    result = runner.invoke(app, ["validate", str(path)])
+    assert result.exit_code == 65 and "column 'origin': has type" in text(result)
