@@ -164,6 +164,11 @@ class ForecastConfig(Section):
         for chain in value:
             if not chain or len(set(chain)) != len(chain):
                 raise ValueError(f"a hierarchy chain must name distinct columns, got {chain}")
+        # Checked here rather than when the history is read, so the error names the file.
+        names = ["/".join(chain) for chain in value]
+        for name in names:
+            if names.count(name) > 1 or name in ("total", "lane"):
+                raise ValueError(f"level '{name}' is listed twice, or is reserved (total, lane)")
         return value
 
 

@@ -434,3 +434,12 @@ def test_a_lane_key_of_the_wrong_type_is_65(tmp_path, dtype):
     h.with_columns(pl.col("origin").cast(dtype)).write_parquet(path)
     result = runner.invoke(app, ["validate", str(path)])
     assert result.exit_code == 65 and "column 'origin': has type" in text(result)
+
+
+def test_a_level_listed_twice_is_78_naming_the_file_and_key(tmp_path, history_file):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[forecast]\nhierarchy = [["origin"], ["origin"]]\n')
+    args = ["forecast", str(history_file), "-o", str(tmp_path / "f.parquet"), "-c", str(cfg)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 78
+    assert str(cfg) in text(result) and "'forecast.hierarchy'" in text(result)
