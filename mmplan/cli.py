@@ -10,6 +10,7 @@ inside the commands so that `mmplan --help` is instant.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import functools
 import json
 import os
@@ -227,7 +228,11 @@ def sample(
     from mmplan.io import output_folder, output_lock, provenance, write_parquet
     from mmplan.synthetic import sample as make_sample
 
-    flags = dict(seed=seed, regions=regions, fcs=fcs, scs=scs, dss=dss, days=days, start=start)
+    try:  # the config is read strictly, so the flag's text becomes a date here
+        first = dt.date.fromisoformat(start) if start is not None else None
+    except ValueError:
+        raise UsageError(f"--start {start!r} is not a date; give it as YYYY-MM-DD.") from None
+    flags = dict(seed=seed, regions=regions, fcs=fcs, scs=scs, dss=dss, days=days, start=first)
     cfg = load_config(config, sample=flags)
     tables = make_sample(cfg.sample)
     # No timings in this record: the same seed must give byte-identical files.
@@ -260,8 +265,8 @@ def validate(
     kind: Annotated[
         str | None,
         typer.Option(
-            help="history, forecast, nodes, lanes, demand, champions or calibration; guessed "
-            "when omitted."
+            help="history, forecast, nodes, lanes, demand, champions, calibration, or an "
+            "output: trucks, flows, plan_nodes, unserved, metrics; guessed when omitted."
         ),
     ] = None,
     nodes: Annotated[
@@ -286,7 +291,8 @@ def validate(
     if kind is not None and kind not in KINDS:
         raise UsageError(f"--kind {kind!r} is not a table kind; use one of {', '.join(KINDS)}.")
     df = read_parquet(file)
-    kind = kind or detect_kind(df)
+    record = read_provenance(file)
+    kind = kind or detect_kind(df, (record or {}).get("command"))
     if kind is None:
         raise DataError(
             f"{file}: cannot tell which mmplan table this is from its columns "
@@ -301,7 +307,6 @@ def validate(
         problems = validate_demand(df, column)
     else:
         problems = validate_table(df, kind, node_table)
-    record = read_provenance(file)
     console = _console(quiet)
     emit(
         "summary",
@@ -376,11 +381,12 @@ def forecast(
     from mmplan.engine import open_engine
     from mmplan.forecasting import check_calibration, hierarchy_levels
     from mmplan.forecasting import forecast as run_forecast
-    from mmplan.io import output_lock, provenance, write_parquet
+    from mmplan.io import check_output_file, output_lock, provenance, write_parquet
     from mmplan.report import forecast_summary, print_forecast
     from mmplan.tables import load
 
     cfg = load_config(config, forecast={"horizon": horizon}, engine=engine_flags(engine, scheduler))
+    check_output_file(output, (history, champions, calibration, config))
     with output_lock(output, wait):
         started = time.perf_counter()
         # Inputs first: a missing file is exit 66 without waiting for a cluster.
@@ -453,6 +459,7 @@ def backtest(
     from mmplan.engine import open_engine
     from mmplan.errors import InputFileError, OutputError
     from mmplan.io import (
+        check_output_file,
         check_output_folder,
         output_folder,
         output_lock,
@@ -489,6 +496,8 @@ def backtest(
     for extra in (junit, summary_md):  # fail before minutes of fitting, not after
         if extra is not None and not extra.resolve().parent.is_dir():
             raise OutputError(f"cannot write {extra}: folder {extra.parent} does not exist.")
+        if extra is not None:
+            check_output_file(extra, (history, baseline, config))
     console = _console(quiet)
     with output_lock(outdir, wait):
         started = time.perf_counter()

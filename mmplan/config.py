@@ -166,6 +166,11 @@ class ForecastConfig(Section):
         for chain in value:
             if not chain or len(set(chain)) != len(chain):
                 raise ValueError(f"a hierarchy chain must name distinct columns, got {chain}")
+        # Checked here rather than when the history is read, so the error names the file.
+        names = ["/".join(chain) for chain in value]
+        for name in names:
+            if names.count(name) > 1 or name in ("total", "lane"):
+                raise ValueError(f"level '{name}' is listed twice, or is reserved (total, lane)")
         return value
 
 
@@ -306,6 +311,8 @@ def load_config(path: str | Path | None = None, **overrides: dict[str, Any]) -> 
     data: dict[str, Any] = {}
     if path is not None:
         p = Path(path)
+        if p.is_dir():
+            raise InputFileError(f"config path {p} is a folder; give the TOML file inside it.")
         if not p.is_file():
             raise InputFileError(f"config file not found: {p}. Check the --config path.")
         try:
@@ -330,7 +337,9 @@ def load_config(path: str | Path | None = None, **overrides: dict[str, Any]) -> 
         if value is not None
     }
     try:
-        return Config.model_validate(data)
+        # Strict: a wrong type is an error (DESIGN), not coerced ("7" is not the number 7).
+        # Flags arrive already typed, so strictness costs them nothing.
+        return Config.model_validate(data, strict=True)
     except ValidationError as exc:
         for error in exc.errors():
             key = tuple(error["loc"][:2])

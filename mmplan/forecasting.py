@@ -194,6 +194,21 @@ def build_hierarchy(lane_attrs: pl.DataFrame, levels: list[tuple[str, list[str]]
         # Lane rows keep S's column order (hierarchicalforecast needs an identity bottom
         # block); other levels are sorted by id.
         uniq = ids.unique("unique_id", maintain_order=True)
+        if cols and uniq.height != ids.select(cols).n_unique():
+            # Values are joined by "/", so a "/" inside one (A/B -> C, A -> B/C) would
+            # silently merge different series into one.
+            clash = (
+                ids.group_by("unique_id")
+                .agg(pl.struct(cols).n_unique().alias("n"))
+                .filter(pl.col("n") > 1)
+                .sort("unique_id")["unique_id"]
+            )
+            raise DataError(
+                f"different {'/'.join(cols)} values give the same series id "
+                f"({', '.join(clash.head(3).to_list())}) because a value contains '/', which "
+                "mmplan uses to join them. Rename those facilities (or attribute values) so "
+                "that none contains '/'."
+            )
         uniq = (uniq.sort("_col") if name == LANE else uniq.sort("unique_id")).with_row_index(
             "_row"
         )
@@ -282,12 +297,20 @@ def upper_hierarchy(hier: Hierarchy) -> Hierarchy:
     member = hier.S[parent_rows]  # parent x lane
     sizes = np.asarray(member.sum(axis=1)).ravel()
     overlap = (hier.S[:n_upper] @ member.T).tocoo()  # lanes an upper series shares with a parent
-    if np.any(overlap.data != sizes[overlap.col]):
+    split = overlap.data != sizes[overlap.col]
+    if np.any(split):
+        # Name one parent and the series it straddles: often the hierarchy is right and
+        # the history tags one origin's lanes with two regions.
+        first = overlap.col[split][0]
+        ids = series.get_column("unique_id")
+        straddled = sorted(ids[int(r)] for r in overlap.row[split & (overlap.col == first)])
         raise ConfigError(
             f"[forecast].lanes = 'share' splits each parent's forecast over its lanes, so the "
             f"level above the lanes ({parent_name}) must nest in every level above it; in "
-            f"{[c for _, c in hier.levels[1:-1]]} it does not. Put the "
-            "finest level last in [forecast].hierarchy, or set lanes = 'model'."
+            f"{[c for _, c in hier.levels[1:-1]]} it does not: the lanes of "
+            f"{ids[int(parent_rows[first])]} fall in {', '.join(straddled[:4])}. If that is "
+            "wrong, fix those columns in the history; otherwise put the finest level last in "
+            "[forecast].hierarchy, or set lanes = 'model'."
         )
     S = sparse.csr_matrix(
         (np.ones(overlap.nnz), (overlap.row, overlap.col)), shape=(n_upper, len(parent_rows))

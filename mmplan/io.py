@@ -33,6 +33,7 @@ __all__ = [
     "write_json",
     "output_folder",
     "check_output_folder",
+    "check_output_file",
     "output_lock",
     "sha256_file",
     "provenance",
@@ -235,6 +236,18 @@ def check_output_folder(path: str | Path, inputs: tuple[str | Path | None, ...] 
                 f"cannot write folder {path}: it holds files mmplan did not write "
                 f"({', '.join(found[:5])}{', ...' if len(found) > 5 else ''}), and mmplan "
                 "replaces its output folder whole. Give a new or empty folder."
+            )
+
+
+def check_output_file(path: str | Path, inputs: tuple[str | Path | None, ...] = ()) -> None:
+    """Refuse a file output that is one of the run's inputs: the rename would replace it,
+    so a slip of `-o` would destroy the data the run was made from."""
+    target = Path(path).resolve()
+    for item in inputs:
+        if item is not None and Path(item).resolve() == target:
+            raise OutputError(
+                f"cannot write {path}: it is an input of this run ({item}), and writing the "
+                "output would replace it. Give the output another file name."
             )
 
 

@@ -56,8 +56,7 @@ import math
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -155,31 +154,8 @@ def _network(nodes: pl.DataFrame, lanes: pl.DataFrame, config: OptimizeConfig) -
             pl.Float64
         )
     )
-    # Contradictory limits: a price-less offer of capacity, or extra capacity on top of
-    # unlimited capacity, cannot mean what the planner intended.
-    offered = pl.col("extra_capacity") > 0
-    no_price = nodes.filter(offered & pl.col("extra_capacity_cost").is_null())
-    unlimited = nodes.filter(offered & pl.col("capacity").is_null())
-    fractional = lanes.filter(
-        pl.col("max_trucks").is_not_null() & (pl.col("max_trucks") != pl.col("max_trucks").round(0))
-    )
-    problems = []
-    if no_price.height:
-        problems.append(
-            "facilities offer extra_capacity without an extra_capacity_cost: "
-            + _names(no_price["node"].to_list())
-        )
-    if unlimited.height:
-        problems.append(
-            "facilities have unlimited capacity (null) but also extra_capacity: "
-            + _names(unlimited["node"].to_list())
-        )
-    if fractional.height:
-        problems.append(
-            "lanes have a max_trucks that is not a whole number: "
-            + _names([f"{o}->{d}" for o, d in fractional.select("origin", "destination").rows()])
-        )
-    _fail("contradictory limits", problems)
+    # Contradictory limits (extra capacity without a price or on top of unlimited capacity,
+    # fractional max_trucks) are part of the table checks above.
 
     names = nodes["node"].to_numpy().astype(str)
     index = {n: i for i, n in enumerate(names)}
@@ -594,6 +570,27 @@ def _stack(models: list[_Model]) -> _Model:
 
 # --------------------------------------------------------------------------- solving
 
+# Ctrl-C must stop the whole run. SCIP and CP-SAT would catch SIGINT themselves and end
+# only the solve at hand, and the run would go on to write a plan; so they are told not
+# to, the dates are solved on daemon threads (the main thread gets the KeyboardInterrupt,
+# and a SCIP solve, which OR-Tools cannot interrupt, does not hold up the exit), solves
+# that can be interrupted are, and no new ones start.
+_ACTIVE: set[Any] = set()
+_ACTIVE_LOCK = threading.Lock()
+_STOPPING = threading.Event()
+_NO_SIGINT = {"SCIP": "misc/catchctrlc = FALSE\n", "CP-SAT": "catch_sigint_signal:false "}
+
+
+class _Stopped(Exception):
+    """Raised in a solving thread once the run is being interrupted."""
+
+
+def _interrupt_solves() -> None:
+    with _ACTIVE_LOCK:
+        _STOPPING.set()
+        for solver in _ACTIVE:
+            solver.interrupt_solve()
+
 
 @dataclass
 class _Result:
@@ -642,9 +639,18 @@ def _run(h, solver: str, time_limit: float, params: str = "") -> _Result:
     started = time.perf_counter()
     s = mbh.ModelSolverHelper(solver)
     s.set_time_limit_in_seconds(max(time_limit, 1e-4))
+    params = _NO_SIGINT.get(solver, "") + params
     if params:
         s.set_solver_specific_parameters(params)
-    s.solve(h)
+    with _ACTIVE_LOCK:
+        if _STOPPING.is_set():
+            raise _Stopped
+        _ACTIVE.add(s)
+    try:
+        s.solve(h)
+    finally:
+        with _ACTIVE_LOCK:
+            _ACTIVE.discard(s)
     seconds = time.perf_counter() - started
     status = s.status()
     name = status.name if hasattr(status, "name") else str(status)
@@ -1069,16 +1075,22 @@ def demand_rows(df: pl.DataFrame, column: str, source: Any = "demand") -> pl.Dat
     if not is_forecast and column == "forecast" and "forecast" not in df.columns:
         column = "volume"  # a plain demand table plans its volume unless told otherwise
     if is_forecast:
-        df = df.filter(pl.col("level") == "lane")
+        # Keep each lane row's place in the file, so a problem names the row a planner sees.
+        df = df.with_row_index("_file_row").filter(pl.col("level") == "lane")
         if df.is_empty():
             raise DataError(f"{source}: the forecast table has no lane-level rows to plan for.")
+        file_rows = df.get_column("_file_row").to_list()
+        df = df.drop("_file_row")
     if column not in df.columns:
         numeric = [c for c, t in df.schema.items() if t.is_numeric()]
         raise DataError(
             f"{source}: no column '{column}' to plan for; its numeric columns are "
             f"{', '.join(numeric) or 'none'}. Pass --column (e.g. forecast, hi_80)."
         )
-    check(validate_demand(df, column), source, "demand")
+    problems = validate_demand(df, column)
+    if is_forecast:
+        problems = [replace(p, rows=tuple(file_rows[r] for r in p.rows)) for p in problems]
+    check(problems, source, "forecast" if is_forecast else "demand")
     return df.select("date", "origin", "destination", pl.col(column).cast(pl.Float64))
 
 
@@ -1210,10 +1222,46 @@ def _solve_dates(net, days, penalty, config, method, started, progress, engine):
         finished(i)
         return outcome
 
-    if workers > 1:
-        with ThreadPoolExecutor(workers) as pool:
-            return list(pool.map(run, range(len(days))))
-    return [run(i) for i in range(len(days))]
+    return _map_on_threads(run, len(days), workers)
+
+
+def _map_on_threads(fn: Callable[[int], Any], n: int, workers: int) -> list[Any]:
+    """[fn(0), ..., fn(n - 1)] on `workers` daemon threads, even for one worker: the main
+    thread only waits, so a Ctrl-C reaches it at once. The first failing index's error is
+    raised once the threads are done; no new index starts after a failure."""
+    _STOPPING.clear()
+    results: list[Any] = [None] * n
+    errors: dict[int, BaseException] = {}
+    todo = iter(range(n))
+    lock = threading.Lock()
+
+    def work() -> None:
+        while True:
+            with lock:
+                i = None if errors else next(todo, None)
+            if i is None:
+                return
+            try:
+                results[i] = fn(i)
+            except BaseException as exc:  # handed to the main thread below
+                with lock:
+                    errors[i] = exc
+
+    threads = [threading.Thread(target=work, daemon=True) for _ in range(max(workers, 1))]
+    for thread in threads:
+        thread.start()
+    try:
+        for thread in threads:
+            # In short waits: a SIGINT delivered to a solving thread wakes no one, and
+            # the main thread sees it only when it next runs Python code.
+            while thread.is_alive():
+                thread.join(0.1)
+    except BaseException:  # Ctrl-C: stop what can be stopped; the threads die with us
+        _interrupt_solves()
+        raise
+    if errors:
+        raise errors[min(errors)]
+    return results
 
 
 def _by_destination(po: np.ndarray, pt: np.ndarray) -> bool:

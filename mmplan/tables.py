@@ -28,6 +28,11 @@ __all__ = [
     "validate_demand",
     "validate_champions",
     "validate_calibration",
+    "validate_trucks",
+    "validate_flows",
+    "validate_plan_nodes",
+    "validate_unserved",
+    "validate_metrics",
     "detect_kind",
     "check",
     "load",
@@ -35,7 +40,21 @@ __all__ = [
 
 LANE_KEYS = ["origin", "destination"]
 NODE_KINDS = ("FC", "SC", "DS")
-KINDS = ("history", "forecast", "nodes", "lanes", "demand", "champions", "calibration")
+KINDS = (
+    "history",
+    "forecast",
+    "nodes",
+    "lanes",
+    "demand",
+    "champions",
+    "calibration",
+    # What mmplan writes besides forecasts: a plan folder's tables and backtest metrics.
+    "trucks",
+    "flows",
+    "plan_nodes",
+    "unserved",
+    "metrics",
+)
 NUMERIC = (
     pl.Float32,
     pl.Float64,
@@ -94,7 +113,13 @@ def _require(
         dtype = df.schema[name]
         if not any(dtype == a or isinstance(dtype, a) for a in allowed):
             want = " or ".join(sorted({getattr(a, "__name__", str(a)) for a in allowed}))
-            hint = " (dates stored as text? cast them to Date)" if name == "date" else ""
+            hint = ""
+            if name == "date":
+                hint = (
+                    " (timestamps? cast them to Date, e.g. with .dt.date)"
+                    if isinstance(dtype, pl.Datetime)
+                    else " (dates stored as text? cast them to Date)"
+                )
             problems.append(Problem(name, f"has type {dtype}, expected {want}{hint}"))
     return problems
 
@@ -104,6 +129,16 @@ def _nulls(df: pl.DataFrame, columns: list[str]) -> list[Problem]:
     for c in columns:
         if c in df.columns:
             out += _flag(df, c, pl.col(c).is_null(), "has nulls in a key column")
+    return out
+
+
+def _blank(df: pl.DataFrame, columns: list[str]) -> list[Problem]:
+    """Empty names in String key columns: not null, yet they name no facility."""
+    out = []
+    for c in columns:
+        if c in df.columns and df.schema[c] == pl.String:
+            blank = pl.col(c).str.strip_chars() == ""
+            out += _flag(df, c, blank, "has empty names")
     return out
 
 
@@ -151,6 +186,11 @@ def validate_history(df: pl.DataFrame) -> list[Problem]:
         )
         .collect(engine="streaming")
     )
+    # Blank names are searched row by row only when a lane has one (a 73M-row history
+    # has ~100k lanes).
+    keys = [c for c in LANE_KEYS if df.schema[c] == pl.String]  # others: wrong type above
+    if keys and per_lane.select(pl.col(keys).str.strip_chars() == "").to_numpy().any():
+        problems += _blank(df, keys)
     if (per_lane[" rows"] != per_lane[" days"]).any():
         problems += _duplicates(df, ["origin", "destination", "date"], "(lane, date) rows")
     for col in attrs:
@@ -195,6 +235,7 @@ def validate_nodes(df: pl.DataFrame) -> list[Problem]:
     if df.is_empty():
         return problems + [Problem(None, "the table has no rows")]
     problems += _nulls(df, ["node", "kind"])
+    problems += _blank(df, ["node"])
     problems += _duplicates(df, ["node"], "node names")
     if "kind" in df.columns and df.schema["kind"] == pl.String:
         problems += _flag(
@@ -207,6 +248,29 @@ def validate_nodes(df: pl.DataFrame) -> list[Problem]:
     problems += _non_negative(df, "handling_cost", "handling cost", allow_null=False)
     problems += _non_negative(df, "extra_capacity", "extra capacity", allow_null=True)
     problems += _non_negative(df, "extra_capacity_cost", "extra capacity cost", allow_null=True)
+    # Contradictory limits: a price-less offer of capacity, or extra capacity on top of
+    # unlimited capacity, cannot mean what the planner intended.
+    if "extra_capacity" in df.columns and df.schema["extra_capacity"] in NUMERIC:
+        offered = pl.col("extra_capacity").cast(pl.Float64) > 0
+        if "extra_capacity_cost" in df.columns:
+            no_price = offered & pl.col("extra_capacity_cost").is_null()
+        else:
+            no_price = offered
+        problems += _flag(
+            df,
+            "extra_capacity_cost",
+            no_price,
+            "facilities offer extra_capacity without an extra_capacity_cost; give its price "
+            "per package",
+        )
+        if "capacity" in df.columns:
+            problems += _flag(
+                df,
+                "capacity",
+                offered & pl.col("capacity").is_null(),
+                "facilities have unlimited capacity (null) but also extra_capacity; give a "
+                "capacity or drop the extra",
+            )
     return problems
 
 
@@ -227,6 +291,7 @@ def validate_lanes(df: pl.DataFrame, nodes: pl.DataFrame | None = None) -> list[
     if df.is_empty():
         return problems + [Problem(None, "the table has no rows")]
     problems += _nulls(df, LANE_KEYS)
+    problems += _blank(df, LANE_KEYS)
     problems += _duplicates(df, LANE_KEYS, "lanes (origin, destination)")
     if all(c in df.columns and df.schema[c] == pl.String for c in LANE_KEYS):
         problems += _flag(
@@ -247,6 +312,14 @@ def validate_lanes(df: pl.DataFrame, nodes: pl.DataFrame | None = None) -> list[
     problems += _non_negative(df, "cost_per_package", "cost per package", allow_null=True)
     problems += _non_negative(df, "max_trucks", "max trucks", allow_null=True)
     problems += _non_negative(df, "transit_days", "transit days", allow_null=True)
+    if "max_trucks" in df.columns and df.schema["max_trucks"] in NUMERIC:
+        most = pl.col("max_trucks").cast(pl.Float64)
+        problems += _flag(
+            df,
+            "max_trucks",
+            most.is_finite() & (most != most.round(0)),
+            "is not a whole number of trucks",
+        )
     if nodes is not None and "node" in nodes.columns and nodes.schema["node"] == pl.String:
         known = nodes.get_column("node")
         for c in LANE_KEYS:
@@ -272,6 +345,7 @@ def validate_demand(df: pl.DataFrame, column: str = "volume") -> list[Problem]:
     if df.is_empty():
         return problems + [Problem(None, "the table has no rows")]
     problems += _nulls(df, ["date", *LANE_KEYS])
+    problems += _blank(df, LANE_KEYS)
     problems += _non_negative(df, column, "volume", allow_null=False)
     problems += _duplicates(
         df, ["origin", "destination", "date"], "(origin, destination, date) rows"
@@ -381,6 +455,53 @@ def validate_calibration(df: pl.DataFrame) -> list[Problem]:
     return problems + _flag(df, "factor", bad, "is not a finite number >= 0")
 
 
+def _output_table(
+    df: pl.DataFrame,
+    columns: dict[str, tuple[type[pl.DataType], ...] | type[pl.DataType]],
+    keys: list[str],
+    what: str,
+) -> list[Problem]:
+    """Problems with a table mmplan writes: columns, types and unique keys. No rows is
+    fine (a plan that serves everything has an empty unserved table)."""
+    return _require(df, columns) + _nulls(df, keys) + _duplicates(df, keys, what)
+
+
+def validate_trucks(df: pl.DataFrame) -> list[Problem]:
+    """Problems with a plan's trucks.parquet."""
+    number = dict.fromkeys(("trucks", "volume", "utilization", "cost"), NUMERIC)
+    keys = ["origin", "destination", "date"]
+    columns = {"origin": pl.String, "destination": pl.String, "date": pl.Date, **number}
+    return _output_table(df, columns, keys, "(lane, date) rows")
+
+
+def validate_flows(df: pl.DataFrame) -> list[Problem]:
+    """Problems with a plan's flows.parquet."""
+    keys = ["origin", "destination", "lane_origin", "lane_destination", "date"]
+    columns = dict.fromkeys(keys[:4], pl.String) | {"date": pl.Date, "volume": NUMERIC}
+    return _output_table(df, columns, keys, "(pair, lane, date) rows")
+
+
+def validate_plan_nodes(df: pl.DataFrame) -> list[Problem]:
+    """Problems with a plan's nodes.parquet (throughput per facility and day)."""
+    number = ("throughput", "capacity", "added_capacity", "utilization", "shadow_price")
+    columns = {"node": pl.String, "date": pl.Date, **dict.fromkeys(number, NUMERIC)}
+    return _output_table(df, columns, ["node", "date"], "(node, date) rows")
+
+
+def validate_unserved(df: pl.DataFrame) -> list[Problem]:
+    """Problems with a plan's unserved.parquet."""
+    keys = ["origin", "destination", "date"]
+    columns = {"origin": pl.String, "destination": pl.String, "date": pl.Date, "volume": NUMERIC}
+    return _output_table(df, columns, keys, "(origin, destination, date) rows")
+
+
+def validate_metrics(df: pl.DataFrame) -> list[Problem]:
+    """Problems with a backtest's metrics.parquet (step is null for all steps)."""
+    columns = {"run": pl.String, "level": pl.String, "step": NUMERIC, "wape": NUMERIC}
+    keys = ["run", "level", "step"]
+    return _require(df, columns) + _nulls(df, keys[:2]) + _duplicates(df, keys, "rows")
+
+
 VALIDATORS = {
     "history": validate_history,
     "nodes": validate_nodes,
@@ -389,22 +510,45 @@ VALIDATORS = {
     "demand": validate_demand,
     "champions": validate_champions,
     "calibration": validate_calibration,
+    "trucks": validate_trucks,
+    "flows": validate_flows,
+    "plan_nodes": validate_plan_nodes,
+    "unserved": validate_unserved,
+    "metrics": validate_metrics,
 }
 
 
-def detect_kind(df: pl.DataFrame) -> str | None:
-    """Guess which mmplan table `df` is from its columns."""
+def detect_kind(df: pl.DataFrame, command: str | None = None) -> str | None:
+    """Guess which mmplan table `df` is from its columns and the `command` that wrote it
+    (from its provenance): a plan's unserved table has a history's columns."""
     cols = set(df.columns)
     if {"unique_id", "level", "forecast"} <= cols:
         return "forecast"
     if {"level", "rule", "interval", "factor"} <= cols:
         return "calibration"
+    if {"unique_id", "model", "wape"} <= cols:
+        return "champions"
+    if {"run", "level", "wape"} <= cols:
+        return "metrics"
+    if {"trucks", "utilization"} <= cols:
+        return "trucks"
+    if {"lane_origin", "lane_destination"} <= cols:
+        return "flows"
+    if {"node", "throughput"} <= cols:
+        return "plan_nodes"
     if {"node", "kind"} <= cols:
         return "nodes"
     if {"truck_capacity"} <= cols or {"cost_per_truck"} <= cols:
         return "lanes"
     if {"volume", "date", "origin", "destination"} <= cols:
+        return "unserved" if command == "optimize" else "history"
+    # A misspelt column: report it against the table the other columns point to.
+    if {"unique_id", "level"} <= cols:
+        return "forecast"
+    if {"date", "origin", "destination"} <= cols:
         return "history"
+    if "node" in cols:
+        return "nodes"
     return None
 
 

@@ -158,3 +158,38 @@ def test_same_inputs_give_identical_parquet_data(tmp_path):
         assert CliRunner().invoke(app, _forecast_args(out, cfg)).exit_code == 0
     a, b = (pq.read_table(p) for p in outs)
     assert a.equals(b)  # the data; metadata differs only in timings
+
+
+def test_ctrl_c_stops_optimize_and_keeps_the_previous_plan(tmp_path):
+    # SCIP catches SIGINT itself and merely ends the date it is solving, so Ctrl-C once
+    # let the run go on for minutes and then replace the previous plan with its own.
+    import subprocess
+    import sys
+
+    sample = Path(__file__).parents[1] / "data" / "sample"
+    history = pl.read_parquet(sample / "history.parquet")
+    last = history["date"].max()
+    demand = history.filter(pl.col("date") > last - pl.duration(days=8)).select(
+        "origin", "destination", "date", "volume"
+    )
+    demand.write_parquet(tmp_path / "demand.parquet")
+    # A zero gap keeps SCIP busy on every date until the time limit.
+    (tmp_path / "slow.toml").write_text("[optimize]\ntime_limit = 120.0\nrelative_gap = 0.0\n")
+    plan = tmp_path / "plan"
+    plan.mkdir()
+    (plan / "manifest.json").write_text("{}")  # an earlier run's output
+    args = [sys.executable, "-m", "mmplan", "optimize", str(tmp_path / "demand.parquet")]
+    args += ["--nodes", str(sample / "nodes.parquet"), "--lanes", str(sample / "lanes.parquet")]
+    args += ["-o", str(plan), "--config", str(tmp_path / "slow.toml"), "--quiet"]
+    proc = subprocess.Popen(args, stderr=subprocess.PIPE, text=True)
+    time.sleep(6)  # imports, reading and building done; the dates are being solved
+    started = time.perf_counter()
+    proc.send_signal(signal.SIGINT)
+    try:
+        _, err = proc.communicate(timeout=10)
+    finally:
+        proc.kill()
+    assert time.perf_counter() - started < 5  # not the minutes the solves had left
+    assert proc.returncode == 130, err
+    assert "interrupted" in err
+    assert [p.name for p in plan.iterdir()] == ["manifest.json"]
