@@ -239,6 +239,8 @@ class _Model:
     # Rows of the pair rounding cuts: they lift the LP, but SCIP's own root cuts find as much
     # and its root LP is slower with them, so the full MIP drops them.
     pair_rows: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    # Truck capacity of each y lane as the model has it: capped at the day's demand.
+    y_cap: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
     @property
     def n_cols(self) -> int:
@@ -276,6 +278,10 @@ def _build(
     n = net.n
     group = po if group is None else group
     keys = np.unique(group)
+    # No lane carries more than the day's whole demand, so a truck bigger than that is the
+    # same truck; capping it keeps trucks = volume / capacity far from the solver's
+    # integrality tolerance (a 1e12-package truck left them at 1e-11).
+    u = np.minimum(net.u, max(float(q.sum()), 1.0))
     transit_adj = _adjacency(net, net.transit)
     # Lanes pointing backwards, kept where the original tail may pass volume on.
     keep = net.transit[net.lo]
@@ -315,7 +321,7 @@ def _build(
     n_y = len(y_lane)
     # No lane needs more trucks than carry every package that could use it.
     could = np.bincount(ypos[x_lane], weights=x_bound, minlength=n_y)
-    y_ub = np.minimum(net.maxt[y_lane], np.ceil(could / net.u[y_lane] - 1e-9))
+    y_ub = np.minimum(net.maxt[y_lane], np.ceil(could / u[y_lane] - 1e-9))
 
     z_node = np.flatnonzero(net.extra > 0)
     n_z = len(z_node)
@@ -352,14 +358,14 @@ def _build(
     # Lane linking: all commodities together fit on the trucks.
     rows += [r + ypos[x_lane], r + np.arange(n_y)]
     cols += [ox + np.arange(n_x), oy + np.arange(n_y)]
-    vals += [np.ones(n_x), -net.u[y_lane]]
+    vals += [np.ones(n_x), -u[y_lane]]
     lo_parts = [rhs, np.full(n_y, -np.inf)]
     hi_parts = [rhs, np.zeros(n_y)]
     r += n_y
 
     if strong:
         # Per commodity: a lane with one truck carries at most min(b, u) of it.
-        tight = np.flatnonzero(x_bound < net.u[x_lane] - 1e-9)
+        tight = np.flatnonzero(x_bound < u[x_lane] - 1e-9)
         m = len(tight)
         rows += [r + np.arange(m), r + np.arange(m)]
         cols += [ox + tight, oy + ypos[x_lane[tight]]]
@@ -372,7 +378,7 @@ def _build(
         # Residual capacity cuts (Magnanti-Mirchandani-Vachani) for a commodity that needs
         # more than one truck: with eta = ceil(b/u) and r = b - (eta-1) u,
         # x - r y <= b - r eta; they cut off fractional trucks on multi-truck lanes.
-        u_x = net.u[x_lane]
+        u_x = u[x_lane]
         eta = np.ceil(x_bound / u_x - 1e-9)
         rr = x_bound - (eta - 1) * u_x
         cut = np.flatnonzero(
@@ -406,7 +412,7 @@ def _build(
         direct = np.where(lane_code[pos] == want, lane_at[pos], -1)
         ok = (direct >= 0) & net.transit[ct]
         ok[ok] = ypos[direct[ok]] >= 0
-        ua = net.u[np.maximum(direct, 0)]
+        ua = u[np.maximum(direct, 0)]
         need = np.bincount(inv, weights=q) / ua
         frac = need - np.floor(need)
         sel = np.flatnonzero(ok & (frac > 0.05))
@@ -435,7 +441,7 @@ def _build(
             total = np.bincount(end, weights=q, minlength=n)
             lane_at = lane_end[y_lane]
             big = np.zeros(n)
-            np.maximum.at(big, lane_at, net.u[y_lane])
+            np.maximum.at(big, lane_at, u[y_lane])
             need = np.divide(total, big, out=np.zeros(n), where=big > 0)
             frac = need - np.floor(need)
             nodes_ = np.flatnonzero(~net.transit & (total > 0) & (big > 0) & (frac > 1e-6))
@@ -518,6 +524,7 @@ def _build(
         n_s,
         n_t,
         pair_rows,
+        u[y_lane],
     )
 
 
@@ -692,7 +699,7 @@ def _round_trucks(m: _Model, values: np.ndarray, net: _Network) -> np.ndarray:
     load = np.bincount(
         np.searchsorted(m.y_lane, m.x_lane), weights=values[: m.n_x], minlength=m.n_y
     )
-    u = net.u[m.y_lane]
+    u = m.y_cap
     y = np.ceil(load / u - 1e-6 * np.maximum(1.0, load / u))
     y = np.clip(y, 0, m.ub[m.y_cols])
     out = values.copy()
@@ -709,7 +716,7 @@ def _slope_scaling(
     rounds: int = 6,
 ) -> tuple[np.ndarray, float]:
     """Best rounded plan from flow LPs whose lane costs spread each truck over its load."""
-    u, f = net.u[m.y_lane], net.f[m.y_lane]
+    u, f = m.y_cap, net.f[m.y_lane]
     lane_of_x = np.searchsorted(m.y_lane, m.x_lane)
     best = _round_trucks(m, start, net)
     best_obj = float(m.obj @ best) + m.offset
@@ -868,6 +875,8 @@ def _clean(m: _Model, values: np.ndarray, net: _Network, whole: bool = True) -> 
     v = values.copy()
     if whole:
         v[m.y_cols] = np.round(v[m.y_cols])
+    # Solver noise can leave unserved volume a hair below 0 (a negative penalty cost).
+    v[m.s_cols] = np.clip(v[m.s_cols], 0.0, m.ub[m.s_cols])
     x = np.maximum(v[: m.n_x], 0.0)
     arrive = np.bincount(net.ld[m.x_lane], weights=x, minlength=net.n)
     depart = np.bincount(net.lo[m.x_lane], weights=x, minlength=net.n)
@@ -1085,7 +1094,8 @@ def demand_rows(df: pl.DataFrame, column: str, source: Any = "demand") -> pl.Dat
         numeric = [c for c, t in df.schema.items() if t.is_numeric()]
         raise DataError(
             f"{source}: no column '{column}' to plan for; its numeric columns are "
-            f"{', '.join(numeric) or 'none'}. Pass --column (e.g. forecast, hi_80)."
+            f"{', '.join(numeric) or 'none'}. Name one of them with --column or --scenarios "
+            "(e.g. forecast, hi_80)."
         )
     problems = validate_demand(df, column)
     if is_forecast:

@@ -199,3 +199,13 @@ def test_scenarios_misuse_is_a_usage_error(files, extra):
             "--lanes", str(files["lanes"]), "-o", str(files["nodes"].parent / "p"), *extra]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 2, result.output
+
+
+def test_a_truck_larger_than_all_demand_plans_like_one_that_just_fits(files):
+    # 1e12 packages per truck once left trucks at 1e-11 inside the solver's integrality
+    # tolerance, and the plan failed its own capacity check (exit 70).
+    LANES.with_columns(truck_capacity=pl.lit(1e12)).write_parquet(files["lanes"])
+    result = run(files, "--json")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["objective"] == pytest.approx(30 + 30 + 40 + 0.1 * 20)
