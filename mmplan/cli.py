@@ -163,9 +163,10 @@ def handled(func: Callable[..., Any]) -> Callable[..., Any]:
 
 
 @contextlib.contextmanager
-def about_file(path: Path) -> Iterator[None]:
-    """Name the input file in data errors raised by a library function that never saw it."""
-    from mmplan.errors import DataError
+def about_file(path: Path, config: Path | None = None) -> Iterator[None]:
+    """Name the input file in data errors, and the config file in configuration errors,
+    raised by a library function that never saw either."""
+    from mmplan.errors import ConfigError, DataError
 
     try:
         yield
@@ -173,6 +174,11 @@ def about_file(path: Path) -> Iterator[None]:
         if str(path) in exc.message:
             raise
         raise DataError(f"{path}: {exc.message}") from None
+    except ConfigError as exc:
+        source = str(config) if config is not None else "the defaults (no --config given)"
+        if source in exc.message:
+            raise
+        raise ConfigError(f"{source}: {exc.message}") from None
 
 
 class LogFormat(StrEnum):
@@ -279,10 +285,12 @@ def validate(
 ) -> None:
     """Check a table against its contract and report every problem found (exit 65 if any).
 
-    With --config, a demand table is checked for the column [optimize].column names.
+    With --config (itself checked: a broken one is exit 78), a demand table is checked for
+    the column [optimize].column names.
 
     Example: mmplan validate data/sample/lanes.parquet --nodes data/sample/nodes.parquet
     """
+    from mmplan.config import load_config
     from mmplan.errors import DataError
     from mmplan.io import read_parquet, read_provenance
     from mmplan.tables import KINDS, detect_kind
@@ -290,6 +298,7 @@ def validate(
 
     if kind is not None and kind not in KINDS:
         raise UsageError(f"--kind {kind!r} is not a table kind; use one of {', '.join(KINDS)}.")
+    cfg = load_config(config)
     df = read_parquet(file)
     record = read_provenance(file)
     kind = kind or detect_kind(df, (record or {}).get("command"))
@@ -300,10 +309,9 @@ def validate(
         )
     node_table = read_parquet(nodes, what="nodes") if nodes is not None else None
     if kind == "demand":
-        from mmplan.config import load_config
         from mmplan.tables import validate_demand
 
-        column = load_config(config).optimize.column if config is not None else "volume"
+        column = cfg.optimize.column if config is not None else "volume"
         problems = validate_demand(df, column)
     else:
         problems = validate_table(df, kind, node_table)
@@ -398,7 +406,7 @@ def forecast(
             levels = [name for name, _ in hierarchy_levels(cfg.forecast, hist.columns)]
             check_calibration(factors, levels, cfg.forecast, str(calibration))
         with open_engine(cfg.engine) as runner:
-            with progress_bar(_console(quiet), "forecast") as tick, about_file(history):
+            with progress_bar(_console(quiet), "forecast") as tick, about_file(history, config):
                 result = run_forecast(
                     hist, cfg, champions=chosen, calibration=factors, progress=tick, engine=runner
                 )
@@ -507,7 +515,7 @@ def backtest(
         with (
             open_engine(cfg.engine) as runner,
             progress_bar(console, "backtest") as tick,
-            about_file(history),
+            about_file(history, config),
         ):
             result = run_backtest(hist, cfg, baseline=prior, progress=tick, engine=runner)
         seconds = time.perf_counter() - started
@@ -609,7 +617,7 @@ def optimize(
         with (
             open_engine(cfg.engine) as runner,
             progress_bar(_console(quiet), "optimize") as tick,
-            about_file(demand),
+            about_file(demand, config),
         ):
             plans = optimize_scenarios(
                 demand_table,

@@ -416,3 +416,14 @@ def test_select_by_level_gives_one_model_per_level():
     per_level = result.champions.group_by("level").agg(pl.col("model").n_unique())
     assert (per_level["model"] == 1).all()
     assert set(result.metrics["run"]) == {"SeasonalNaive", "HistoricAverage"}
+
+
+def test_cli_config_error_found_while_running_names_the_config_file(tmp_path):
+    history = tmp_path / "history.parquet"
+    make_history(n_lanes=3, days=80).write_parquet(history)
+    config = tmp_path / "long.toml"
+    config.write_text(FAST_TOML.replace("windows = 2", "windows = 12"))
+    res = run("backtest", history, "-o", tmp_path / "bt", "--config", config)
+    assert res.exit_code == EXIT_CONFIG, res.output
+    assert str(config) in res.output and "windows = 12" in res.output
+    assert not (tmp_path / "bt").exists()

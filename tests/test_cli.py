@@ -316,6 +316,13 @@ def test_validate_unknown_kind_is_usage_error(history_file):
     assert runner.invoke(app, ["validate", str(history_file), "--kind", "plan"]).exit_code == 2
 
 
+def test_validate_checks_the_config_it_is_given(history_file, tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[forecast]\nhorizon = -1\n")
+    result = runner.invoke(app, ["validate", str(history_file), "--config", str(bad)])
+    assert result.exit_code == 78 and str(bad) in result.output
+
+
 def test_validate_missing_file_is_66(tmp_path):
     assert runner.invoke(app, ["validate", str(tmp_path / "x.parquet")]).exit_code == 66
 
