@@ -175,7 +175,7 @@ def about_file(path: Path, config: Path | None = None) -> Iterator[None]:
             raise
         raise DataError(f"{path}: {exc.message}") from None
     except ConfigError as exc:
-        source = str(config) if config is not None else "the defaults (no --config given)"
+        source = str(config) if config is not None else "the defaults and flags (no --config)"
         if source in exc.message:
             raise
         raise ConfigError(f"{source}: {exc.message}") from None
@@ -272,7 +272,7 @@ def validate(
         str | None,
         typer.Option(
             help="history, forecast, nodes, lanes, demand, champions, calibration, or an "
-            "output: trucks, flows, plan_nodes, unserved, metrics; guessed when omitted."
+            "output: trucks, flows, plan_nodes, unserved, metrics, points; guessed when omitted."
         ),
     ] = None,
     nodes: Annotated[

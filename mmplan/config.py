@@ -298,7 +298,10 @@ def _describe(error: dict[str, Any], source: str) -> str:
     if error["type"] == "extra_forbidden":
         allowed = _allowed(Config, tuple(error["loc"]))
         return f"{source}: unknown key '{key}'" + (f"; allowed here: {allowed}" if allowed else "")
-    return f"{source}: key '{key}' = {error.get('input')!r} is not allowed: {error['msg']}"
+    hint = ""
+    if error["type"].startswith("date") and isinstance(error.get("input"), str):
+        hint = " (write TOML dates without quotes: 2024-01-01)"
+    return f"{source}: key '{key}' = {error.get('input')!r} is not allowed: {error['msg']}{hint}"
 
 
 def load_config(path: str | Path | None = None, **overrides: dict[str, Any]) -> Config:

@@ -579,23 +579,25 @@ def _stack(models: list[_Model]) -> _Model:
 
 # Ctrl-C must stop the whole run. SCIP and CP-SAT would catch SIGINT themselves and end
 # only the solve at hand, and the run would go on to write a plan; so they are told not
-# to, the dates are solved on daemon threads (the main thread gets the KeyboardInterrupt,
-# and a SCIP solve, which OR-Tools cannot interrupt, does not hold up the exit), solves
-# that can be interrupted are, and no new ones start.
-_ACTIVE: set[Any] = set()
+# to, the solves run on daemon threads (the main thread gets the KeyboardInterrupt, and a
+# SCIP solve, which OR-Tools cannot interrupt, does not hold up the exit), the run's solves
+# that can be interrupted are, and the run starts no new ones. Each run has its own stop
+# event (the solving threads carry it in _LOCAL), so an interrupted run in a notebook
+# leaves nothing behind that stops the next one.
+_ACTIVE: dict[threading.Event, set[Any]] = {}  # solves in flight, per run
 _ACTIVE_LOCK = threading.Lock()
-_STOPPING = threading.Event()
+_LOCAL = threading.local()
 _NO_SIGINT = {"SCIP": "misc/catchctrlc = FALSE\n", "CP-SAT": "catch_sigint_signal:false "}
 
 
 class _Stopped(Exception):
-    """Raised in a solving thread once the run is being interrupted."""
+    """Raised in a solving thread once its run is being interrupted."""
 
 
-def _interrupt_solves() -> None:
+def _interrupt_solves(stop: threading.Event) -> None:
     with _ACTIVE_LOCK:
-        _STOPPING.set()
-        for solver in _ACTIVE:
+        stop.set()
+        for solver in _ACTIVE.get(stop, ()):
             solver.interrupt_solve()
 
 
@@ -649,15 +651,16 @@ def _run(h, solver: str, time_limit: float, params: str = "") -> _Result:
     params = _NO_SIGINT.get(solver, "") + params
     if params:
         s.set_solver_specific_parameters(params)
+    stop = getattr(_LOCAL, "stop", None)  # None outside _map_on_threads (a Dask worker)
     with _ACTIVE_LOCK:
-        if _STOPPING.is_set():
+        if stop is not None and stop.is_set():
             raise _Stopped
-        _ACTIVE.add(s)
+        _ACTIVE.setdefault(stop, set()).add(s)
     try:
         s.solve(h)
     finally:
         with _ACTIVE_LOCK:
-            _ACTIVE.discard(s)
+            _ACTIVE.get(stop, set()).discard(s)
     seconds = time.perf_counter() - started
     status = s.status()
     name = status.name if hasattr(status, "name") else str(status)
@@ -1238,17 +1241,18 @@ def _solve_dates(net, days, penalty, config, method, started, progress, engine):
 def _map_on_threads(fn: Callable[[int], Any], n: int, workers: int) -> list[Any]:
     """[fn(0), ..., fn(n - 1)] on `workers` daemon threads, even for one worker: the main
     thread only waits, so a Ctrl-C reaches it at once. The first failing index's error is
-    raised once the threads are done; no new index starts after a failure."""
-    _STOPPING.clear()
+    raised once the threads are done; no new index starts after a failure or a Ctrl-C."""
+    stop = threading.Event()
     results: list[Any] = [None] * n
     errors: dict[int, BaseException] = {}
     todo = iter(range(n))
     lock = threading.Lock()
 
     def work() -> None:
+        _LOCAL.stop = stop
         while True:
             with lock:
-                i = None if errors else next(todo, None)
+                i = None if errors or stop.is_set() else next(todo, None)
             if i is None:
                 return
             try:
@@ -1267,8 +1271,11 @@ def _map_on_threads(fn: Callable[[int], Any], n: int, workers: int) -> list[Any]
             while thread.is_alive():
                 thread.join(0.1)
     except BaseException:  # Ctrl-C: stop what can be stopped; the threads die with us
-        _interrupt_solves()
+        _interrupt_solves(stop)
         raise
+    finally:
+        with _ACTIVE_LOCK:
+            _ACTIVE.pop(stop, None)
     if errors:
         raise errors[min(errors)]
     return results
@@ -1308,12 +1315,17 @@ def _solve_plain(net, days, penalty, config, orient):
     big = _stack([p[-1] for p in parts])
     build = time.perf_counter() - started
     h = _helper(big, True)  # y columns of every day sit together after all x columns
-    res = _run(
-        h,
-        config.solver,
-        config.time_limit,
-        # The unserved penalty can swamp a relative gap; run to the time limit.
-        _mip_params(config.solver, 1e-6, config.workers),
+    # On a thread of its own, like the dates, so that Ctrl-C stops it.
+    [res] = _map_on_threads(
+        lambda _: _run(
+            h,
+            config.solver,
+            config.time_limit,
+            # The unserved penalty can swamp a relative gap; run to the time limit.
+            _mip_params(config.solver, 1e-6, config.workers),
+        ),
+        1,
+        1,
     )
     if res.values is None:
         raise InfeasibleError(_no_solution(config.solver, res.status, config.time_limit))

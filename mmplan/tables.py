@@ -33,6 +33,7 @@ __all__ = [
     "validate_plan_nodes",
     "validate_unserved",
     "validate_metrics",
+    "validate_points",
     "detect_kind",
     "check",
     "load",
@@ -54,6 +55,7 @@ KINDS = (
     "plan_nodes",
     "unserved",
     "metrics",
+    "points",
 )
 NUMERIC = (
     pl.Float32,
@@ -95,9 +97,30 @@ def _rows(df: pl.DataFrame, mask: pl.Expr) -> tuple[tuple[int, ...], int]:
     return tuple(hits.head(MAX_ROWS_SHOWN).to_list()), hits.len()
 
 
-def _flag(df: pl.DataFrame, column: str | None, mask: pl.Expr, message: str) -> list[Problem]:
+def _flag(
+    df: pl.DataFrame,
+    column: str | None,
+    mask: pl.Expr,
+    message: str,
+    name: pl.Expr | None = None,
+) -> list[Problem]:
+    """A Problem for the rows where `mask` holds; `name` adds what those rows are called
+    (facility or lane names read better than row numbers)."""
     rows, count = _rows(df, mask)
+    if count and name is not None:
+        called = df.filter(mask).select(name.cast(pl.String)).to_series().head(MAX_ROWS_SHOWN)
+        message += f" ({', '.join(called.to_list())})"
     return [Problem(column, message, rows, count)] if count else []
+
+
+def _node_name(df: pl.DataFrame) -> pl.Expr | None:
+    return pl.col("node") if "node" in df.columns else None
+
+
+def _lane_name(df: pl.DataFrame) -> pl.Expr | None:
+    if not set(LANE_KEYS) <= set(df.columns):
+        return None
+    return pl.concat_str(pl.col("origin").cast(pl.String), pl.lit("->"), pl.col("destination"))
 
 
 def _require(
@@ -262,6 +285,7 @@ def validate_nodes(df: pl.DataFrame) -> list[Problem]:
             no_price,
             "facilities offer extra_capacity without an extra_capacity_cost; give its price "
             "per package",
+            _node_name(df),
         )
         if "capacity" in df.columns:
             problems += _flag(
@@ -270,6 +294,7 @@ def validate_nodes(df: pl.DataFrame) -> list[Problem]:
                 offered & pl.col("capacity").is_null(),
                 "facilities have unlimited capacity (null) but also extra_capacity; give a "
                 "capacity or drop the extra",
+                _node_name(df),
             )
     return problems
 
@@ -319,6 +344,7 @@ def validate_lanes(df: pl.DataFrame, nodes: pl.DataFrame | None = None) -> list[
             "max_trucks",
             most.is_finite() & (most != most.round(0)),
             "is not a whole number of trucks",
+            _lane_name(df),
         )
     if nodes is not None and "node" in nodes.columns and nodes.schema["node"] == pl.String:
         known = nodes.get_column("node")
@@ -495,6 +521,21 @@ def validate_unserved(df: pl.DataFrame) -> list[Problem]:
     return _output_table(df, columns, keys, "(origin, destination, date) rows")
 
 
+def validate_points(df: pl.DataFrame) -> list[Problem]:
+    """Problems with a backtest's points.parquet: one row per run, series, cutoff and date."""
+    number = dict.fromkeys(("actual", "forecast"), NUMERIC)
+    columns = {
+        "run": pl.String,
+        "unique_id": pl.String,
+        "level": pl.String,
+        "cutoff": pl.Date,
+        "date": pl.Date,
+        **number,
+    }
+    keys = ["run", "unique_id", "cutoff", "date"]
+    return _output_table(df, columns, keys, "(run, series, cutoff, date) rows")
+
+
 def validate_metrics(df: pl.DataFrame) -> list[Problem]:
     """Problems with a backtest's metrics.parquet (step is null for all steps)."""
     columns = {"run": pl.String, "level": pl.String, "step": NUMERIC, "wape": NUMERIC}
@@ -515,6 +556,7 @@ VALIDATORS = {
     "plan_nodes": validate_plan_nodes,
     "unserved": validate_unserved,
     "metrics": validate_metrics,
+    "points": validate_points,
 }
 
 
@@ -522,6 +564,8 @@ def detect_kind(df: pl.DataFrame, command: str | None = None) -> str | None:
     """Guess which mmplan table `df` is from its columns and the `command` that wrote it
     (from its provenance): a plan's unserved table has a history's columns."""
     cols = set(df.columns)
+    if {"run", "cutoff", "unique_id", "forecast"} <= cols:
+        return "points"
     if {"unique_id", "level", "forecast"} <= cols:
         return "forecast"
     if {"level", "rule", "interval", "factor"} <= cols:
@@ -534,10 +578,10 @@ def detect_kind(df: pl.DataFrame, command: str | None = None) -> str | None:
         return "trucks"
     if {"lane_origin", "lane_destination"} <= cols:
         return "flows"
+    if {"node", "kind"} <= cols:  # before plan_nodes: a nodes table may carry more columns
+        return "nodes"
     if {"node", "throughput"} <= cols:
         return "plan_nodes"
-    if {"node", "kind"} <= cols:
-        return "nodes"
     if {"truck_capacity"} <= cols or {"cost_per_truck"} <= cols:
         return "lanes"
     if {"volume", "date", "origin", "destination"} <= cols:

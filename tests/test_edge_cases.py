@@ -12,6 +12,8 @@ import pytest
 from typer.testing import CliRunner
 
 from mmplan.cli import app
+from mmplan.config import load_config
+from mmplan.errors import ConfigError
 from mmplan.forecasting import forecast
 from tests.conftest import fast_config, make_history
 
@@ -443,3 +445,36 @@ def test_a_level_listed_twice_is_78_naming_the_file_and_key(tmp_path, history_fi
     result = runner.invoke(app, args)
     assert result.exit_code == 78
     assert str(cfg) in text(result) and "'forecast.hierarchy'" in text(result)
+
+
+def test_validate_recognises_a_backtests_points_and_a_nodes_table_with_extra_columns(
+    tmp_path, history_file, fast_toml
+):
+    # points.parquet holds one row per run, series, cutoff and date: read as a forecast it
+    # failed a good backtest on duplicated (unique_id, date) rows.
+    out = tmp_path / "bt"
+    args = ["backtest", str(history_file), "-o", str(out), "-c", str(fast_toml), "--windows", "2"]
+    assert runner.invoke(app, args).exit_code == 0
+    for name, kind in (("points", "points"), ("calibration", "calibration")):
+        result = runner.invoke(app, ["validate", str(out / f"{name}.parquet")])
+        assert result.exit_code == 0, result.output
+        assert f"valid {kind} table" in text(result)
+    doubled = tmp_path / "points.parquet"
+    points = pl.read_parquet(out / "points.parquet")
+    pl.concat([points, points.head(1)]).write_parquet(doubled)
+    result = runner.invoke(app, ["validate", str(doubled)])
+    assert result.exit_code == 65 and "duplicated (run, series, cutoff, date)" in text(result)
+    # A nodes table that also carries a throughput column is still a nodes table.
+    nodes = tmp_path / "nodes.parquet"
+    pl.read_parquet(GOOD / "nodes.parquet").with_columns(throughput=pl.lit(1.0)).write_parquet(
+        nodes
+    )
+    result = runner.invoke(app, ["validate", str(nodes)])
+    assert result.exit_code == 0 and "valid nodes table" in text(result), result.output
+
+
+def test_a_quoted_toml_date_is_told_to_lose_its_quotes(tmp_path):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[sample]\nstart = "2024-01-01"\n')
+    with pytest.raises(ConfigError, match="without quotes"):
+        load_config(cfg)

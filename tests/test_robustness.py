@@ -10,6 +10,7 @@ from pathlib import Path
 
 import polars as pl
 import pyarrow.parquet as pq
+import pytest
 from typer.testing import CliRunner
 
 from mmplan.cli import app
@@ -193,3 +194,27 @@ def test_ctrl_c_stops_optimize_and_keeps_the_previous_plan(tmp_path):
     assert proc.returncode == 130, err
     assert "interrupted" in err
     assert [p.name for p in plan.iterdir()] == ["manifest.json"]
+
+
+def test_an_interrupted_optimize_leaves_nothing_that_stops_the_next_one():
+    # In a notebook, a Ctrl-C'd optimize() used to leave a global stop flag set: the next
+    # single-model solve raised at once, and the abandoned dates resumed later.
+    import _thread
+    import threading
+
+    sample = Path(__file__).parents[1] / "data" / "sample"
+    history = pl.read_parquet(sample / "history.parquet")
+    nodes, lanes = (pl.read_parquet(sample / f"{t}.parquet") for t in ("nodes", "lanes"))
+    demand = history.filter(pl.col("date") > history["date"].max() - pl.duration(days=4))
+    slow = OptimizeConfig(time_limit=60, relative_gap=0.0, workers=2)
+    timer = threading.Timer(2.0, _thread.interrupt_main)
+    timer.start()
+    started = time.perf_counter()
+    with pytest.raises(KeyboardInterrupt):
+        optimize(demand, nodes, lanes, slow, "volume")
+    assert time.perf_counter() - started < 10
+    one_day = demand.filter(pl.col("date") == demand["date"].max())
+    for method in ("plain", "decomposed"):
+        plan = optimize(one_day, nodes, lanes, OptimizeConfig(time_limit=10), "volume",
+                        method=method)
+        assert plan.summary["status"] in ("OPTIMAL", "FEASIBLE"), method
