@@ -76,6 +76,10 @@ TOTAL = "total"
 # Models that use exogenous regressors (the event calendar).
 EXOGENOUS_MODELS = {"AutoARIMA", "MSTL"}
 # Models with no native intervals; they get conformal ones.
+YEAR = 365
+# MSTL gets a yearly season only for series of at least this many days: half the days of
+# the year seen twice (730 days of history qualify, and so do backtest windows of 680).
+MIN_YEARLY_DAYS = YEAR + YEAR // 2
 NO_NATIVE_INTERVALS = {"CrostonOptimized", "CrostonClassic", "CrostonSBA", "ADIDA", "IMAPA", "TSB"}
 
 
@@ -86,8 +90,12 @@ def make_model(
     alias: str = "base",
     mstl_trend: str = "ARIMA",
     intervals: str = "model",
+    yearly: bool = True,
 ) -> Any:
-    """A statsforecast model instance for a configured model name."""
+    """A statsforecast model instance for a configured model name.
+
+    `yearly` = False leaves MSTL's yearly season out, for series too short to estimate it.
+    """
     from statsforecast import models as m
     from statsforecast.utils import ConformalIntervals
 
@@ -110,7 +118,7 @@ def make_model(
         "AutoARIMA": lambda: m.AutoARIMA(season_length=season_length, alias=alias),
         # Weekly and yearly seasonality; the ARIMA trend takes the event regressors.
         "MSTL": lambda: m.MSTL(
-            season_length=[season_length, 365],
+            season_length=[season_length, YEAR] if yearly else season_length,
             trend_forecaster=trends[mstl_trend](),
             alias=alias,
         ),
@@ -588,7 +596,16 @@ def _base_forecasts(
     )
     # Short series are too short for conformal intervals' held-out windows.
     todo = todo.with_columns(short=pl.col("rule") == "short")
-    for (model, short), group in todo.group_by("model", "short", maintain_order=True):
+    # A yearly season needs most days of the year seen twice: on less, STL's yearly
+    # component absorbs the noise (120 days left residuals of 1 package on 22k a day, and
+    # intervals as narrow) and the forecast repeats days it never saw a year earlier.
+    days = y.group_by("unique_id").agg(pl.len().alias("_days"))
+    todo = todo.join(days, on="unique_id", how="left").with_columns(
+        yearly=pl.col("_days").fill_null(0) >= MIN_YEARLY_DAYS
+    )
+    for (model, short, yearly), group in todo.group_by(
+        "model", "short", "yearly", maintain_order=True
+    ):
         ids = group.get_column("unique_id")
         progress(done, todo.height, f"fitting {model} on {ids.len():,} series")
         data = y.filter(pl.col("unique_id").is_in(ids.implode()))
@@ -610,6 +627,7 @@ def _base_forecasts(
                 cfg.horizon,
                 mstl_trend=cfg.mstl_trend,
                 intervals="model" if short else cfg.intervals,
+                yearly=yearly,
             ),
             horizon=cfg.horizon,
             levels=cfg.levels,

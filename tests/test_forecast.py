@@ -443,3 +443,17 @@ def test_share_of_a_sparse_lane_counts_its_missing_days_as_zeros():
         assert share["DS9"] / (share["DS9"] + share["DS0"]) == pytest.approx(
             (80 / 28) / (80 / 28 + 83.0), rel=0.02
         ), fit_days
+
+
+def test_mstl_on_less_than_a_year_and_a_half_keeps_honest_intervals():
+    # On 200 days MSTL's yearly season absorbed the noise: the total's 80% interval was
+    # +-1 package on thousands, and backtest coverage was 0%. Such series get a weekly
+    # season only.
+    history = make_history(n_lanes=6, days=200, sparse_every=0)
+    fc = forecast(history, fast_config(model="MSTL", lanes="share", levels=[80]))
+    total = fc.filter(pl.col("level") == "total")
+    assert (total["model"] == "MSTL").all()
+    relative = ((total["hi_80"] - total["forecast"]) / total["forecast"]).to_numpy()
+    daily = history.group_by("date").agg(pl.col("volume").sum())["volume"]
+    # Poisson noise alone is sqrt(mean) a day; the interval must be at least that wide.
+    assert relative.min() > 0.8 * np.sqrt(daily.mean()) / daily.mean()
