@@ -21,7 +21,7 @@ from pathlib import Path
 
 import polars as pl
 
-from mmplan.backtesting import NEW_MODEL, backtest, calibrate
+from mmplan.backtesting import NEW_MODEL, backtest, calibrate, rule_of_label
 from mmplan.config import load_config
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -61,10 +61,7 @@ def main() -> None:
         )
         # Each point takes its level's factor for its rule, or the pooled one (as forecast does).
         test = points.filter(pl.col("cutoff") == cut).with_columns(
-            pl.when(pl.col("model").str.contains("/"))
-            .then(pl.col("model").str.split("/").list.last())
-            .otherwise(pl.lit("regular"))
-            .alias("rule")
+            rule_of_label(pl.col("model")).alias("rule")
         )
         for p in intervals:
             k = cal.filter(pl.col("interval") == p)

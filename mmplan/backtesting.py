@@ -90,6 +90,7 @@ __all__ = [
     "select_champions",
     "calibrate",
     "CALIBRATION_RULES",
+    "rule_of_label",
     "check_gate",
     "check_baseline",
     "evaluate_gates",
@@ -406,7 +407,7 @@ def calibrate(
     """
     pts = points.filter(
         (pl.col("run") == run) & (pl.col("model") != NEW_MODEL) & pl.col("level").is_in(levels)
-    ).with_columns(_rule_of_label(pl.col("model")).alias("rule"))
+    ).with_columns(rule_of_label(pl.col("model")).alias("rule"))
     rows = []
     for p in fcfg.levels:
         half = pl.col(f"hi_{p}") - pl.col("forecast")
@@ -460,7 +461,7 @@ def calibrate(
     )
 
 
-def _rule_of_label(label: pl.Expr) -> pl.Expr:
+def rule_of_label(label: pl.Expr) -> pl.Expr:
     """The rule in a forecast's model label: ``<model>/<rule>``, else regular."""
     return (
         pl.when(label.str.contains("/"))
