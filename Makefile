@@ -8,7 +8,7 @@ DEMO := out/demo
 # The shipped sample (data/sample/) is made with these flags.
 SAMPLE_FLAGS := --seed 7 --regions 2 --fcs 2 --scs 6 --dss 40 --days 730
 
-.PHONY: install demo test bench bench-large lint sample clean
+.PHONY: install demo test test-fast bench bench-large lint sample clean
 
 $(UV):
 	$(PYTHON) -m venv .tools
@@ -30,6 +30,10 @@ demo: install
 test: install
 	.venv/bin/pytest -q
 
+# For development: everything but the tests marked slow. `make test` still runs them all.
+test-fast: install
+	.venv/bin/pytest -q -m "not slow"
+
 bench: install
 	.venv/bin/python benchmarks/forecast_bench.py
 	.venv/bin/python benchmarks/optimize_bench.py
@@ -48,6 +52,8 @@ bench-large: install
 
 lint: install
 	.venv/bin/ruff check mmplan tests benchmarks
+	.venv/bin/ruff format --check mmplan tests benchmarks
+	.venv/bin/mypy
 
 sample: install
 	$(MMPLAN) sample data/sample $(SAMPLE_FLAGS)

@@ -20,8 +20,14 @@ MCND_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "mcnd"
 
 # Proven optima from the data README.
 OPTIMA = {
-    "C/c33": 423848, "C/c35": 371475, "C/c36": 643036, "C/c41": 429398, "C/c42": 586077,
-    "C/c43": 464509, "C/c44": 604198, "CPlus/c25_100_10_F_L_5": 14941,
+    "C/c33": 423848,
+    "C/c35": 371475,
+    "C/c36": 643036,
+    "C/c41": 429398,
+    "C/c42": 586077,
+    "C/c43": 464509,
+    "C/c44": 604198,
+    "CPlus/c25_100_10_F_L_5": 14941,
     "CPlus/c25_100_30_F_T_5": 85530,
 }
 
@@ -30,28 +36,38 @@ def read_dow(name: str, root: Path = MCND_DIR) -> dict[str, pl.DataFrame]:
     """Nodes, lanes and demand tables for instance `name` (e.g. "C/c33")."""
     tokens = (root / f"{name}.dow").read_text().split()
     start = tokens.index("MULTIGEN.DAT:") + 1 if "MULTIGEN.DAT:" in tokens else 0
-    n, a, k = (int(t) for t in tokens[start:start + 3])
+    n, a, k = (int(t) for t in tokens[start : start + 3])
     pos = start + 3
-    arcs = [tokens[pos + 7 * i: pos + 7 * i + 5] for i in range(a)]
+    arcs = [tokens[pos + 7 * i : pos + 7 * i + 5] for i in range(a)]
     pos += 7 * a
-    comms = [tokens[pos + 3 * i: pos + 3 * i + 3] for i in range(k)]
+    comms = [tokens[pos + 3 * i : pos + 3 * i + 3] for i in range(k)]
     name_of = [f"N{i:03d}" for i in range(n + 1)]
-    nodes = pl.DataFrame({
-        "node": name_of[1:], "kind": ["SC"] * n, "region": ["R"] * n,
-        "capacity": [None] * n, "handling_cost": [0.0] * n,
-    }, schema_overrides={"capacity": pl.Float64})
-    lanes = pl.DataFrame({
-        "origin": [name_of[int(r[0])] for r in arcs],
-        "destination": [name_of[int(r[1])] for r in arcs],
-        "truck_capacity": [float(r[3]) for r in arcs],
-        "cost_per_truck": [float(r[4]) for r in arcs],
-        "cost_per_package": [float(r[2]) for r in arcs],
-        "max_trucks": [1.0] * a,
-    })
-    demand = pl.DataFrame({
-        "date": [dt.date(2025, 1, 1)] * k,
-        "origin": [name_of[int(r[0])] for r in comms],
-        "destination": [name_of[int(r[1])] for r in comms],
-        "volume": [float(r[2]) for r in comms],
-    })
+    nodes = pl.DataFrame(
+        {
+            "node": name_of[1:],
+            "kind": ["SC"] * n,
+            "region": ["R"] * n,
+            "capacity": [None] * n,
+            "handling_cost": [0.0] * n,
+        },
+        schema_overrides={"capacity": pl.Float64},
+    )
+    lanes = pl.DataFrame(
+        {
+            "origin": [name_of[int(r[0])] for r in arcs],
+            "destination": [name_of[int(r[1])] for r in arcs],
+            "truck_capacity": [float(r[3]) for r in arcs],
+            "cost_per_truck": [float(r[4]) for r in arcs],
+            "cost_per_package": [float(r[2]) for r in arcs],
+            "max_trucks": [1.0] * a,
+        }
+    )
+    demand = pl.DataFrame(
+        {
+            "date": [dt.date(2025, 1, 1)] * k,
+            "origin": [name_of[int(r[0])] for r in comms],
+            "destination": [name_of[int(r[1])] for r in comms],
+            "volume": [float(r[2]) for r in comms],
+        }
+    )
     return {"nodes": nodes, "lanes": lanes, "demand": demand}

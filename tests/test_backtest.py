@@ -127,8 +127,13 @@ def tiny_history() -> pl.DataFrame:
 def test_metrics_match_hand_computation():
     cfg = Config(
         forecast=ForecastConfig(
-            model="Naive", horizon=7, hierarchy=[], reconciliation="BottomUp", min_history_days=1,
-            n_jobs=1, lanes="model",
+            model="Naive",
+            horizon=7,
+            hierarchy=[],
+            reconciliation="BottomUp",
+            min_history_days=1,
+            n_jobs=1,
+            lanes="model",
         ),
         backtest=BacktestConfig(windows=1, step=7),
     )
@@ -176,7 +181,11 @@ def test_zero_volume_lanes_give_no_nan():
     history = tiny_history()
     cfg = Config(
         forecast=ForecastConfig(
-            model="SeasonalNaive", horizon=7, hierarchy=[], reconciliation="BottomUp", n_jobs=1,
+            model="SeasonalNaive",
+            horizon=7,
+            hierarchy=[],
+            reconciliation="BottomUp",
+            n_jobs=1,
             lanes="model",
         ),
         backtest=BacktestConfig(windows=1, select=True, candidates=["SeasonalNaive", "Naive"]),
@@ -233,8 +242,9 @@ def test_cli_unknown_gate_level_or_metric_exits_78(tmp_path, history_file):
     assert res.exit_code == EXIT_CONFIG, res.output
     assert "max_mape" in res.output
     bad_interval = tmp_path / "interval.toml"
-    bad_interval.write_text(FAST_TOML + "\n[gate]\nmin_coverage = { lane = 0.5 }\n"
-                            "coverage_interval = 90\n")
+    bad_interval.write_text(
+        FAST_TOML + "\n[gate]\nmin_coverage = { lane = 0.5 }\ncoverage_interval = 90\n"
+    )
     res = run("backtest", history_file, "-o", tmp_path / "bt", "--config", bad_interval)
     assert res.exit_code == EXIT_CONFIG, res.output
     assert not (tmp_path / "bt").exists()
@@ -261,20 +271,47 @@ def gate_run(tmp_path_factory):
     config = root / "pass.toml"
     config.write_text(FAST_TOML + PASS_GATE)
     out = root / "bt"
-    res = run("backtest", history, "-o", out, "--gate", "--config", config,
-              "--junit", root / "gate.xml", "--summary", root / "summary.md", "--json")
+    res = run(
+        "backtest",
+        history,
+        "-o",
+        out,
+        "--gate",
+        "--config",
+        config,
+        "--junit",
+        root / "gate.xml",
+        "--summary",
+        root / "summary.md",
+        "--json",
+    )
     return root, history, out, res
 
 
 def test_gate_pass_exit_0_and_outputs(gate_run):
     root, _, out, res = gate_run
     assert res.exit_code == 0, res.output
-    assert {p.name for p in out.iterdir()} == {"points.parquet", "metrics.parquet",
-                                                "metrics.json", "manifest.json",
-                                                "calibration.parquet"}
+    assert {p.name for p in out.iterdir()} == {
+        "points.parquet",
+        "metrics.parquet",
+        "metrics.json",
+        "manifest.json",
+        "calibration.parquet",
+    }
     points = pl.read_parquet(out / "points.parquet")
-    for col in ["unique_id", "level", "cutoff", "date", "step", "actual", "forecast",
-                "lo_80", "hi_80", "model", "run"]:
+    for col in [
+        "unique_id",
+        "level",
+        "cutoff",
+        "date",
+        "step",
+        "actual",
+        "forecast",
+        "lo_80",
+        "hi_80",
+        "model",
+        "run",
+    ]:
         assert col in points.columns
     assert points["step"].min() == 1 and points["step"].max() == 7
     metrics = json.loads((out / "metrics.json").read_text())
@@ -295,8 +332,11 @@ def test_junit_is_well_formed_one_testcase_per_rule(gate_run):
     cases = tree.getroot().findall(".//testcase")
     assert len(cases) == 6  # 2 max_wape, bias, coverage, naive, regression
     assert {c.get("classname") for c in cases} == {
-        "mmplan.gate.max_wape", "mmplan.gate.max_abs_bias", "mmplan.gate.min_coverage",
-        "mmplan.gate.beat_naive_by", "mmplan.gate.max_regression",
+        "mmplan.gate.max_wape",
+        "mmplan.gate.max_abs_bias",
+        "mmplan.gate.min_coverage",
+        "mmplan.gate.beat_naive_by",
+        "mmplan.gate.max_regression",
     }
     suite = tree.getroot().find("testsuite")
     assert suite.get("tests") == "6" and suite.get("failures") == "0"
@@ -308,8 +348,9 @@ def test_gate_fail_exit_1_with_junit_failures(gate_run, tmp_path):
     config = tmp_path / "fail.toml"
     config.write_text(FAST_TOML + "\n[gate]\nmax_wape = { total = 0.001, lane = 0.9 }\n")
     junit = tmp_path / "gate.xml"
-    res = run("backtest", history, "-o", tmp_path / "bt", "--gate", "--config", config,
-              "--junit", junit)
+    res = run(
+        "backtest", history, "-o", tmp_path / "bt", "--gate", "--config", config, "--junit", junit
+    )
     assert res.exit_code == EXIT_CHECK_FAILED, res.output
     assert "gate FAIL: max_wape level=total" in res.output
     assert "gate: FAILED (1 of 2 rules)" in res.output
@@ -329,8 +370,9 @@ def test_regression_against_baseline(gate_run, tmp_path):
     config.write_text(FAST_TOML + "\n[gate]\nmax_regression = { lane = 0.02, total = 0.02 }\n")
     same = tmp_path / "same.json"
     same.write_text(json.dumps(earlier))
-    res = run("backtest", history, "-o", tmp_path / "a", "--gate", "--config", config,
-              "--baseline", same)
+    res = run(
+        "backtest", history, "-o", tmp_path / "a", "--gate", "--config", config, "--baseline", same
+    )
     assert res.exit_code == 0, res.output
     assert "gate pass: max_regression level=lane wape_increase <= 2.0% measured=0.0%" in (
         res.output
@@ -341,8 +383,17 @@ def test_regression_against_baseline(gate_run, tmp_path):
     lane["wape"] -= 0.05
     better_file = tmp_path / "better.json"
     better_file.write_text(json.dumps(better))
-    res = run("backtest", history, "-o", tmp_path / "b", "--gate", "--config", config,
-              "--baseline", better_file)
+    res = run(
+        "backtest",
+        history,
+        "-o",
+        tmp_path / "b",
+        "--gate",
+        "--config",
+        config,
+        "--baseline",
+        better_file,
+    )
     assert res.exit_code == EXIT_CHECK_FAILED, res.output
     assert "gate FAIL: max_regression level=lane wape_increase <= 2.0% measured=5.0%" in (
         res.output
@@ -358,13 +409,15 @@ def test_regression_against_baseline(gate_run, tmp_path):
 def test_champion_selection_round_trip_through_forecast(tmp_path):
     # Two lanes without a weekly pattern, where the historic average beats seasonal naive.
     rng = np.random.default_rng(3)
-    flat = pl.DataFrame({
-        "date": [START + dt.timedelta(days=k) for k in range(150)] * 2,
-        "origin": "FC9",
-        "destination": ["DS90"] * 150 + ["DS91"] * 150,
-        "volume": rng.poisson(200, 300).astype(float),
-        "origin_region": "WEST",
-    })
+    flat = pl.DataFrame(
+        {
+            "date": [START + dt.timedelta(days=k) for k in range(150)] * 2,
+            "origin": "FC9",
+            "destination": ["DS90"] * 150 + ["DS91"] * 150,
+            "volume": rng.poisson(200, 300).astype(float),
+            "origin_region": "WEST",
+        }
+    )
     history_file = tmp_path / "history.parquet"
     pl.concat([make_history(n_lanes=6), flat]).write_parquet(history_file)
     config = tmp_path / "select.toml"
@@ -392,16 +445,27 @@ def test_champion_selection_round_trip_through_forecast(tmp_path):
     )
     best = err.sort("e").group_by("unique_id").first()
     joined = champions.join(err, left_on=["unique_id", "model"], right_on=["unique_id", "run"])
-    assert joined.join(best, on="unique_id").select(
-        (pl.col("e") <= pl.col("e_right") + 1e-9).all()
-    ).item()
+    assert (
+        joined.join(best, on="unique_id")
+        .select((pl.col("e") <= pl.col("e_right") + 1e-9).all())
+        .item()
+    )
     fc_file = tmp_path / "fc.parquet"
-    res = run("forecast", history_file, "-o", fc_file, "--config", config,
-              "--champions", out / "champions.parquet")
+    res = run(
+        "forecast",
+        history_file,
+        "-o",
+        fc_file,
+        "--config",
+        config,
+        "--champions",
+        out / "champions.parquet",
+    )
     assert res.exit_code == 0, res.output
     fc = pl.read_parquet(fc_file).select("unique_id", "model").unique()
-    regular = fc.join(champions.select("unique_id", pl.col("model").alias("champion")),
-                      on="unique_id").filter(~pl.col("model").str.contains("/"))
+    regular = fc.join(
+        champions.select("unique_id", pl.col("model").alias("champion")), on="unique_id"
+    ).filter(~pl.col("model").str.contains("/"))
     assert regular.height > 0
     assert (regular["model"] == regular["champion"]).all()
     assert "HistoricAverage" in set(regular["model"])

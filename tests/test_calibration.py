@@ -84,8 +84,9 @@ def test_factor_is_the_split_conformal_quantile_of_error_over_half_width():
 
 def test_a_sparse_lane_gets_its_own_factor_and_leaves_regular_lanes_alone():
     regular = points(100 + 5 * np.linspace(0, 1.4, 20), np.full(20, 100.0), np.full(20, 5.0))
-    sparse = points(np.full(10, 17.0), np.full(10, 0.4), np.full(10, 1.0),
-                    model="CrostonOptimized/sparse")
+    sparse = points(
+        np.full(10, 17.0), np.full(10, 0.4), np.full(10, 1.0), model="CrostonOptimized/sparse"
+    )
     cal = calibrate(pl.concat([regular, sparse]), "MSTL", ["lane"], fast_config(levels=[80]), 7)
     k = dict(cal.select("rule", "factor").iter_rows())
     assert k["regular"] <= 1.4 + 1e-9
@@ -118,15 +119,18 @@ def compare(raw: pl.DataFrame, scaled: pl.DataFrame, k: np.ndarray, p: int, mult
     both = raw.join(scaled, on=["unique_id", "date"], suffix="_c")
     f = both["forecast"].to_numpy()
     np.testing.assert_allclose(
-        both[f"hi_{p}_c"].to_numpy() - f, k * mult * (both[f"hi_{p}"].to_numpy() - f),
-        rtol=1e-9, atol=1e-9,
+        both[f"hi_{p}_c"].to_numpy() - f,
+        k * mult * (both[f"hi_{p}"].to_numpy() - f),
+        rtol=1e-9,
+        atol=1e-9,
     )
     # Lower bounds move by the same factor until they reach zero.
     unclipped = (both[f"lo_{p}"].to_numpy() > 0) & (both[f"lo_{p}_c"].to_numpy() > 0)
     np.testing.assert_allclose(
         (f - both[f"lo_{p}_c"].to_numpy())[unclipped],
         (k * mult * (f - both[f"lo_{p}"].to_numpy()))[unclipped],
-        rtol=1e-9, atol=1e-9,
+        rtol=1e-9,
+        atol=1e-9,
     )
     assert (both[f"lo_{p}_c"] <= both["forecast"] + 1e-9).all()
     assert (both[f"lo_{p}_c"] >= 0).all()
@@ -153,8 +157,11 @@ def test_per_lane_models_take_the_factor_of_their_rule():
     scaled = forecast(history, cfg, calibration=cal)
     rule = raw["model"].str.split("/").list.get(1, null_on_oob=True).fill_null("regular")
     lane = raw["level"] == "lane"
-    k = np.where(lane & (rule == "sparse"), 3.0, np.where(lane & (rule == "regular"), 1.5,
-                 np.where(lane, 2.0, 1.0)))
+    k = np.where(
+        lane & (rule == "sparse"),
+        3.0,
+        np.where(lane & (rule == "regular"), 1.5, np.where(lane, 2.0, 1.0)),
+    )
     assert (lane & (rule == "sparse")).any() and (lane & (rule == "regular")).any()
     compare(raw, scaled, k, 80, 1.0)
 
@@ -191,8 +198,10 @@ def test_exact_backtest_forecasts_give_a_zero_factor_the_forecast_accepts():
         (lambda c: c.with_columns(pl.lit(-1.0).alias("factor")), "finite number >= 0"),
         (lambda c: c.with_columns(pl.lit("AutoETS").alias("model")), "model AutoETS, not"),
         (lambda c: c.with_columns(pl.lit("model").alias("lanes")), "lanes model, not share"),
-        (lambda c: c.with_columns(pl.lit(3).cast(pl.Int64).alias("horizon")),
-         "over 3 days ahead, shorter than this forecast's 7"),
+        (
+            lambda c: c.with_columns(pl.lit(3).cast(pl.Int64).alias("horizon")),
+            "over 3 days ahead, shorter than this forecast's 7",
+        ),
         (lambda c: c.with_columns(pl.lit("weekly").alias("rule")), "rule"),
     ],
 )
@@ -211,8 +220,9 @@ def test_backtest_then_calibrated_forecast_through_the_cli(tmp_path):
         '[forecast]\nmodel = "SeasonalNaive"\nhorizon = 7\nmin_history_days = 28\n'
         "n_jobs = 1\n\n[backtest]\nwindows = 2\nstep = 7\n"
     )
-    res = runner.invoke(app, ["backtest", str(history_file), "-o", str(tmp_path / "bt"),
-                              "--config", str(config)])
+    res = runner.invoke(
+        app, ["backtest", str(history_file), "-o", str(tmp_path / "bt"), "--config", str(config)]
+    )
     assert res.exit_code == 0, res.output
     assert "interval calibration (80%)" in res.output
     cal_file = tmp_path / "bt" / "calibration.parquet"
@@ -229,24 +239,70 @@ def test_backtest_then_calibrated_forecast_through_the_cli(tmp_path):
         res = runner.invoke(app, ["validate", str(cal_file), *args])
         assert res.exit_code == 0 and "valid calibration table" in res.output, res.output
     out = tmp_path / "fc.parquet"
-    res = runner.invoke(app, ["forecast", str(history_file), "-o", str(out), "--config",
-                              str(config), "--calibration", str(cal_file)])
+    res = runner.invoke(
+        app,
+        [
+            "forecast",
+            str(history_file),
+            "-o",
+            str(out),
+            "--config",
+            str(config),
+            "--calibration",
+            str(cal_file),
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert "intervals calibrated on backtest errors (80%)" in res.output
     good = out.read_bytes()
     # A calibration made for other intervals is exit 65 naming the file; nothing written.
     bad = tmp_path / "bad.parquet"
     cal.filter(pl.col("interval") == 80).write_parquet(bad)
-    res = runner.invoke(app, ["forecast", str(history_file), "-o", str(out), "--config",
-                              str(config), "--calibration", str(bad)])
+    res = runner.invoke(
+        app,
+        [
+            "forecast",
+            str(history_file),
+            "-o",
+            str(out),
+            "--config",
+            str(config),
+            "--calibration",
+            str(bad),
+        ],
+    )
     assert res.exit_code == EXIT_DATA
     assert str(bad) in res.output and "no factor for total@95" in res.output
     # A longer forecast than the backtest measured is refused the same way.
-    res = runner.invoke(app, ["forecast", str(history_file), "-o", str(out), "--config",
-                              str(config), "--calibration", str(cal_file), "--horizon", "14"])
+    res = runner.invoke(
+        app,
+        [
+            "forecast",
+            str(history_file),
+            "-o",
+            str(out),
+            "--config",
+            str(config),
+            "--calibration",
+            str(cal_file),
+            "--horizon",
+            "14",
+        ],
+    )
     assert res.exit_code == EXIT_DATA and "shorter than this forecast's 14" in res.output
-    res = runner.invoke(app, ["forecast", str(history_file), "-o", str(out), "--config",
-                              str(config), "--calibration", str(tmp_path / "missing.parquet")])
+    res = runner.invoke(
+        app,
+        [
+            "forecast",
+            str(history_file),
+            "-o",
+            str(out),
+            "--config",
+            str(config),
+            "--calibration",
+            str(tmp_path / "missing.parquet"),
+        ],
+    )
     assert res.exit_code == EXIT_NO_INPUT
     assert out.read_bytes() == good
 
@@ -256,8 +312,10 @@ def test_backtest_records_the_pooled_factors_in_metrics_json():
     cfg = Config(forecast=fast_config(n_jobs=1), backtest=BacktestConfig(windows=2, step=7))
     result = backtest(history, cfg)
     record = result.metrics_json["calibration"]
-    pooled = {(r["level"], str(r["interval"])): r["factor"]
-              for r in result.calibration.filter(pl.col("rule") == "all").iter_rows(named=True)}
+    pooled = {
+        (r["level"], str(r["interval"])): r["factor"]
+        for r in result.calibration.filter(pl.col("rule") == "all").iter_rows(named=True)
+    }
     assert {(lv, p): f for lv, d in record.items() for p, f in d.items()} == pooled
     assert all(math.isfinite(f) and f >= 0 for f in pooled.values())
     assert set(result.calibration["horizon"]) == {7}

@@ -16,8 +16,12 @@ from typer.testing import CliRunner
 from mmplan.cli import app
 from mmplan.io import read_provenance
 
-LANES = lanes(("F1", "S", 10, 30, 0.1, None), ("F2", "S", 10, 30, 0.1, None),
-              ("S", "D", 10, 40, 0.1, 1), ("F1", "D", 10, 90, 0.0, None))
+LANES = lanes(
+    ("F1", "S", 10, 30, 0.1, None),
+    ("F2", "S", 10, 30, 0.1, None),
+    ("S", "D", 10, 40, 0.1, 1),
+    ("F1", "D", 10, 90, 0.0, None),
+)
 DEMAND = demand(("F1", "D", 6), ("F2", "D", 4))
 
 
@@ -32,8 +36,19 @@ def files(tmp_path: Path) -> dict[str, Path]:
 
 def run(files: dict[str, Path], *extra: str, out: Path | None = None):
     out = out or files["nodes"].parent / "plan"
-    args = ["optimize", str(files["demand"]), "--nodes", str(files["nodes"]),
-            "--lanes", str(files["lanes"]), "-o", str(out), "--column", "volume", *extra]
+    args = [
+        "optimize",
+        str(files["demand"]),
+        "--nodes",
+        str(files["nodes"]),
+        "--lanes",
+        str(files["lanes"]),
+        "-o",
+        str(out),
+        "--column",
+        "volume",
+        *extra,
+    ]
     return CliRunner().invoke(app, args)
 
 
@@ -42,14 +57,32 @@ def test_writes_the_plan_folder_with_provenance(files):
     assert result.exit_code == 0, result.output
     plan = files["nodes"].parent / "plan"
     assert sorted(p.name for p in plan.iterdir()) == [
-        "flows.parquet", "manifest.json", "nodes.parquet", "summary.json", "trucks.parquet",
-        "unserved.parquet"]
+        "flows.parquet",
+        "manifest.json",
+        "nodes.parquet",
+        "summary.json",
+        "trucks.parquet",
+        "unserved.parquet",
+    ]
     trucks = pl.read_parquet(plan / "trucks.parquet")
-    assert set(trucks.columns) >= {"origin", "destination", "date", "trucks", "volume",
-                                   "utilization", "cost"}
+    assert set(trucks.columns) >= {
+        "origin",
+        "destination",
+        "date",
+        "trucks",
+        "volume",
+        "utilization",
+        "cost",
+    }
     assert set(pl.read_parquet(plan / "nodes.parquet").columns) >= {
-        "node", "date", "throughput", "capacity", "added_capacity", "utilization",
-        "shadow_price"}
+        "node",
+        "date",
+        "throughput",
+        "capacity",
+        "added_capacity",
+        "utilization",
+        "shadow_price",
+    }
     summary = json.loads((plan / "summary.json").read_text())
     assert summary["status"] == "OPTIMAL"
     # S -> D takes one truck of 10: both FCs consolidate through S.
@@ -63,15 +96,32 @@ def test_writes_the_plan_folder_with_provenance(files):
 
 
 def test_a_forecast_table_is_planned_on_its_lane_rows(files, tmp_path):
-    fc = pl.DataFrame({
-        "unique_id": ["total", "F1/D", "F2/D"], "level": ["total", "lane", "lane"],
-        "origin": [None, "F1", "F2"], "destination": [None, "D", "D"], "date": [DAY] * 3,
-        "forecast": [10.0, 6.0, 4.0], "hi_80": [12.0, 7.0, 5.0], "model": ["AutoETS"] * 3,
-    })
+    fc = pl.DataFrame(
+        {
+            "unique_id": ["total", "F1/D", "F2/D"],
+            "level": ["total", "lane", "lane"],
+            "origin": [None, "F1", "F2"],
+            "destination": [None, "D", "D"],
+            "date": [DAY] * 3,
+            "forecast": [10.0, 6.0, 4.0],
+            "hi_80": [12.0, 7.0, 5.0],
+            "model": ["AutoETS"] * 3,
+        }
+    )
     fc.write_parquet(tmp_path / "forecast.parquet")
-    args = ["optimize", str(tmp_path / "forecast.parquet"), "--nodes", str(files["nodes"]),
-            "--lanes", str(files["lanes"]), "-o", str(tmp_path / "plan"), "--quantile", "hi_80",
-            "--json"]
+    args = [
+        "optimize",
+        str(tmp_path / "forecast.parquet"),
+        "--nodes",
+        str(files["nodes"]),
+        "--lanes",
+        str(files["lanes"]),
+        "-o",
+        str(tmp_path / "plan"),
+        "--quantile",
+        "hi_80",
+        "--json",
+    ]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     flows = pl.read_parquet(tmp_path / "plan" / "flows.parquet")
@@ -106,16 +156,28 @@ def test_exit_2_for_conflicting_flags(files):
     ("breaks", "needle"),
     [
         (lambda f: pl.concat([LANES, LANES.head(1)]).write_parquet(f["lanes"]), "duplicated"),
-        (lambda f: LANES.with_columns(truck_capacity=pl.lit(-1.0)).write_parquet(f["lanes"]),
-         "truck capacity"),
+        (
+            lambda f: LANES.with_columns(truck_capacity=pl.lit(-1.0)).write_parquet(f["lanes"]),
+            "truck capacity",
+        ),
         (lambda f: demand(("F1", "Z7", 3)).write_parquet(f["demand"]), "Z7"),
-        (lambda f: NODES.with_columns(extra_capacity=pl.lit(4.0), capacity=pl.lit(9.0))
-         .write_parquet(f["nodes"]), "extra_capacity_cost"),
+        (
+            lambda f: NODES.with_columns(
+                extra_capacity=pl.lit(4.0), capacity=pl.lit(9.0)
+            ).write_parquet(f["nodes"]),
+            "extra_capacity_cost",
+        ),
         (lambda f: demand(("D", "F1", 3)).write_parquet(f["demand"]), "D->F1"),
         (lambda f: DEMAND.rename({"volume": "vol"}).write_parquet(f["demand"]), "volume"),
     ],
-    ids=["duplicate-lane", "truck-capacity", "unknown-facility", "contradictory", "no-path",
-         "no-column"],
+    ids=[
+        "duplicate-lane",
+        "truck-capacity",
+        "unknown-facility",
+        "contradictory",
+        "no-path",
+        "no-column",
+    ],
 )
 def test_exit_65_for_bad_data_names_the_culprit(files, breaks, needle):
     breaks(files)
@@ -153,7 +215,7 @@ def test_exit_75_when_another_run_holds_the_lock(files, tmp_path):
 
 
 def test_exit_78_for_a_bad_config(files, tmp_path):
-    (tmp_path / "bad.toml").write_text("[optimize]\nsolver = \"GUROBI\"\n")
+    (tmp_path / "bad.toml").write_text('[optimize]\nsolver = "GUROBI"\n')
     result = run(files, "--config", str(tmp_path / "bad.toml"))
     assert result.exit_code == 78
     assert "solver" in result.output
@@ -166,9 +228,19 @@ def test_scenarios_give_one_plan_folder_per_column_solved_together(files):
     )
     peak.write_parquet(files["demand"])
     out = files["nodes"].parent / "plans"
-    args = ["optimize", str(files["demand"]), "--nodes", str(files["nodes"]),
-            "--lanes", str(files["lanes"]), "-o", str(out), "--scenarios", "volume,peak",
-            "--json"]
+    args = [
+        "optimize",
+        str(files["demand"]),
+        "--nodes",
+        str(files["nodes"]),
+        "--lanes",
+        str(files["lanes"]),
+        "-o",
+        str(out),
+        "--scenarios",
+        "volume,peak",
+        "--json",
+    ]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     printed = json.loads(result.stdout.strip().splitlines()[-1])
@@ -176,12 +248,17 @@ def test_scenarios_give_one_plan_folder_per_column_solved_together(files):
     manifest = json.loads((out / "manifest.json").read_text())
     for col in ("volume", "peak"):
         assert sorted(p.name for p in (out / col).iterdir()) == [
-            "flows.parquet", "nodes.parquet", "summary.json", "trucks.parquet",
-            "unserved.parquet"]
+            "flows.parquet",
+            "nodes.parquet",
+            "summary.json",
+            "trucks.parquet",
+            "unserved.parquet",
+        ]
         assert f"{col}/trucks.parquet" in manifest["files"]
         # Each scenario's plan is the plan of that column alone.
-        alone = CliRunner().invoke(app, [*args[:6], "-o", str(out.parent / f"alone-{col}"),
-                                         "--column", col])
+        alone = CliRunner().invoke(
+            app, [*args[:6], "-o", str(out.parent / f"alone-{col}"), "--column", col]
+        )
         assert alone.exit_code == 0, alone.output
         single = json.loads((out.parent / f"alone-{col}" / "summary.json").read_text())
         both = json.loads((out / col / "summary.json").read_text())
@@ -191,12 +268,27 @@ def test_scenarios_give_one_plan_folder_per_column_solved_together(files):
     assert peak_cost > volume
 
 
-@pytest.mark.parametrize("extra", [["--scenarios", "volume,volume"], ["--scenarios", ","],
-                                   ["--scenarios", "forecast,volume"],  # both plan `volume`
-                                   ["--scenarios", "volume", "--column", "volume"]])
+@pytest.mark.parametrize(
+    "extra",
+    [
+        ["--scenarios", "volume,volume"],
+        ["--scenarios", ","],
+        ["--scenarios", "forecast,volume"],  # both plan `volume`
+        ["--scenarios", "volume", "--column", "volume"],
+    ],
+)
 def test_scenarios_misuse_is_a_usage_error(files, extra):
-    args = ["optimize", str(files["demand"]), "--nodes", str(files["nodes"]),
-            "--lanes", str(files["lanes"]), "-o", str(files["nodes"].parent / "p"), *extra]
+    args = [
+        "optimize",
+        str(files["demand"]),
+        "--nodes",
+        str(files["nodes"]),
+        "--lanes",
+        str(files["lanes"]),
+        "-o",
+        str(files["nodes"].parent / "p"),
+        *extra,
+    ]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 2, result.output
 

@@ -215,6 +215,7 @@ def test_an_interrupted_optimize_leaves_nothing_that_stops_the_next_one():
     assert time.perf_counter() - started < 10
     one_day = demand.filter(pl.col("date") == demand["date"].max())
     for method in ("plain", "decomposed"):
-        plan = optimize(one_day, nodes, lanes, OptimizeConfig(time_limit=10), "volume",
-                        method=method)
+        plan = optimize(
+            one_day, nodes, lanes, OptimizeConfig(time_limit=10), "volume", method=method
+        )
         assert plan.summary["status"] in ("OPTIMAL", "FEASIBLE"), method

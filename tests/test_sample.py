@@ -28,13 +28,18 @@ def net() -> dict[str, pl.DataFrame]:
 @pytest.fixture(scope="module")
 def spans(net) -> pl.DataFrame:
     """Per lane: first and last date, rows, days with volume, mean volume."""
-    return net["history"].group_by("origin", "destination").agg(
-        first=pl.col("date").min(),
-        last=pl.col("date").max(),
-        rows=pl.len(),
-        shipped=(pl.col("volume") > 0).sum(),
-        mean=pl.col("volume").mean(),
-    ).with_columns(days=(pl.col("last") - pl.col("first")).dt.total_days() + 1)
+    return (
+        net["history"]
+        .group_by("origin", "destination")
+        .agg(
+            first=pl.col("date").min(),
+            last=pl.col("date").max(),
+            rows=pl.len(),
+            shipped=(pl.col("volume") > 0).sum(),
+            mean=pl.col("volume").mean(),
+        )
+        .with_columns(days=(pl.col("last") - pl.col("first")).dt.total_days() + 1)
+    )
 
 
 def _throughput(history: pl.DataFrame) -> pl.DataFrame:
@@ -74,8 +79,9 @@ def test_history_lanes_and_facilities_are_in_the_network(net):
 def test_each_ds_is_served_by_one_or_two_scs_mostly_in_region(net):
     lanes, nodes = net["lanes"], net["nodes"]
     region = dict(nodes.select("node", "region").iter_rows())
-    sc_ds = lanes.filter(pl.col("origin").str.starts_with("SC"),
-                         pl.col("destination").str.starts_with("DS"))
+    sc_ds = lanes.filter(
+        pl.col("origin").str.starts_with("SC"), pl.col("destination").str.starts_with("DS")
+    )
     per_ds = sc_ds.group_by("destination").len()
     assert per_ds.height == SMALL["dss"]
     assert per_ds["len"].is_between(1, 2).all()
@@ -108,8 +114,12 @@ def test_same_seed_same_tables_and_different_seed_different_tables():
 
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
-    regions=st.integers(1, 4), fcs=st.integers(1, 3), scs=st.integers(1, 5),
-    dss=st.integers(1, 12), days=st.integers(28, 70), seed=st.integers(0, 2**31),
+    regions=st.integers(1, 4),
+    fcs=st.integers(1, 3),
+    scs=st.integers(1, 5),
+    dss=st.integers(1, 12),
+    days=st.integers(28, 70),
+    seed=st.integers(0, 2**31),
 )
 def test_any_small_size_gives_valid_tables(regions, fcs, scs, dss, days, seed):
     cfg = SampleConfig(regions=regions, fcs=fcs, scs=scs, dss=dss, days=days, seed=seed)
@@ -137,8 +147,11 @@ def test_a_lane_opens_and_a_lane_closes_with_no_rows_outside_their_span(net, spa
 
 def test_one_ds_hands_its_volume_to_a_new_ds(net, spans):
     start, end = net["history"]["date"].min(), net["history"]["date"].max()
-    into = spans.filter(pl.col("destination").str.starts_with("DS")).group_by("destination").agg(
-        pl.col("first").min(), pl.col("last").max())
+    into = (
+        spans.filter(pl.col("destination").str.starts_with("DS"))
+        .group_by("destination")
+        .agg(pl.col("first").min(), pl.col("last").max())
+    )
     gone = into.filter(pl.col("last") < end)
     new = into.filter(pl.col("first") > start)
     assert gone.height == 1 and new.height == 1
@@ -158,8 +171,9 @@ def test_sparse_lanes_have_mostly_zero_days(spans):
 
 def test_weekly_yearly_growth_and_events_show_in_total_volume(net):
     total = net["history"].group_by("date").agg(pl.col("volume").sum()).sort("date")
-    by_dow = dict(total.group_by(pl.col("date").dt.weekday()).agg(pl.col("volume").mean())
-                  .iter_rows())
+    by_dow = dict(
+        total.group_by(pl.col("date").dt.weekday()).agg(pl.col("volume").mean()).iter_rows()
+    )
     assert by_dow[1] > 1.25 * by_dow[7]  # Monday vs Sunday
     vol = dict(total.iter_rows())
     events = _default_events()
@@ -171,8 +185,10 @@ def test_weekly_yearly_growth_and_events_show_in_total_volume(net):
         if day in vol:
             assert vol[day] < 0.3 * ordinary, day
     # Growth: the same quiet weeks a year apart.
-    spring = [total.filter(pl.col("date").is_between(dt.date(y, 3, 1), dt.date(y, 4, 30)))
-              ["volume"].sum() for y in (2024, 2025)]
+    spring = [
+        total.filter(pl.col("date").is_between(dt.date(y, 3, 1), dt.date(y, 4, 30)))["volume"].sum()
+        for y in (2024, 2025)
+    ]
     assert spring[1] > 1.04 * spring[0]
     # Yearly shape: early December (peak season) above summer.
     dec = total.filter(pl.col("date").dt.month() == 12, pl.col("date").dt.day() < 20)
@@ -181,22 +197,30 @@ def test_weekly_yearly_growth_and_events_show_in_total_volume(net):
 
 
 def test_noise_grows_with_volume(net):
-    quiet = net["history"].filter(pl.col("date").is_between(dt.date(2024, 3, 4),
-                                                            dt.date(2024, 3, 31)),
-                                  pl.col("date").dt.weekday() == 3)
-    stats = quiet.group_by("origin", "destination").agg(
-        m=pl.col("volume").mean(), s=pl.col("volume").std()).filter(pl.col("m") > 5,
-                                                                   pl.col("s") > 0)
+    quiet = net["history"].filter(
+        pl.col("date").is_between(dt.date(2024, 3, 4), dt.date(2024, 3, 31)),
+        pl.col("date").dt.weekday() == 3,
+    )
+    stats = (
+        quiet.group_by("origin", "destination")
+        .agg(m=pl.col("volume").mean(), s=pl.col("volume").std())
+        .filter(pl.col("m") > 5, pl.col("s") > 0)
+    )
     assert np.corrcoef(np.log(stats["m"]), np.log(stats["s"]))[0, 1] > 0.6
 
 
 def test_a_weather_disruption_drops_then_rebounds_a_region(net):
     nodes = net["nodes"]
     region = nodes.select(destination="node", region="region")
-    into_ds = (net["history"].filter(pl.col("destination").str.starts_with("DS"))
-               .join(region, on="destination")
-               .group_by("region", "date").agg(pl.col("volume").sum()).sort("region", "date")
-               .with_columns(week_ago=pl.col("volume").shift(7).over("region")))
+    into_ds = (
+        net["history"]
+        .filter(pl.col("destination").str.starts_with("DS"))
+        .join(region, on="destination")
+        .group_by("region", "date")
+        .agg(pl.col("volume").sum())
+        .sort("region", "date")
+        .with_columns(week_ago=pl.col("volume").shift(7).over("region"))
+    )
     december = pl.col("date").dt.month().is_in([12, 1])
     dips = into_ds.filter(~december, pl.col("volume") < 0.7 * pl.col("week_ago"))
     assert dips.height >= 1
@@ -204,14 +228,21 @@ def test_a_weather_disruption_drops_then_rebounds_a_region(net):
 
 def test_volume_follows_the_flow(net):
     h = net["history"]
-    fc_in = (h.filter(pl.col("origin").str.starts_with("FC"),
-                      pl.col("destination").str.starts_with("SC"))
-             .group_by(node="destination", date="date").agg(fc_in=pl.col("volume").sum()))
+    fc_in = (
+        h.filter(
+            pl.col("origin").str.starts_with("FC"), pl.col("destination").str.starts_with("SC")
+        )
+        .group_by(node="destination", date="date")
+        .agg(fc_in=pl.col("volume").sum())
+    )
     tp = _throughput(h).join(fc_in, on=["node", "date"])
     # Everything an SC receives from FCs leaves it the same day (plus the SC's own volume).
     assert (tp["out"] >= tp["fc_in"]).all()
-    lane_mean = h.group_by("origin", "destination").agg(pl.col("volume").mean()).with_columns(
-        kind=pl.col("origin").str.slice(0, 2) + pl.col("destination").str.slice(0, 2))
+    lane_mean = (
+        h.group_by("origin", "destination")
+        .agg(pl.col("volume").mean())
+        .with_columns(kind=pl.col("origin").str.slice(0, 2) + pl.col("destination").str.slice(0, 2))
+    )
     mean = dict(lane_mean.group_by("kind").agg(pl.col("volume").mean()).iter_rows())
     assert mean["FCSC"] > 2 * mean["SCDS"]
     fc_out = _throughput(h).filter(pl.col("node").str.starts_with("FC"))["out"].mean()
@@ -221,8 +252,12 @@ def test_volume_follows_the_flow(net):
 def test_some_sorting_centers_and_lanes_bind(net):
     h, nodes, lanes = net["history"], net["nodes"], net["lanes"]
     recent = h.filter(pl.col("date") > h["date"].max() - dt.timedelta(days=28))
-    peak = (_throughput(recent).with_columns(tp=pl.max_horizontal("out", "inn"))
-            .group_by("node").agg(peak=pl.col("tp").max()))
+    peak = (
+        _throughput(recent)
+        .with_columns(tp=pl.max_horizontal("out", "inn"))
+        .group_by("node")
+        .agg(peak=pl.col("tp").max())
+    )
     facilities = nodes.join(peak, on="node")
     bind = facilities.filter(pl.col("capacity") < pl.col("peak"))
     assert bind.height >= 1 and set(bind["kind"]) == {"SC"}
@@ -231,7 +266,8 @@ def test_some_sorting_centers_and_lanes_bind(net):
     assert nodes.filter(pl.col("kind") == "DS")["capacity"].is_null().all()
     lane_peak = recent.group_by("origin", "destination").agg(peak=pl.col("volume").max())
     tight = lanes.join(lane_peak, on=["origin", "destination"]).filter(
-        pl.col("max_trucks") * pl.col("truck_capacity") < pl.col("peak"))
+        pl.col("max_trucks") * pl.col("truck_capacity") < pl.col("peak")
+    )
     assert tight.height >= 1
 
 
@@ -248,8 +284,21 @@ def test_dates_outside_the_built_in_event_calendar_still_get_events():
 
 def test_cli_writes_three_valid_files_byte_identical_for_a_seed(tmp_path):
     runner = CliRunner()
-    args = ["--regions", "2", "--fcs", "2", "--scs", "3", "--dss", "9", "--days", "40",
-            "--seed", "11", "--quiet"]
+    args = [
+        "--regions",
+        "2",
+        "--fcs",
+        "2",
+        "--scs",
+        "3",
+        "--dss",
+        "9",
+        "--days",
+        "40",
+        "--seed",
+        "11",
+        "--quiet",
+    ]
     for name in ("a", "b"):
         result = runner.invoke(app, ["sample", str(tmp_path / name), *args])
         assert result.exit_code == 0, result.output
@@ -258,16 +307,44 @@ def test_cli_writes_three_valid_files_byte_identical_for_a_seed(tmp_path):
         assert a == (tmp_path / "b" / f"{table}.parquet").read_bytes(), table
     nodes = str(tmp_path / "a" / "nodes.parquet")
     for table in ("history", "nodes", "lanes"):
-        result = runner.invoke(app, ["validate", str(tmp_path / "a" / f"{table}.parquet"),
-                                     "--kind", table, "--nodes", nodes])
+        result = runner.invoke(
+            app,
+            [
+                "validate",
+                str(tmp_path / "a" / f"{table}.parquet"),
+                "--kind",
+                table,
+                "--nodes",
+                nodes,
+            ],
+        )
         assert result.exit_code == 0, result.output
 
 
 def test_cli_size_flags_and_start_date(tmp_path):
     out = tmp_path / "net"
-    result = CliRunner().invoke(app, ["sample", str(out), "--regions", "3", "--fcs", "3",
-                                      "--scs", "4", "--dss", "11", "--days", "35",
-                                      "--start", "2025-03-01", "--seed", "5", "--json"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "sample",
+            str(out),
+            "--regions",
+            "3",
+            "--fcs",
+            "3",
+            "--scs",
+            "4",
+            "--dss",
+            "11",
+            "--days",
+            "35",
+            "--start",
+            "2025-03-01",
+            "--seed",
+            "5",
+            "--json",
+        ],
+    )
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     assert summary["facilities"] == 18 and summary["first_date"] == "2025-03-01"

@@ -32,9 +32,8 @@ def main() -> None:
     net = sample(SampleConfig(regions=1, fcs=1, scs=2, dss=4, days=90, seed=3))
     history, nodes, lanes = net["history"], net["nodes"], net["lanes"]
     last = history["date"].max()
-    demand = (
-        history.filter(pl.col("date") > last - dt.timedelta(days=2))
-        .select("origin", "destination", "date", "volume")
+    demand = history.filter(pl.col("date") > last - dt.timedelta(days=2)).select(
+        "origin", "destination", "date", "volume"
     )
     GOOD.mkdir(exist_ok=True)
     BAD.mkdir(exist_ok=True)
