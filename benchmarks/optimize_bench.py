@@ -28,9 +28,10 @@ import time
 from pathlib import Path
 
 import polars as pl
+from plain_model import optimize_plain
 
 from mmplan.config import OptimizeConfig, SampleConfig
-from mmplan.optimizer import optimize
+from mmplan.plan import optimize
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from mcnd import OPTIMA, read_dow  # noqa: E402
@@ -96,7 +97,8 @@ def main() -> None:
     )
     for label, method in runs:
         t0 = time.perf_counter()
-        plan = optimize(d, inst["nodes"], inst["lanes"], cfg, column="volume", method=method)
+        solve = optimize_plain if method == "plain" else optimize
+        plan = solve(d, inst["nodes"], inst["lanes"], cfg, column="volume")
         print(row(label, plan, time.perf_counter() - t0), flush=True)
         if method == "decomposed":
             per_date = plan.summary["per_date"]

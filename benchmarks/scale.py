@@ -138,7 +138,7 @@ def forecast_rung(lanes: int) -> dict:
 
 def optimize_rung(fcs: int, scs: int, dss: int, days: int, time_limit: float) -> dict:
     from mmplan.config import OptimizeConfig, SampleConfig
-    from mmplan.optimizer import optimize
+    from mmplan.plan import optimize
     from mmplan.synthetic import sample
 
     tables = sample(SampleConfig(seed=7, fcs=fcs, scs=scs, dss=dss))

@@ -25,7 +25,7 @@ _EXPORTS = {
     "sample": "mmplan.synthetic",
     "forecast": "mmplan.forecasting",
     "backtest": "mmplan.backtesting",
-    "optimize": "mmplan.optimizer",
+    "optimize": "mmplan.plan",
     "open_engine": "mmplan.engine",
     "load_config": "mmplan.config",
     "Config": "mmplan.config",

@@ -26,7 +26,7 @@ from mmplan.config import Config, EngineConfig, OptimizeConfig, load_config
 from mmplan.engine import DaskEngine, LocalEngine, open_engine
 from mmplan.errors import EXIT_CONFIG, EXIT_LOCKED, EXIT_USAGE, ConfigError, UsageError
 from mmplan.forecasting import forecast
-from mmplan.optimizer import optimize
+from mmplan.plan import optimize
 
 GOOD = Path(__file__).parent / "data" / "good"
 runner = CliRunner()
@@ -215,7 +215,7 @@ def test_local_engine_is_the_default():
 
 def test_help_does_not_import_dask():
     code = (
-        "import sys; from mmplan.cli import app; import mmplan.forecasting, mmplan.optimizer; "
+        "import sys; from mmplan.cli import app; import mmplan.forecasting, mmplan.plan; "
         "print([m for m in ('dask', 'distributed') if m in sys.modules])"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -10,7 +10,7 @@ from mcnd import OPTIMA, read_dow
 
 from mmplan.config import OptimizeConfig
 from mmplan.errors import DataError, InfeasibleError
-from mmplan.optimizer import Plan, default_penalty, demand_rows, optimize
+from mmplan.plan import Plan, default_penalty, demand_rows, optimize
 
 DAY = dt.date(2025, 3, 3)
 
@@ -189,7 +189,7 @@ def test_penalty_is_above_any_path_cost():
     ln = lanes(
         ("F1", "D", 10, 100, 0.5, None), ("F1", "S", 10, 30, 1, None), ("S", "D", 10, 30, 0, None)
     )
-    from mmplan.optimizer import _network
+    from mmplan.plan.network import index_network as _network
 
     assert default_penalty(_network(NODES, ln, CFG)) > max(100.5, 31 + 30)
 

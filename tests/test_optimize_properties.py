@@ -17,11 +17,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mmplan.config import OptimizeConfig
-from mmplan.optimizer import optimize
+from mmplan.plan import optimize
 
 DAY = dt.date(2025, 6, 2)
 # Solver output is floating point: the product checks every plan to 1e-5 of the largest
-# demand (optimizer._TOL), and so do these properties. Demands here are at most 40.
+# demand (mmplan.plan.check.TOL), and so do these properties. Demands here are at most 40.
 TOL = 1e-5 * 40
 
 

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from mmplan.cli import app
 from mmplan.config import OptimizeConfig
 from mmplan.forecasting import forecast
-from mmplan.optimizer import optimize
+from mmplan.plan import optimize
 from tests.conftest import fast_config, make_history
 
 GOOD = Path(__file__).parent / "data" / "good"
@@ -65,7 +65,7 @@ CTX.set_forkserver_preload(
     [
         "mmplan.cli",
         "mmplan.forecasting",
-        "mmplan.optimizer",
+        "mmplan.plan",
         "statsforecast.models",
         "hierarchicalforecast.core",
         "ortools.linear_solver.python.model_builder",
@@ -214,8 +214,5 @@ def test_an_interrupted_optimize_leaves_nothing_that_stops_the_next_one():
         optimize(demand, nodes, lanes, slow, "volume")
     assert time.perf_counter() - started < 10
     one_day = demand.filter(pl.col("date") == demand["date"].max())
-    for method in ("plain", "decomposed"):
-        plan = optimize(
-            one_day, nodes, lanes, OptimizeConfig(time_limit=10), "volume", method=method
-        )
-        assert plan.summary["status"] in ("OPTIMAL", "FEASIBLE"), method
+    plan = optimize(one_day, nodes, lanes, OptimizeConfig(time_limit=10), "volume")
+    assert plan.summary["status"] in ("OPTIMAL", "FEASIBLE")

@@ -1,0 +1,172 @@
+"""Demand as the optimizer plans it: which rows and column to plan, checked, then per date.
+
+`demand_rows` / `demand_columns` pick the rows and the planned column(s) from a forecast or
+demand table; `scenario` checks one column against the network (known facilities, a path for
+every pair) and splits it into one `Day` of index arrays per date.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+import polars as pl
+
+from mmplan.config import OptimizeConfig
+from mmplan.errors import DataError, UsageError
+from mmplan.plan.network import (
+    Network,
+    adjacency,
+    default_penalty,
+    fail,
+    index_network,
+    names_list,
+    reach,
+)
+from mmplan.tables import validate_demand
+
+
+class Day(NamedTuple):
+    """One date's demand pairs: origin and destination indices and volumes."""
+
+    date: Any
+    po: np.ndarray
+    pt: np.ndarray
+    q: np.ndarray
+
+
+class Scenario(NamedTuple):
+    """One demand column ready to solve."""
+
+    net: Network
+    days: list[Day]
+    penalty: float
+    scale: float  # the largest demand: what "noise" and tolerances are relative to
+
+
+def prepare_demand(demand: pl.DataFrame, column: str, net: Network) -> pl.DataFrame:
+    """date, origin, destination, volume > 0; DataError on facilities the network lacks."""
+    fail("demand table is not valid", [p.describe() for p in validate_demand(demand, column)])
+    d = demand.select(
+        "date", "origin", "destination", pl.col(column).cast(pl.Float64).alias("volume")
+    ).filter(pl.col("volume") > 0)
+    known = set(net.names.tolist())
+    unknown = sorted({*d["origin"].to_list(), *d["destination"].to_list()} - known)
+    if unknown:
+        raise DataError(
+            f"demand names facilities that are not in the nodes table: "
+            f"{names_list(unknown)}. Add them to the nodes table or drop that demand."
+        )
+    same = d.filter(pl.col("origin") == pl.col("destination"))
+    if same.height:
+        raise DataError(
+            "demand has rows whose origin equals their destination: "
+            + names_list(sorted(set(same["origin"].to_list())))
+            + ". Drop them; they need no truck."
+        )
+    return d
+
+
+def check_paths(net: Network, d: pl.DataFrame) -> None:
+    """Every demand pair needs at least one path through transit facilities."""
+    index = {name: i for i, name in enumerate(net.names)}
+    pairs = d.select("origin", "destination").unique()
+    po = np.array([index[o] for o in pairs["origin"].to_list()], dtype=np.int64)
+    pt = np.array([index[t] for t in pairs["destination"].to_list()], dtype=np.int64)
+    transit_adj = adjacency(net, net.transit)
+    missing = []
+    for o in np.unique(po):
+        first = net.ld[net.lo == o]
+        reached = reach(transit_adj, first) if len(first) else np.zeros(net.n, bool)
+        direct = np.zeros(net.n, bool)
+        direct[first] = True
+        # A destination counts if reached directly, or from a transit facility.
+        via = adjacency(net, net.transit & reached)
+        ok = direct | (np.asarray(via.sum(axis=0)).ravel() > 0)
+        mine = po == o
+        missing += [(net.names[o], net.names[t]) for t in pt[mine][~ok[pt[mine]]]]
+    if missing:
+        kinds = ", ".join(sorted({str(k) for k in net.kind[net.transit]})) or "none"
+        raise DataError(
+            f"demand for {len(missing)} origin-destination pairs has no path over the lanes "
+            f"(volume may pass only through transit kinds: {kinds}): "
+            + names_list([f"{o}->{t}" for o, t in sorted(missing)])
+            + ". Add a lane, or change [optimize] transit_kinds."
+        )
+
+
+def demand_columns(
+    df: pl.DataFrame, columns: list[str], source: str | Path = "demand"
+) -> pl.DataFrame:
+    """date, origin, destination and each requested column as `demand_rows` picks it (one
+    per scenario). UsageError when two requests pick the same column (a plain table plans
+    `volume` for "forecast")."""
+    picked = [demand_rows(df, c, source) for c in columns]
+    planned = [p.columns[-1] for p in picked]
+    if len(set(planned)) != len(planned):
+        raise UsageError(f"{', '.join(columns)} name the same demand column twice ({planned}).")
+    return pl.concat([picked[0], *[p.select(p.columns[-1]) for p in picked[1:]]], how="horizontal")
+
+
+def demand_rows(df: pl.DataFrame, column: str, source: str | Path = "demand") -> pl.DataFrame:
+    """The rows to plan for (date, origin, destination, planned column): a forecast table's
+    lane rows, or any demand table as is (planning `volume` unless a column is named).
+
+    A forecast table (it has `unique_id` and `level`) holds every level of the hierarchy;
+    only level "lane" names an origin and a destination.
+    """
+    from mmplan.tables import check
+
+    is_forecast = {"unique_id", "level"} <= set(df.columns) and df.schema["level"] == pl.String
+    if not is_forecast and column == "forecast" and "forecast" not in df.columns:
+        column = "volume"  # a plain demand table plans its volume unless told otherwise
+    file_rows: list[int] = []
+    if is_forecast:
+        # Keep each lane row's place in the file, so a problem names the row a planner sees.
+        df = df.with_row_index("_file_row").filter(pl.col("level") == "lane")
+        if df.is_empty():
+            raise DataError(f"{source}: the forecast table has no lane-level rows to plan for.")
+        file_rows = df.get_column("_file_row").to_list()
+        df = df.drop("_file_row")
+    if column not in df.columns:
+        numeric = [c for c, t in df.schema.items() if t.is_numeric()]
+        raise DataError(
+            f"{source}: no column '{column}' to plan for; its numeric columns are "
+            f"{', '.join(numeric) or 'none'}. Name one of them with --column or --scenarios "
+            "(e.g. forecast, hi_80)."
+        )
+    problems = validate_demand(df, column)
+    if is_forecast:
+        problems = [replace(p, rows=tuple(file_rows[r] for r in p.rows)) for p in problems]
+    check(problems, source, "forecast" if is_forecast else "demand")
+    return df.select("date", "origin", "destination", pl.col(column).cast(pl.Float64))
+
+
+def scenario(
+    demand: pl.DataFrame,
+    nodes: pl.DataFrame,
+    lanes: pl.DataFrame,
+    config: OptimizeConfig,
+    column: str,
+) -> Scenario:
+    """The network, per-date demand arrays, penalty and volume scale for one demand column."""
+    net = index_network(nodes, lanes, config)
+    d = prepare_demand(demand, column, net)
+    check_paths(net, d)
+    penalty = config.unserved_penalty or default_penalty(net)
+    index = {name: i for i, name in enumerate(net.names)}
+    days = []
+    for date in d["date"].unique().sort().to_list():
+        part = d.filter(pl.col("date") == date)
+        days.append(
+            Day(
+                date,
+                np.array([index[o] for o in part["origin"].to_list()], np.int64),
+                np.array([index[t] for t in part["destination"].to_list()], np.int64),
+                part["volume"].to_numpy(),
+            )
+        )
+    scale = float(d["volume"].max()) if d.height else 1.0  # type: ignore[arg-type]
+    return Scenario(net, days, penalty, scale)

@@ -1,0 +1,401 @@
+"""Solving one date: the OR-Tools calls, the heuristics and the phases within its time share.
+
+Per date (see the package docstring): the LP relaxation with the cuts (a bound, and every
+heuristic's start); slope scaling for a first plan; SCIP on the MIP restricted to that plan's
+trucks; SCIP on the full MIP with the best plan as a hint; then the LP with trucks fixed at
+the plan's values, for the facility shadow prices. `solve_date` picks the commodity side
+(origins or destinations, whichever is fewer) and runs it.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from mmplan.config import OptimizeConfig
+from mmplan.errors import InfeasibleError
+from mmplan.plan.demand import Day
+from mmplan.plan.model import Model, build_model
+from mmplan.plan.network import Network
+from mmplan.plan.threads import NO_SIGINT, in_flight
+
+# Shares of a date's time left after its LP by which each phase must end: slope scaling,
+# the restricted MIP; the full MIP gets the rest (measured on the sample network).
+_SLOPE_SHARE, _RESTRICTED_SHARE = 0.12, 0.55
+# The restricted MIP is there to find plans, not to bound: without root cut rounds SCIP
+# reaches its heuristics and branching sooner (6 s on three sample dates: 3.6k-10k better).
+_RESTRICTED_SCIP = "separating/maxroundsroot = 0\n"
+
+
+@dataclass
+class Result:
+    """What one solver call returned."""
+
+    status: str
+    values: np.ndarray | None
+    objective: float
+    bound: float
+    duals: np.ndarray | None = None
+    seconds: float = 0.0
+
+
+@dataclass
+class DayOutcome:
+    """One date's solved model: its values and how it got there."""
+
+    model: Model
+    values: np.ndarray
+    objective: float
+    bound: float
+    status: str
+    duals: np.ndarray | None
+    timings: dict[str, float]
+    heuristic: float
+
+
+class DateOutcome(NamedTuple):
+    """A date's outcome with the pair ends the model saw: `src` is the commodity side (the
+    origins, or the destinations when `reversed`), `dst` the other end."""
+
+    date: Any
+    reversed: bool
+    src: np.ndarray
+    dst: np.ndarray
+    q: np.ndarray
+    day: DayOutcome
+
+    @property
+    def po(self) -> np.ndarray:
+        """Origin of each pair, in the network's own direction."""
+        return self.dst if self.reversed else self.src
+
+    @property
+    def pt(self) -> np.ndarray:
+        """Destination of each pair, in the network's own direction."""
+        return self.src if self.reversed else self.dst
+
+
+class Incumbent(NamedTuple):
+    """A plan (all column values) and its objective."""
+
+    values: np.ndarray
+    objective: float
+
+
+def helper(
+    m: Model,
+    integer: bool,
+    lb: np.ndarray | None = None,
+    ub: np.ndarray | None = None,
+    obj: np.ndarray | None = None,
+    pair_cuts: bool = True,
+) -> Any:
+    """The model in an OR-Tools ModelBuilderHelper (trucks integer when `integer`)."""
+    import ortools.linear_solver.python.model_builder_helper as mbh
+
+    A, rlo, rhi = m.A, m.rlo, m.rhi
+    if not pair_cuts and len(m.pair_rows):
+        keep = np.ones(A.shape[0], dtype=bool)
+        keep[m.pair_rows] = False
+        A, rlo, rhi = A[keep], rlo[keep], rhi[keep]
+    h: Any = mbh.ModelBuilderHelper()  # its stubs misname ndarray's parameters
+    h.fill_model_from_sparse_data(
+        m.lb if lb is None else lb,
+        m.ub if ub is None else ub,
+        m.obj if obj is None else obj,
+        rlo,
+        rhi,
+        A,
+    )
+    h.set_objective_offset(m.offset)
+    if integer:
+        for col in m.y_cols.tolist():  # one call per truck variable; no vectorized setter
+            h.set_var_integrality(col, True)
+    return h
+
+
+def run(h: Any, solver: str, time_limit: float, params: str = "") -> Result:
+    """Solve a ModelBuilderHelper with `solver`, interruptible by its run's Ctrl-C."""
+    import ortools.linear_solver.python.model_builder_helper as mbh
+
+    started = time.perf_counter()
+    s: Any = mbh.ModelSolverHelper(solver)
+    s.set_time_limit_in_seconds(max(time_limit, 1e-4))
+    params = NO_SIGINT.get(solver, "") + params
+    if params:
+        s.set_solver_specific_parameters(params)
+    with in_flight(s):
+        s.solve(h)
+    seconds = time.perf_counter() - started
+    status = s.status()
+    name = status.name if hasattr(status, "name") else str(status)
+    if not s.has_solution():
+        return Result(name, None, math.inf, -math.inf, seconds=seconds)
+    values = s.variable_values()
+    duals = None
+    if solver in ("GLOP", "PDLP"):
+        duals = s.dual_values()
+    bound = s.best_objective_bound()
+    obj = s.objective_value()
+    if solver in ("GLOP", "PDLP") and name == "OPTIMAL":
+        bound = obj
+    return Result(name, np.asarray(values), obj, bound, duals, seconds)
+
+
+def mip_params(solver: str, gap: float, threads: int, scale: float | None = None) -> str:
+    """Stopping rule: relative gap, or when `scale` is given, gap * scale absolute.
+
+    Unserved volume forced by capacity costs the same in every plan and in the bound, yet
+    at its high penalty it can dwarf the operating cost; the gap is then measured against
+    the operating cost (`scale`), or SCIP would stop on a plan far from the best.
+    """
+    if scale is not None:
+        if solver == "SCIP":
+            return f"limits/gap = 0\nlimits/absgap = {gap * scale}\n"
+        return f"absolute_gap_limit:{gap * scale} num_workers:{threads}"
+    if solver == "SCIP":
+        return f"limits/gap = {gap}\n"
+    return f"relative_gap_limit:{gap} num_workers:{threads}"
+
+
+def _lp(
+    m: Model,
+    config: OptimizeConfig,
+    time_limit: float,
+    *,
+    lb: np.ndarray | None = None,
+    ub: np.ndarray | None = None,
+    obj: np.ndarray | None = None,
+) -> Result:
+    return run(helper(m, False, lb=lb, ub=ub, obj=obj), config.lp_solver, time_limit)
+
+
+def clean(m: Model, values: np.ndarray, net: Network, whole: bool = True) -> np.ndarray:
+    """Whole trucks, and throughput exactly max(arrivals, departures) (never padded)."""
+    v = values.copy()
+    if whole:
+        v[m.y_cols] = np.round(v[m.y_cols])
+    # Solver noise can leave unserved volume a hair below 0 (a negative penalty cost).
+    v[m.s_cols] = np.clip(v[m.s_cols], 0.0, m.ub[m.s_cols])
+    x = np.maximum(v[: m.n_x], 0.0)
+    arrive = np.bincount(net.ld[m.x_lane], weights=x, minlength=net.n)
+    depart = np.bincount(net.lo[m.x_lane], weights=x, minlength=net.n)
+    v[m.t_cols] = np.maximum(arrive, depart)[m.t_node]
+    return v
+
+
+def no_solution(solver: str, status: str, time_limit: float) -> str:
+    """The InfeasibleError message for a solve that stopped without a plan."""
+    return (
+        f"{solver} stopped ({status}) without a feasible plan within {time_limit:.1f} s. "
+        "Raise [optimize] time_limit, or plan fewer dates at a time."
+    )
+
+
+def _round_trucks(m: Model, values: np.ndarray, net: Network) -> np.ndarray:
+    """Trucks that carry an LP's lane volumes: ceil(volume / truck capacity)."""
+    load = np.bincount(
+        np.searchsorted(m.y_lane, m.x_lane), weights=values[: m.n_x], minlength=m.n_y
+    )
+    u = m.y_cap
+    y = np.ceil(load / u - 1e-6 * np.maximum(1.0, load / u))
+    y = np.clip(y, 0, m.ub[m.y_cols])
+    out = values.copy()
+    out[m.y_cols] = y
+    return clean(m, out, net)
+
+
+def _slope_scaling(
+    m: Model,
+    net: Network,
+    config: OptimizeConfig,
+    start: np.ndarray,
+    deadline: float,
+    rounds: int = 6,
+) -> Incumbent:
+    """Best rounded plan from flow LPs whose lane costs spread each truck over its load."""
+    u, f = m.y_cap, net.f[m.y_lane]
+    lane_of_x = np.searchsorted(m.y_lane, m.x_lane)
+    best = _round_trucks(m, start, net)
+    best_obj = float(m.obj @ best) + m.offset
+    rho = f / u
+    values = start
+    stale = 0
+    for _ in range(rounds):
+        load = np.bincount(lane_of_x, weights=values[: m.n_x], minlength=m.n_y)
+        used = load > 1e-9
+        trucks = np.ceil(load / u - 1e-6)
+        # Used lanes: the average truck cost per package they now carry. Unused lanes keep
+        # their last rate, so a lane dropped once can come back if it pays.
+        rho = np.where(used, f * np.maximum(trucks, 1) / np.maximum(load, 1e-9), rho)
+        obj = m.obj.copy()
+        obj[: m.n_x] += rho[lane_of_x]
+        obj[m.y_cols] = 0.0
+        left = deadline - time.perf_counter()
+        if left <= 0.05:
+            break
+        res = _lp(m, config, left, obj=obj)
+        if res.values is None:
+            break
+        values = res.values
+        cand = _round_trucks(m, values, net)
+        cand_obj = float(m.obj @ cand) + m.offset
+        if cand_obj < best_obj - 1e-9 * abs(best_obj):
+            best, best_obj, stale = cand, cand_obj, 0
+        else:
+            stale += 1
+            if stale >= 3:
+                break
+    return Incumbent(best, best_obj)
+
+
+def _hinted(h: Any, values: np.ndarray) -> Any:
+    """Give the solver a full solution to start from (SCIP tries it as a first incumbent)."""
+    for col, val in enumerate(values.tolist()):
+        h.add_hint(col, val)
+    return h
+
+
+class _Start(NamedTuple):
+    """What the phases before the full MIP leave it: the best plan so far (None when the LP
+    found none), its objective, the LP bound, and the operating cost the gap is measured
+    against."""
+
+    hint: np.ndarray | None
+    heuristic: float
+    lp_bound: float
+    scale: float | None
+
+
+def _operating_cost(m: Model, plan: Incumbent, penalty: float) -> float:
+    return max(plan.objective - penalty * float(plan.values[m.s_cols].sum()), 1e-9)
+
+
+def _first_plan(
+    m: Model,
+    net: Network,
+    penalty: float,
+    config: OptimizeConfig,
+    time_limit: float,
+    deadline: float,
+) -> _Start:
+    """The LP bound, a slope-scaling plan, and SCIP's improvement of it on its own trucks."""
+    # The LP is the bound of last resort and every heuristic's start: never starve it.
+    lp = _lp(m, config, time_limit)
+    rest = max(deadline - time.perf_counter(), 0.0)
+    base = time.perf_counter()
+    if lp.values is None:
+        return _Start(None, math.nan, -math.inf, None)
+    lp_bound = lp.objective if lp.status == "OPTIMAL" else -math.inf
+    best = _slope_scaling(m, net, config, lp.values, base + _SLOPE_SHARE * rest)
+    scale = _operating_cost(m, best, penalty)
+    # Neighbourhood search: the MIP restricted to the trucks of that plan (or fewer)
+    # is small and tight; SCIP improves the plan in it far faster than in the whole.
+    ub = m.ub.copy()
+    ub[m.y_cols] = best.values[m.y_cols]
+    left = base + _RESTRICTED_SHARE * rest - time.perf_counter()
+    if left > 0.1:
+        # SCIP overshoots its limit by up to a third while it completes the hint.
+        sub = run(
+            _hinted(helper(m, True, ub=ub), best.values),
+            config.solver,
+            0.75 * left,
+            mip_params(config.solver, config.relative_gap / 10, 1, scale)
+            + (_RESTRICTED_SCIP if config.solver == "SCIP" else ""),
+        )
+        if sub.values is not None:
+            cand = clean(m, sub.values, net)
+            cand_obj = float(m.obj @ cand) + m.offset
+            if cand_obj < best.objective:
+                best = Incumbent(cand, cand_obj)
+                # The gap limit is relative to the best plan's operating cost.
+                scale = _operating_cost(m, best, penalty)
+    return _Start(best.values, best.objective, lp_bound, scale)
+
+
+def _relaxed_day(
+    m: Model, config: OptimizeConfig, time_limit: float, timings: dict[str, float]
+) -> DayOutcome:
+    """The LP relaxation as the day's plan (--relax)."""
+    res = _lp(m, config, time_limit)
+    timings["solve"] = res.seconds
+    if res.values is None:
+        raise InfeasibleError(no_solution(config.lp_solver, res.status, time_limit))
+    return DayOutcome(
+        m, res.values, res.objective, res.bound, res.status, res.duals, timings, math.nan
+    )
+
+
+def solve_day(
+    net: Network,
+    po: np.ndarray,
+    pt: np.ndarray,
+    q: np.ndarray,
+    penalty: float,
+    config: OptimizeConfig,
+    time_limit: float,
+) -> DayOutcome:
+    """Build, bound, heuristically solve and then MIP-solve one date's model."""
+    timings: dict[str, float] = {}
+    started = time.perf_counter()
+    deadline = started + time_limit
+    m = build_model(net, po, pt, q, penalty)
+    timings["build"] = time.perf_counter() - started
+    if config.relax:
+        return _relaxed_day(m, config, time_limit, timings)
+    t0 = time.perf_counter()
+    start = _first_plan(m, net, penalty, config, time_limit, deadline)
+    hint, heuristic = start.hint, start.heuristic
+    timings["heuristic"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    h = helper(m, True, pair_cuts=False)
+    if hint is not None:
+        _hinted(h, hint)
+    left = max(0.85 * (deadline - time.perf_counter()), 0.05 * time_limit)
+    res = run(
+        h, config.solver, left, mip_params(config.solver, config.relative_gap, 1, start.scale)
+    )
+    timings["solve"] = time.perf_counter() - t0
+    values, objective, status = res.values, res.objective, res.status
+    if hint is not None and (values is None or heuristic < objective - 1e-9 * abs(objective)):
+        values, objective, status = hint, heuristic, "HEURISTIC"
+    if values is None:
+        raise InfeasibleError(no_solution(config.solver, res.status, time_limit))
+    bound = max(res.bound, start.lp_bound) if math.isfinite(res.bound) else start.lp_bound
+    values = clean(m, values, net)
+    objective = float(m.obj @ values) + m.offset
+    # Shadow prices: the LP with trucks fixed at the plan's values.
+    t0 = time.perf_counter()
+    lb, ub = m.lb.copy(), m.ub.copy()
+    lb[m.y_cols] = ub[m.y_cols] = values[m.y_cols]
+    fixed = _lp(m, config, max(deadline - time.perf_counter(), 5.0), lb=lb, ub=ub)
+    timings["duals"] = time.perf_counter() - t0
+    if fixed.values is not None and fixed.objective < objective - 1e-9 * abs(objective):
+        # Re-routing on the same trucks is cheaper: keep the better flows.
+        values = clean(m, fixed.values, net)
+        values[m.y_cols] = lb[m.y_cols]
+        objective = float(m.obj @ values) + m.offset
+    return DayOutcome(
+        m, values, objective, min(bound, objective), status, fixed.duals, timings, heuristic
+    )
+
+
+def by_destination(po: np.ndarray, pt: np.ndarray) -> bool:
+    """Key commodities by destination? Fewer keys give fewer commodities; destination keys
+    solve the reversed network."""
+    return len(np.unique(pt)) < len(np.unique(po))
+
+
+def solve_date(
+    day: Day, net: Network, penalty: float, config: OptimizeConfig, limit: float
+) -> DateOutcome:
+    """One date's plan, in a worker thread here or on a Dask worker (mmplan.engine)."""
+    date, po, pt, q = day
+    rev = by_destination(po, pt)
+    n2 = net.reversed() if rev else net
+    a, b = (pt, po) if rev else (po, pt)
+    return DateOutcome(date, rev, a, b, q, solve_day(n2, a, b, q, penalty, config, limit))
