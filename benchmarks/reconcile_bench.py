@@ -1,4 +1,4 @@
-"""Reconciliation at 10k and 100k lanes: mmplan.reconcile against dense hierarchicalforecast.
+"""Reconciliation at 10k and 100k lanes: mmplan.forecasting.mint against dense hierarchicalforecast.
 
 Data: `mmplan sample` networks of about 6,000 lanes each (3,300 DSs), generated with
 different seeds and their facility and region names prefixed by the shard (`s03-SC12`), so
@@ -182,7 +182,7 @@ def run_one(engine: str, method: str, workdir: Path) -> None:
 
     from scipy import sparse
 
-    from mmplan import reconcile
+    from mmplan.forecasting import mint
 
     if engine == "hf":
         from hierarchicalforecast.methods import MinTrace
@@ -200,7 +200,7 @@ def run_one(engine: str, method: str, workdir: Path) -> None:
                 y_hat_insample=data["fitted"],
             )["mean"]
     else:
-        mean = reconcile.reconcile(
+        mean = mint.reconcile(
             S,
             data["bottom_rows"],
             data["y_hat"],

@@ -1,4 +1,4 @@
-"""Sparse reconciliation (mmplan.reconcile) against hierarchicalforecast and dense numpy."""
+"""Sparse reconciliation (mmplan.forecasting.mint) against hierarchicalforecast and dense numpy."""
 
 from __future__ import annotations
 
@@ -15,9 +15,9 @@ from hierarchicalforecast.utils import (
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mmplan import reconcile as rc
 from mmplan.errors import EXIT_CONFIG, ConfigError
 from mmplan.forecasting import build_hierarchy
+from mmplan.forecasting import mint as rc
 
 HF_METHODS = ("ols", "wls_struct", "wls_var", "mint_shrink")
 

@@ -2,9 +2,9 @@
 
 hierarchicalforecast's MinTrace works on a dense summing matrix and a dense n x n weight
 matrix, so memory grows as n^2 and 100k lanes cannot run. This module reconciles on the
-scipy CSR summing matrix that `forecasting.Hierarchy` holds and never forms an n x n dense
-matrix (except for `mint_shrink`, which is dense by definition and refused above
-`MINT_SHRINK_MAX_SERIES`).
+scipy CSR summing matrix that `mmplan.forecasting.hierarchy.Hierarchy` holds and never
+forms an n x n dense matrix (except for `mint_shrink`, which is dense by definition and
+refused above `MINT_SHRINK_MAX_SERIES`).
 
 Math (projection form of MinTrace, Wickramasuriya, Athanasopoulos & Hyndman 2019). Split
 the n series into a aggregates u and m bottom series b (lanes), S_u the aggregate rows of S.
@@ -51,10 +51,12 @@ BottomUp sums independent lane variances: var = S sigma_b^2. A zero-variance ser
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from mmplan.errors import ConfigError, DataError
 
@@ -77,6 +79,12 @@ METHODS = (
     "MinTrace(mint_shrink)",
     "MinTrace(block_shrink)",
 )
+# Arrays of the summing matrix's rows and columns, and of series x steps.
+Floats = npt.NDArray[np.float64]
+Ints = npt.NDArray[np.int64]
+# Solves A x = r for one right-hand side (1-D) or several (columns of a 2-D array).
+Solve = Callable[[Floats], Floats]
+
 # hierarchicalforecast's floor for wls_var variances and mint_shrink's diagonal.
 RIDGE = 2e-8
 # Its epsilon in the shrinkage intensity and the standard deviations.
@@ -97,19 +105,19 @@ CHUNK_BYTES = 64 * 2**20
 class Reconciled:
     """Reconciled means (n x H) and, when base sigmas were given, variances (n x H)."""
 
-    mean: np.ndarray
-    var: np.ndarray | None
+    mean: Floats
+    var: Floats | None
 
 
 def reconcile(
     S: Any,
-    bottom_rows: np.ndarray,
-    y_hat: np.ndarray,
+    bottom_rows: Ints,
+    y_hat: Floats,
     method: str,
     *,
-    residuals: np.ndarray | None = None,
-    sigma: np.ndarray | None = None,
-    level_of_row: np.ndarray | None = None,
+    residuals: Floats | None = None,
+    sigma: Floats | None = None,
+    level_of_row: Ints | None = None,
 ) -> Reconciled:
     """Coherent forecasts from base forecasts `y_hat` (n x H), rows in S's row order.
 
@@ -131,7 +139,15 @@ def reconcile(
         return _reconcile(S, bottom_rows, y_hat, method, residuals, sigma, level_of_row)
 
 
-def _reconcile(S, bottom_rows, y_hat, method, residuals, sigma, level_of_row) -> Reconciled:
+def _reconcile(
+    S: Any,
+    bottom_rows: Ints,
+    y_hat: Floats,
+    method: str,
+    residuals: Floats | None,
+    sigma: Floats | None,
+    level_of_row: Ints | None,
+) -> Reconciled:
     from scipy import sparse
 
     if method == "BottomUp":
@@ -164,11 +180,11 @@ def _reconcile(S, bottom_rows, y_hat, method, residuals, sigma, level_of_row) ->
 
 def weights(
     S: Any,
-    bottom_rows: np.ndarray,
+    bottom_rows: Ints,
     method: str,
     *,
-    residuals: np.ndarray | None = None,
-    level_of_row: np.ndarray | None = None,
+    residuals: Floats | None = None,
+    level_of_row: Ints | None = None,
 ) -> Any:
     """W for a MinTrace method: scipy sparse (diagonal or block-diagonal) or dense."""
     from scipy import sparse
@@ -223,7 +239,7 @@ def weights(
     return sparse.csr_matrix((v, (r, c)), shape=(n, n))
 
 
-def sibling_blocks(S: Any, bottom_rows: np.ndarray, level_of_row: np.ndarray) -> list[np.ndarray]:
+def sibling_blocks(S: Any, bottom_rows: Ints, level_of_row: Ints) -> list[Ints]:
     """Rows grouped into blocks of siblings: same level, same unique parent one level up.
 
     A parent is unique when every lane under the series lies under one series of the level
@@ -267,7 +283,7 @@ def sibling_blocks(S: Any, bottom_rows: np.ndarray, level_of_row: np.ndarray) ->
     return blocks
 
 
-def _variances(residuals: np.ndarray) -> np.ndarray:
+def _variances(residuals: Floats) -> Floats:
     """Each row's sample variance over its non-NaN values (0 below two), floored at RIDGE."""
     valid = ~np.isnan(residuals)
     count = valid.sum(axis=1)
@@ -278,7 +294,7 @@ def _variances(residuals: np.ndarray) -> np.ndarray:
     return np.maximum(var, RIDGE)
 
 
-def shrunk_covariance(residuals: np.ndarray, ridge: float = RIDGE) -> np.ndarray:
+def shrunk_covariance(residuals: Floats, ridge: float = RIDGE) -> Floats:
     """Schafer-Strimmer shrinkage covariance of the rows of `residuals` (b x T, NaN = missing).
 
     The estimator of hierarchicalforecast 1.5's mint_shrink, vectorised: off-diagonal
@@ -301,7 +317,7 @@ def shrunk_covariance(residuals: np.ndarray, ridge: float = RIDGE) -> np.ndarray
     return _shrunk_with_nans(x, valid, ridge)
 
 
-def _shrunk_no_nans(x: np.ndarray, ridge: float) -> np.ndarray:
+def _shrunk_no_nans(x: Floats, ridge: float) -> Floats:
     b, T = x.shape
     xc = x - x.mean(axis=1, keepdims=True)
     inv_std = 1.0 / (np.sqrt((xc**2).sum(axis=1) / T) + _EPS)
@@ -322,7 +338,7 @@ def _shrunk_no_nans(x: np.ndarray, ridge: float) -> np.ndarray:
     return W
 
 
-def _shrunk_full_overlap(x: np.ndarray, ridge: float) -> np.ndarray:
+def _shrunk_full_overlap(x: Floats, ridge: float) -> Floats:
     """`_shrunk_with_nans` when every pair has all T days: its sums from T x T Grams."""
     b, T = x.shape
     if T < 2:
@@ -345,7 +361,7 @@ def _shrunk_full_overlap(x: np.ndarray, ridge: float) -> np.ndarray:
     return W
 
 
-def _shrunk_with_nans(x: np.ndarray, valid: np.ndarray, ridge: float) -> np.ndarray:
+def _shrunk_with_nans(x: Floats, valid: npt.NDArray[np.bool_], ridge: float) -> Floats:
     b, T = x.shape
     mask = valid.astype(np.float64)
     # Centring each row first changes no pairwise-centred moment and avoids cancellation.
@@ -402,14 +418,14 @@ def _shrunk_with_nans(x: np.ndarray, valid: np.ndarray, ridge: float) -> np.ndar
     return W
 
 
-def _aggregate_rows(n: int, bottom_rows: np.ndarray) -> np.ndarray:
+def _aggregate_rows(n: int, bottom_rows: Ints) -> Ints:
     """The rows of S that are not lanes, in order."""
     is_bottom = np.zeros(n, dtype=bool)
     is_bottom[bottom_rows] = True
     return np.flatnonzero(~is_bottom)
 
 
-def _constraints(S: Any, bottom_rows: np.ndarray) -> Any:
+def _constraints(S: Any, bottom_rows: Ints) -> Any:
     """C (a x n, CSR): row k is aggregate k minus the lanes under it, so C y = 0 is coherence."""
     from scipy import sparse
 
@@ -426,7 +442,7 @@ def _constraints(S: Any, bottom_rows: np.ndarray) -> Any:
 class _SPDSolver:
     """Solves A x = r for the SPD matrix A = C W C', scaled to unit diagonal first."""
 
-    def __init__(self, A: Any, method: str):
+    def __init__(self, A: Any, method: str) -> None:
         from scipy import sparse
 
         dense = not sparse.issparse(A) or A.shape[0] <= DENSE_FACTOR_MAX
@@ -449,7 +465,7 @@ class _SPDSolver:
             self._solve = self._sparse((D @ A @ D).tocsc(), method)
 
     @staticmethod
-    def _dense(A: np.ndarray, method: str):
+    def _dense(A: Floats, method: str) -> Solve:
         from scipy.linalg import LinAlgError, cho_factor, cho_solve
 
         # A tiny ridge (relative to the unit diagonal) rescues a W that is only semidefinite.
@@ -465,7 +481,7 @@ class _SPDSolver:
         )
 
     @staticmethod
-    def _sparse(A: Any, method: str):
+    def _sparse(A: Any, method: str) -> Solve:
         from scipy import sparse
         from scipy.sparse.linalg import splu
 
@@ -486,15 +502,15 @@ class _SPDSolver:
             "MinTrace(wls_var) or MinTrace(block_shrink)."
         )
 
-    def solve(self, r: np.ndarray) -> np.ndarray:
+    def solve(self, r: Floats) -> Floats:
         r = np.asarray(r, dtype=np.float64)
         s = self.scale if r.ndim == 1 else self.scale[:, None]
         return s * self._solve(np.ascontiguousarray(s * r))
 
 
 def _compressed_quadratic_diagonal(
-    S: Any, bottom_rows: np.ndarray, W: Any, solver: _SPDSolver
-) -> np.ndarray | None:
+    S: Any, bottom_rows: Ints, W: Any, solver: _SPDSolver
+) -> Floats | None:
     """diag(W C' A^{-1} C W) through the lanes' distinct ancestor patterns, for sparse W.
 
     The lanes under the same set of aggregates have the same column in S_u, so with
@@ -538,7 +554,7 @@ def _compressed_quadratic_diagonal(
     return out
 
 
-def _quadratic_diagonal(CW: Any, solver: _SPDSolver) -> np.ndarray:
+def _quadratic_diagonal(CW: Any, solver: _SPDSolver) -> Floats:
     """diag(W C' A^{-1} C W) = column sums of CW * A^{-1} CW, a chunk of columns at a time."""
     from scipy import sparse
 

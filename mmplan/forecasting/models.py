@@ -1,0 +1,257 @@
+"""Base forecasts: the statsforecast model of each series, fitted in chunks on an engine.
+
+statsforecast, one call per model, with in-sample fitted values (the residuals that
+MinTrace's variance estimates need). Calendar events from config are regressors for the
+models that take them (AutoARIMA, MSTL with an ARIMA trend).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import warnings
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+import polars as pl
+
+from mmplan.config import ForecastConfig
+from mmplan.forecasting.series import event_features
+
+if TYPE_CHECKING:
+    from mmplan.engine import Engine
+
+__all__ = [
+    "Progress",
+    "no_progress",
+    "EXOGENOUS_MODELS",
+    "NO_NATIVE_INTERVALS",
+    "YEAR",
+    "MIN_YEARLY_DAYS",
+    "make_model",
+    "BaseForecasts",
+    "Chunk",
+    "base_forecasts",
+    "fit_chunk",
+    "interval_cols",
+]
+
+# progress(done, total, label): how far model fitting is, for a progress bar.
+Progress = Callable[[int, int, str], None]
+
+
+def no_progress(done: int, total: int, label: str) -> None:
+    """A progress callback that reports nothing."""
+
+
+# Models that use exogenous regressors (the event calendar).
+EXOGENOUS_MODELS = {"AutoARIMA", "MSTL"}
+YEAR = 365
+# MSTL gets a yearly season only for series of at least this many days: half the days of
+# the year seen twice (730 days of history qualify, and so do backtest windows of 680).
+MIN_YEARLY_DAYS = YEAR + YEAR // 2
+# Models with no native intervals; they get conformal ones.
+NO_NATIVE_INTERVALS = {"CrostonOptimized", "CrostonClassic", "CrostonSBA", "ADIDA", "IMAPA", "TSB"}
+
+
+def make_model(
+    name: str,
+    season_length: int,
+    horizon: int,
+    alias: str = "base",
+    mstl_trend: str = "ARIMA",
+    intervals: str = "model",
+    yearly: bool = True,
+) -> Any:
+    """A statsforecast model instance for a configured model name (statsforecast is untyped).
+
+    `yearly` = False leaves MSTL's yearly season out, for series too short to estimate it.
+    """
+    from statsforecast import models as m
+    from statsforecast.utils import ConformalIntervals
+
+    trends: dict[str, Callable[[], Any]] = {
+        # ARIMA(1,1,1) on the deseasonalised series takes the event regressors at a seventh
+        # of AutoARIMA's search cost (benchmarks/model_choice.py).
+        "ARIMA": lambda: m.ARIMA(order=(1, 1, 1)),
+        "AutoARIMA": lambda: m.AutoARIMA(seasonal=False),
+        "AutoETS": lambda: m.AutoETS(model="ZZN"),  # no regressors: events are ignored
+    }
+
+    conformal = ConformalIntervals(h=horizon, n_windows=2)
+    if name in NO_NATIVE_INTERVALS:
+        if name == "TSB":
+            return m.TSB(alpha_d=0.1, alpha_p=0.1, alias=alias, prediction_intervals=conformal)
+        return getattr(m, name)(alias=alias, prediction_intervals=conformal)
+    seasonal: dict[str, Callable[[], Any]] = {
+        "AutoETS": lambda: m.AutoETS(season_length=season_length, alias=alias),
+        "AutoTheta": lambda: m.AutoTheta(season_length=season_length, alias=alias),
+        "AutoARIMA": lambda: m.AutoARIMA(season_length=season_length, alias=alias),
+        # Weekly and yearly seasonality; the ARIMA trend takes the event regressors.
+        "MSTL": lambda: m.MSTL(
+            season_length=[season_length, YEAR] if yearly else season_length,
+            trend_forecaster=trends[mstl_trend](),
+            alias=alias,
+        ),
+        "SeasonalNaive": lambda: m.SeasonalNaive(season_length=season_length, alias=alias),
+        "Naive": lambda: m.Naive(alias=alias),
+        "HistoricAverage": lambda: m.HistoricAverage(alias=alias),
+    }
+    model = seasonal[name]()
+    if intervals == "conformal":
+        model.prediction_intervals = conformal
+        if name == "MSTL":  # MSTL takes its intervals from its trend model
+            model.trend_forecaster.prediction_intervals = conformal
+    return model
+
+
+class BaseForecasts(NamedTuple):
+    """Base forecasts (unique_id, ds, base, base-lo/hi-<p>) and in-sample fitted values
+    (unique_id, ds, y, base), both sorted by series and date."""
+
+    forecasts: pl.DataFrame
+    fitted: pl.DataFrame
+
+
+class Chunk(NamedTuple):
+    """Some series' history and, for models with regressors, their future regressors."""
+
+    history: pl.DataFrame
+    x_future: pl.DataFrame | None
+
+
+def base_forecasts(
+    y: pl.DataFrame,
+    plan: pl.DataFrame,
+    end: dt.date,
+    cfg: ForecastConfig,
+    progress: Progress,
+    engine: Engine | None = None,
+) -> BaseForecasts:
+    """Base forecasts and in-sample fitted values for all non-closed series.
+
+    One statsforecast fit per (model, short) group. A local engine fits each group in one
+    call spread over `n_jobs` processes; a Dask engine fits it in chunks of series on the
+    workers. Series are fit independently, so the chunking changes no number.
+    """
+    from functools import partial
+
+    from mmplan.engine import LocalEngine
+
+    engine = engine or LocalEngine()
+    futures, fitted = [], []
+    todo = plan.filter(pl.col("rule") != "closed")
+    done = 0
+    horizon_dates = pl.date_range(
+        end + dt.timedelta(days=1), end + dt.timedelta(days=cfg.horizon), eager=True
+    )
+    # Short series are too short for conformal intervals' held-out windows.
+    todo = todo.with_columns(short=pl.col("rule") == "short")
+    # A yearly season needs most days of the year seen twice: on less, STL's yearly
+    # component absorbs the noise (120 days left residuals of 1 package on 22k a day, and
+    # intervals as narrow) and the forecast repeats days it never saw a year earlier.
+    days = y.group_by("unique_id").agg(pl.len().alias("_days"))
+    todo = todo.join(days, on="unique_id", how="left").with_columns(
+        yearly=pl.col("_days").fill_null(0) >= MIN_YEARLY_DAYS
+    )
+    for (model, short, yearly), group in todo.group_by(
+        "model", "short", "yearly", maintain_order=True
+    ):
+        ids = group.get_column("unique_id")
+        progress(done, todo.height, f"fitting {model} on {ids.len():,} series")
+        data = y.filter(pl.col("unique_id").is_in(ids.implode()))
+        x_future = None
+        if model in EXOGENOUS_MODELS and cfg.events:
+            feats = event_features(data["ds"].unique().sort(), cfg.events)
+            # A regressor that never fires in the training window cannot be estimated.
+            active = [c for c in feats.columns[1:] if feats[c].sum() > 0]
+            if active:
+                data = data.join(feats.select("ds", *active), on="ds")
+                x_future = pl.DataFrame({"unique_id": ids}).join(
+                    event_features(horizon_dates, cfg.events).select("ds", *active), how="cross"
+                )
+        fit = partial(
+            fit_chunk,
+            model=make_model(
+                model,
+                cfg.season_length,
+                cfg.horizon,
+                mstl_trend=cfg.mstl_trend,
+                intervals="model" if short else cfg.intervals,
+                yearly=yearly,
+            ),
+            horizon=cfg.horizon,
+            levels=cfg.levels,
+            n_jobs=engine.jobs_per_task(cfg.n_jobs),
+        )
+        chunks = _chunks(data, x_future, engine.chunk_size(ids.len()))
+        sizes = [c.history["unique_id"].n_unique() for c in chunks]
+        label = f"fitting {model} on {ids.len():,} series"
+        tick = _chunk_progress(progress, done, sizes, todo.height, label)
+        for fc, fit_values in engine.map(fit, chunks, tick):
+            futures.append(fc)
+            fitted.append(fit_values)
+        done += ids.len()
+    if not futures:
+        return BaseForecasts(pl.DataFrame(), pl.DataFrame())
+    return BaseForecasts(
+        pl.concat(futures).sort("unique_id", "ds"), pl.concat(fitted).sort("unique_id", "ds")
+    )
+
+
+def _chunk_progress(
+    progress: Progress, start: int, sizes: list[int], total: int, label: str
+) -> Callable[[int], None]:
+    """A callback for chunk i finishing that reports the series fitted so far."""
+    done = [start]
+
+    def tick(i: int) -> None:
+        done[0] += sizes[i]
+        progress(done[0], total, label)
+
+    return tick
+
+
+def _chunks(data: pl.DataFrame, x_future: pl.DataFrame | None, size: int) -> list[Chunk]:
+    """(history, future regressors) of consecutive groups of `size` series."""
+    if size >= data["unique_id"].n_unique():  # one chunk (the local engine): no copy
+        return [Chunk(data, x_future)]
+    # Dense rank over the same set of ids numbers a series alike in both frames.
+    chunk = ((pl.col("unique_id").rank("dense") - 1) // size).alias("_chunk")
+    parts = data.with_columns(chunk).partition_by("_chunk", maintain_order=True, include_key=False)
+    if x_future is None:
+        return [Chunk(p, None) for p in parts]
+    futures = x_future.with_columns(chunk).partition_by(
+        "_chunk", maintain_order=True, include_key=False
+    )
+    return [Chunk(p, f) for p, f in zip(parts, futures, strict=True)]
+
+
+def fit_chunk(
+    chunk: Chunk,
+    model: Any,
+    horizon: int,
+    levels: list[int],
+    n_jobs: int,
+) -> BaseForecasts:
+    """Forecasts and in-sample fitted values of one model on a chunk of series.
+
+    Runs in this process or on a Dask worker (mmplan.engine), so it takes and returns only
+    picklable frames.
+    """
+    from statsforecast import StatsForecast
+
+    data, x_future = chunk
+    sf = StatsForecast(models=[model], freq="1d", n_jobs=n_jobs)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fc = sf.forecast(df=data, h=horizon, X_df=x_future, level=levels, fitted=True)
+        fit = sf.forecast_fitted_values()
+    return BaseForecasts(
+        fc.select("unique_id", "ds", "base", *interval_cols(levels)),
+        fit.select("unique_id", "ds", "y", "base"),
+    )
+
+
+def interval_cols(levels: list[int], prefix: str = "base") -> list[str]:
+    """The interval columns statsforecast names for a model alias: <prefix>-lo-80, ..."""
+    return [f"{prefix}-{side}-{p}" for p in levels for side in ("lo", "hi")]

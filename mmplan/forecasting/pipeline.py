@@ -1,0 +1,221 @@
+"""`forecast`: hierarchical lane forecasts, base models per series reconciled so levels add up.
+
+Pipeline, every step fit on the history it is given and nothing else:
+
+1. Lane series (mmplan.forecasting.series). Each lane runs from its first row to the last
+   date of the history; a missing day is a zero (DESIGN.md). `fit_days` keeps only the
+   most recent days.
+2. Hierarchy (mmplan.forecasting.hierarchy). `total`, one level per entry of
+   `[forecast].hierarchy` (a list of column sets, e.g. [["origin_region"], ["origin"]];
+   several sets crossing each other give a grouped hierarchy), and `lane`. Every level is
+   a sum of lanes, through a summing matrix S.
+3. Rules (mmplan.forecasting.rules). Every series gets a model by rules, in order, shown
+   in the `model` column of the output as ``<model>/<rule>``: closed, short, sparse, and
+   otherwise the series' champion from a backtest, if given, else `model`.
+4. Base forecasts (mmplan.forecasting.models): statsforecast, one call per model, with
+   in-sample fitted values (the residuals that MinTrace's variance estimates need).
+   Calendar events from config are regressors for the models that take them (AutoARIMA,
+   MSTL with an ARIMA trend).
+5. Reconciliation (mmplan.forecasting.reconcile) with the configured method, normal
+   intervals: BottomUp and MinTrace in mmplan.forecasting.mint (sparse, scales to 100k
+   lanes), TopDown and MiddleOut through hierarchicalforecast. Closed series are left out
+   of it: they stay zero rather than absorb adjustments. With `lanes = 'share'` only the
+   levels above the lanes are fitted and reconciled, and the lanes take shares of their
+   parents (mmplan.forecasting.shares).
+6. Non-negativity: the reconciled lane forecasts are clipped at zero and every level is
+   re-summed from its lanes (S @ max(b, 0)). This keeps levels adding up exactly and costs
+   one sparse product, where hierarchicalforecast's non-negative MinTrace solves a QP per
+   horizon step and can stall (hierarchicalforecast issue #178;
+   benchmarks/nonneg_bench.py). Intervals keep their reconciled half-widths around the
+   final point, with the lower bound clipped at zero, so lo <= forecast <= hi always holds.
+7. Calibration (optional, mmplan.forecasting.calibration): each level's half-widths are
+   multiplied by the factors a backtest measured for that level and interval (`mmplan
+   backtest` writes them to calibration.parquet; see mmplan.backtesting.calibrate), before
+   the lower bound is clipped.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import numpy.typing as npt
+import polars as pl
+
+from mmplan.config import Config, ForecastConfig
+from mmplan.errors import DataError
+from mmplan.forecasting.calibration import calibrate, check_calibration
+from mmplan.forecasting.hierarchy import Hierarchy, history_hierarchy, upper_hierarchy
+from mmplan.forecasting.models import Progress, base_forecasts, no_progress
+from mmplan.forecasting.reconcile import Bands, reconcile, upper_reconciliation
+from mmplan.forecasting.rules import assign_models
+from mmplan.forecasting.series import aggregate, first_date, lane_series, last_date, level_series
+from mmplan.forecasting.shares import share_lanes
+from mmplan.tables import check, validate_history
+
+if TYPE_CHECKING:
+    from mmplan.engine import Engine
+
+__all__ = ["forecast", "check_forecastable", "FitSeries"]
+
+
+@dataclass(frozen=True)
+class FitSeries:
+    """What the base models are fitted on: the hierarchy and its long series."""
+
+    hier: Hierarchy  # the whole hierarchy, or with shared-out lanes the levels above them
+    y: pl.DataFrame  # unique_id, ds, y
+    end: dt.date  # the history's last day
+
+
+def forecast(
+    history: pl.DataFrame,
+    config: Config | ForecastConfig | None = None,
+    *,
+    champions: pl.DataFrame | None = None,
+    calibration: pl.DataFrame | None = None,
+    progress: Progress | None = None,
+    engine: Engine | None = None,
+) -> pl.DataFrame:
+    """Reconciled, non-negative forecasts with intervals for every series of the hierarchy.
+
+    Returns the forecast table of DESIGN.md: unique_id, level, key columns, date,
+    forecast, lo_<p>/hi_<p> for each interval level, model. The history is validated
+    first (DataError naming the rows if it breaks its contract). Base models are fit on
+    `engine` (mmplan.engine; default: this machine); reconciliation runs here.
+    `calibration` (level, interval, factor), from a backtest, scales each level's intervals.
+    """
+    cfg = _config(config)
+    check(validate_history(history), "history", "history")
+    check_forecastable(history, cfg)
+    hier = history_hierarchy(history, cfg)
+    if calibration is not None:  # before minutes of fitting
+        check_calibration(calibration, [name for name, _ in hier.levels], cfg)
+    fit = _fit_series(history, hier, cfg)
+    plan = assign_models(fit.y, fit.end, cfg, champions)
+    bands = _reconciled_bands(fit, hier, plan, cfg, progress or no_progress, engine)
+    lane_labels = None
+    if cfg.lanes == "share":
+        shared = share_lanes(history, hier, fit.hier, cfg, bands)
+        bottom, lane_labels = shared.bottom, shared.labels
+    else:
+        bottom = bands.mean[hier.bottom_rows]
+    bottom = np.maximum(bottom, 0.0)
+    point = np.asarray(hier.S @ bottom)
+    if calibration is not None:
+        calibrate(bands, calibration, hier, plan, cfg)
+    return _forecast_table(hier, plan, fit.end, point, bands, lane_labels, cfg)
+
+
+def _config(config: Config | ForecastConfig | None) -> ForecastConfig:
+    if config is None:
+        # model_validate({}) is ForecastConfig(): mypy without the pydantic plugin reads
+        # config.py's positional Field defaults as required arguments.
+        return ForecastConfig.model_validate({})
+    return config.forecast if isinstance(config, Config) else config
+
+
+def check_forecastable(history: pl.DataFrame, cfg: ForecastConfig) -> None:
+    """Refuse histories that pass the contract but cannot give a meaningful forecast."""
+    first, last = first_date(history), last_date(history)
+    today = dt.datetime.now(dt.UTC).date()
+    if last > today + dt.timedelta(days=1):
+        rows = history.with_row_index("_row").filter(pl.col("date") > today)["_row"]
+        raise DataError(
+            f"history column 'date' runs into the future: it ends on {last}, after today "
+            f"({today}), in {rows.len()} rows (first: {rows.head(5).to_list()}). History must be "
+            "observed volume; check the upstream date column (time zone, year)."
+        )
+    span = (last - first).days + 1
+    if span < 2 * cfg.season_length:
+        raise DataError(
+            f"history spans {span} days ({first} .. {last}); forecasting needs at least "
+            f"{2 * cfg.season_length} days (two seasons of {cfg.season_length}). Supply more "
+            "history."
+        )
+    if history.get_column("volume").sum() == 0:
+        raise DataError(
+            "history column 'volume' is zero on every row, so every lane is closed and there is "
+            "nothing to forecast. Check the upstream extract."
+        )
+
+
+def _fit_series(history: pl.DataFrame, hier: Hierarchy, cfg: ForecastConfig) -> FitSeries:
+    """The hierarchy the base models are fitted on and its series."""
+    if cfg.lanes == "share":
+        # Only the levels above the lanes are fitted and reconciled.
+        fit_hier = upper_hierarchy(hier)
+        end = last_date(history)
+        y = level_series(history, fit_hier.levels, cfg.fit_days)
+    else:
+        fit_hier = hier
+        daily, end = lane_series(history, cfg.fit_days)
+        y = aggregate(daily, hier)
+    return FitSeries(fit_hier, y, end)
+
+
+def _reconciled_bands(
+    fit: FitSeries,
+    hier: Hierarchy,
+    plan: pl.DataFrame,
+    cfg: ForecastConfig,
+    progress: Progress,
+    engine: Engine | None,
+) -> Bands:
+    """Base forecasts of the open series, reconciled over `fit.hier`.
+
+    Rows are those of hier.series, whose first rows are fit.hier's; closed series stay 0.
+    """
+    open_ids = plan.filter(pl.col("rule") != "closed").get_column("unique_id")
+    bands = Bands.zeros(hier.series.height, cfg.horizon, cfg.levels)
+    if open_ids.len():
+        base, fitted = base_forecasts(fit.y, plan, fit.end, cfg, progress, engine)
+        progress(open_ids.len(), open_ids.len(), "reconciling")
+        rec = reconcile(base, fitted, fit.hier, open_ids, upper_reconciliation(cfg, fit.hier))
+        bands.fill(rec, hier.series, fit.end, cfg.levels)
+    return bands
+
+
+def _forecast_table(
+    hier: Hierarchy,
+    plan: pl.DataFrame,
+    end: dt.date,
+    point: npt.NDArray[np.float64],
+    bands: Bands,
+    lane_labels: pl.DataFrame | None,
+    cfg: ForecastConfig,
+) -> pl.DataFrame:
+    """The forecast table: point forecasts, clipped intervals and the model of each series."""
+    horizon = cfg.horizon
+    dates = pl.date_range(
+        end + dt.timedelta(days=1), end + dt.timedelta(days=cfg.horizon), eager=True
+    )
+    out = {
+        "unique_id": np.repeat(hier.series["unique_id"].to_numpy(), horizon),
+        "date": np.tile(dates.to_numpy(), hier.series.height),
+        "forecast": point.ravel(),
+    }
+    for p in cfg.levels:
+        out[f"lo_{p}"] = np.maximum(point - bands.half_lo[p], 0.0).ravel()
+        out[f"hi_{p}"] = (point + bands.half_hi[p]).ravel()
+    model_label = plan.select(
+        "unique_id",
+        pl.when(pl.col("rule") == "regular")
+        .then(pl.col("model"))
+        .otherwise(pl.concat_str("model", pl.lit("/"), "rule"))
+        .alias("model"),
+    )
+    if lane_labels is not None:
+        model_label = pl.concat([model_label, lane_labels])
+    result = (
+        pl.DataFrame(out)
+        .with_columns(pl.col("date").cast(pl.Date))
+        .join(hier.series, on="unique_id", how="left", maintain_order="left")
+        .join(model_label, on="unique_id", how="left", maintain_order="left")
+    )
+    interval_cols = [f"{side}_{p}" for p in cfg.levels for side in ("lo", "hi")]
+    return result.select(
+        "unique_id", "level", *hier.key_columns, "date", "forecast", *interval_cols, "model"
+    )  # rows in hierarchy order: total first, lanes last, dates ascending
