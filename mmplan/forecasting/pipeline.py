@@ -111,9 +111,7 @@ def forecast(
 
 def _config(config: Config | ForecastConfig | None) -> ForecastConfig:
     if config is None:
-        # model_validate({}) is ForecastConfig(): mypy without the pydantic plugin reads
-        # config.py's positional Field defaults as required arguments.
-        return ForecastConfig.model_validate({})
+        return ForecastConfig()
     return config.forecast if isinstance(config, Config) else config
 
 
