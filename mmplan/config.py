@@ -36,6 +36,7 @@ __all__ = [
     "load_config",
     "FORECAST_MODELS",
     "RECONCILERS",
+    "default_events",
 ]
 
 # Models a planner may name; each maps to a statsforecast class in mmplan.models.
@@ -87,7 +88,7 @@ class SampleConfig(Section):
     start: dt.date = dt.date(2024, 1, 1)
 
 
-def _default_events() -> dict[str, list[dt.date]]:
+def default_events() -> dict[str, list[dt.date]]:
     """Retail events whose dates are known in advance (US calendar, 2023-2027)."""
     d = dt.date
     return {
@@ -142,7 +143,7 @@ class ForecastConfig(Section):
     reconciliation: ReconcilerName = "MinTrace(wls_var)"
     middle_level: str | None = None
     n_jobs: int = Field(-1, ge=-1)
-    events: dict[str, list[dt.date]] = Field(default_factory=_default_events)
+    events: dict[str, list[dt.date]] = Field(default_factory=default_events)
 
     @field_validator("levels")
     @classmethod

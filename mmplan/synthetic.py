@@ -49,7 +49,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import polars as pl
 
-from mmplan.config import SampleConfig, _default_events
+from mmplan.config import SampleConfig, default_events
 
 __all__ = ["sample"]
 
@@ -132,7 +132,7 @@ def _facilities(cfg: SampleConfig, rng: np.random.Generator) -> tuple[_Net, list
 
 def _event_dates(years: range) -> dict[str, list[dt.date]]:
     """mmplan's default event calendar; computed rules for years it does not list."""
-    known = _default_events()
+    known = default_events()
     out: dict[str, list[dt.date]] = {k: [] for k in known}
     for y in years:
         listed = {k: [d for d in v if d.year == y] for k, v in known.items()}

@@ -2,8 +2,9 @@
 
 Each `validate_*` function returns every problem it finds, not only the first, as
 `Problem`s that name the column and the offending rows. `check` turns a non-empty list
-into one DataError (exit 65). Readers call `load_*`, which validates and normalises types
-(integer volume becomes Float64) so the stages can trust what they get.
+into one DataError (exit 65). `normalise` casts volume-like columns to Float64 so the
+stages can trust what they get; reading a file and checking it is `mmplan.io.read_table`
+(this module does no I/O).
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from pathlib import Path
 import polars as pl
 
 from mmplan.errors import DataError
-from mmplan.io import read_parquet
 
 __all__ = [
     "Problem",
@@ -35,8 +35,9 @@ __all__ = [
     "validate_metrics",
     "validate_points",
     "detect_kind",
+    "table_kind",
     "check",
-    "load",
+    "normalise",
 ]
 
 LANE_KEYS = ["origin", "destination"]
@@ -596,10 +597,28 @@ def detect_kind(df: pl.DataFrame, command: str | None = None) -> str | None:
     return None
 
 
-def validate(df: pl.DataFrame, kind: str, nodes: pl.DataFrame | None = None) -> list[Problem]:
-    """All problems of `df` read as a table of `kind`."""
+def table_kind(
+    df: pl.DataFrame, kind: str | None, command: str | None, source: str | Path
+) -> str:
+    """`kind` if given, else the kind `detect_kind` guesses; DataError when it cannot."""
+    found = kind or detect_kind(df, command)
+    if found is None:
+        raise DataError(
+            f"{source}: cannot tell which mmplan table this is from its columns "
+            f"({', '.join(df.columns)}); pass --kind with one of {', '.join(KINDS)}."
+        )
+    return found
+
+
+def validate(
+    df: pl.DataFrame, kind: str, nodes: pl.DataFrame | None = None, column: str = "volume"
+) -> list[Problem]:
+    """All problems of `df` read as a table of `kind`: with `nodes`, lanes must name known
+    facilities; a demand table is checked for the volume `column`."""
     if kind == "lanes":
         return validate_lanes(df, nodes)
+    if kind == "demand":
+        return validate_demand(df, column)
     return VALIDATORS[kind](df)
 
 
@@ -614,24 +633,22 @@ def check(problems: list[Problem], source: str | Path, kind: str) -> None:
         )
 
 
-def load(path: str | Path, kind: str, nodes: pl.DataFrame | None = None) -> pl.DataFrame:
-    """Read and validate a table; volume-like columns come back as Float64."""
-    df = read_parquet(path, what=kind)
-    check(validate(df, kind, nodes), path, kind)
-    floats = [
-        c
-        for c in (
-            "volume",
-            "forecast",
-            "capacity",
-            "handling_cost",
-            "truck_capacity",
-            "cost_per_truck",
-            "cost_per_package",
-            "max_trucks",
-            "extra_capacity",
-            "extra_capacity_cost",
-        )
-        if c in df.columns
-    ]
+# Columns whose integer values mean an amount: the stages compute with them as floats.
+FLOAT_COLUMNS = (
+    "volume",
+    "forecast",
+    "capacity",
+    "handling_cost",
+    "truck_capacity",
+    "cost_per_truck",
+    "cost_per_package",
+    "max_trucks",
+    "extra_capacity",
+    "extra_capacity_cost",
+)
+
+
+def normalise(df: pl.DataFrame) -> pl.DataFrame:
+    """A valid table with its volume-like columns as Float64."""
+    floats = [c for c in FLOAT_COLUMNS if c in df.columns]
     return df.with_columns(pl.col(floats).cast(pl.Float64)) if floats else df
