@@ -58,7 +58,11 @@ KINDS = (
     "metrics",
     "points",
 )
-NUMERIC = (
+# A column's allowed dtypes, and a table's required columns with theirs.
+Dtypes = tuple[type[pl.DataType], ...] | type[pl.DataType]
+Columns = dict[str, Dtypes]
+
+NUMERIC: tuple[type[pl.DataType], ...] = (
     pl.Float32,
     pl.Float64,
     pl.Int8,
@@ -124,9 +128,7 @@ def _lane_name(df: pl.DataFrame) -> pl.Expr | None:
     return pl.concat_str(pl.col("origin").cast(pl.String), pl.lit("->"), pl.col("destination"))
 
 
-def _require(
-    df: pl.DataFrame, columns: dict[str, tuple[type[pl.DataType], ...] | type[pl.DataType]]
-) -> list[Problem]:
+def _require(df: pl.DataFrame, columns: Columns) -> list[Problem]:
     """Problems with presence and dtype of required columns."""
     problems = []
     for name, allowed in columns.items():
@@ -484,7 +486,7 @@ def validate_calibration(df: pl.DataFrame) -> list[Problem]:
 
 def _output_table(
     df: pl.DataFrame,
-    columns: dict[str, tuple[type[pl.DataType], ...] | type[pl.DataType]],
+    columns: Columns,
     keys: list[str],
     what: str,
 ) -> list[Problem]:
@@ -497,35 +499,41 @@ def validate_trucks(df: pl.DataFrame) -> list[Problem]:
     """Problems with a plan's trucks.parquet."""
     number = dict.fromkeys(("trucks", "volume", "utilization", "cost"), NUMERIC)
     keys = ["origin", "destination", "date"]
-    columns = {"origin": pl.String, "destination": pl.String, "date": pl.Date, **number}
+    columns: Columns = {"origin": pl.String, "destination": pl.String, "date": pl.Date, **number}
     return _output_table(df, columns, keys, "(lane, date) rows")
 
 
 def validate_flows(df: pl.DataFrame) -> list[Problem]:
     """Problems with a plan's flows.parquet."""
     keys = ["origin", "destination", "lane_origin", "lane_destination", "date"]
-    columns = dict.fromkeys(keys[:4], pl.String) | {"date": pl.Date, "volume": NUMERIC}
+    strings: Columns = dict.fromkeys(keys[:4], pl.String)
+    columns = strings | {"date": pl.Date, "volume": NUMERIC}
     return _output_table(df, columns, keys, "(pair, lane, date) rows")
 
 
 def validate_plan_nodes(df: pl.DataFrame) -> list[Problem]:
     """Problems with a plan's nodes.parquet (throughput per facility and day)."""
     number = ("throughput", "capacity", "added_capacity", "utilization", "shadow_price")
-    columns = {"node": pl.String, "date": pl.Date, **dict.fromkeys(number, NUMERIC)}
+    columns: Columns = {"node": pl.String, "date": pl.Date, **dict.fromkeys(number, NUMERIC)}
     return _output_table(df, columns, ["node", "date"], "(node, date) rows")
 
 
 def validate_unserved(df: pl.DataFrame) -> list[Problem]:
     """Problems with a plan's unserved.parquet."""
     keys = ["origin", "destination", "date"]
-    columns = {"origin": pl.String, "destination": pl.String, "date": pl.Date, "volume": NUMERIC}
+    columns: Columns = {
+        "origin": pl.String,
+        "destination": pl.String,
+        "date": pl.Date,
+        "volume": NUMERIC,
+    }
     return _output_table(df, columns, keys, "(origin, destination, date) rows")
 
 
 def validate_points(df: pl.DataFrame) -> list[Problem]:
     """Problems with a backtest's points.parquet: one row per run, series, cutoff and date."""
     number = dict.fromkeys(("actual", "forecast"), NUMERIC)
-    columns = {
+    columns: Columns = {
         "run": pl.String,
         "unique_id": pl.String,
         "level": pl.String,
@@ -539,7 +547,7 @@ def validate_points(df: pl.DataFrame) -> list[Problem]:
 
 def validate_metrics(df: pl.DataFrame) -> list[Problem]:
     """Problems with a backtest's metrics.parquet (step is null for all steps)."""
-    columns = {"run": pl.String, "level": pl.String, "step": NUMERIC, "wape": NUMERIC}
+    columns: Columns = {"run": pl.String, "level": pl.String, "step": NUMERIC, "wape": NUMERIC}
     keys = ["run", "level", "step"]
     return _require(df, columns) + _nulls(df, keys[:2]) + _duplicates(df, keys, "rows")
 
@@ -597,9 +605,7 @@ def detect_kind(df: pl.DataFrame, command: str | None = None) -> str | None:
     return None
 
 
-def table_kind(
-    df: pl.DataFrame, kind: str | None, command: str | None, source: str | Path
-) -> str:
+def table_kind(df: pl.DataFrame, kind: str | None, command: str | None, source: str | Path) -> str:
     """`kind` if given, else the kind `detect_kind` guesses; DataError when it cannot."""
     found = kind or detect_kind(df, command)
     if found is None:

@@ -78,7 +78,9 @@ def write_backtest(outdir: Path, result: BacktestResult, record: dict[str, Any])
     with output_folder(outdir, record) as tmp:
         write_parquet(result.points, tmp / "points.parquet", record)
         write_parquet(result.metrics, tmp / "metrics.parquet", record)
-        write_parquet(result.calibration, tmp / "calibration.parquet", record)
+        # `backtest` always measures calibration; the field is optional only for results
+        # built by hand, and writing None fails as it did before this helper existed.
+        write_parquet(result.calibration, tmp / "calibration.parquet", record)  # type: ignore[arg-type]
         if result.champions is not None:
             write_parquet(result.champions, tmp / "champions.parquet", record)
         write_json(result.metrics_json | {"provenance": record}, tmp / "metrics.json")
