@@ -141,5 +141,9 @@ def read_plan_inputs(demand: Path, nodes: Path, lanes: Path, columns: list[str])
 
     node_table = read_table(nodes, "nodes")
     lane_table = read_table(lanes, "lanes", node_table)
-    table = demand_columns(read_parquet(demand, what="demand"), columns, demand)
-    return PlanInputs(table, node_table, lane_table, planned_columns(table))
+    picked = demand_columns(read_parquet(demand, what="demand"), columns, demand)
+    # TODO(merge): demand_columns is to return a named result (table, planned); until the
+    # stage has it, the planned columns are found by name. Works with either return.
+    table: pl.DataFrame = getattr(picked, "table", picked)
+    planned: list[str] = getattr(picked, "planned", None) or planned_columns(table)
+    return PlanInputs(table, node_table, lane_table, planned)

@@ -86,8 +86,8 @@ def optimize(
         record = outputs.run_record(
             "optimize", cfg, seconds, demand=demand, nodes=nodes, lanes=lanes
         )
-        outputs.write_plans(outdir, plans, record, scenarios=bool(columns))
-    summaries = render.plan_summaries(plans, outdir, scenarios=bool(columns))
+        folders = outputs.write_plans(outdir, plans, record, scenarios=bool(columns))
+    summaries = render.plan_summaries(plans, folders)
     for summary in summaries.values():
         emit("summary", command="optimize", **summary)
         render.print_plan(stderr_console(quiet), summary)

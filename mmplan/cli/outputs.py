@@ -110,8 +110,8 @@ def plan_folder(root: Path, column: str, scenarios: bool) -> Path:
 
 def write_plans(
     outdir: Path, plans: Mapping[str, Plan], record: dict[str, Any], *, scenarios: bool
-) -> None:
-    """Each plan's tables and summary.json, in its `plan_folder`."""
+) -> dict[str, Path]:
+    """Each plan's tables and summary.json, in its `plan_folder`; returns those folders."""
     with output_folder(outdir, record) as tmp:
         for col, plan in plans.items():
             folder = plan_folder(tmp, col, scenarios)
@@ -119,3 +119,4 @@ def write_plans(
             for name in PLAN_TABLES:
                 write_parquet(getattr(plan, name), folder / f"{name}.parquet", record)
             write_json(plan.summary, folder / "summary.json")
+    return {col: plan_folder(outdir, col, scenarios) for col in plans}

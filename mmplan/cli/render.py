@@ -190,14 +190,10 @@ def plan_summary(plan: Plan, output: str | Path, top: int = 5) -> dict[str, Any]
 
 
 def plan_summaries(
-    plans: Mapping[str, Plan], outdir: Path, *, scenarios: bool
+    plans: Mapping[str, Plan], folders: Mapping[str, Path]
 ) -> dict[str, dict[str, Any]]:
     """`plan_summary` of each plan, by planned column, naming the folder it was written to."""
-    from mmplan.cli.outputs import plan_folder
-
-    return {
-        col: plan_summary(plan, plan_folder(outdir, col, scenarios)) for col, plan in plans.items()
-    }
+    return {col: plan_summary(plan, folders[col]) for col, plan in plans.items()}
 
 
 def plans_json(summaries: dict[str, dict[str, Any]], *, scenarios: bool) -> dict[str, Any]:
