@@ -38,7 +38,7 @@ def run_mmplan(
     from mmplan.config import load_config
     from mmplan.forecasting import forecast
     from mmplan.io import provenance, write_parquet
-    from mmplan.tables import load
+    from mmplan.io import read_table as load
 
     cfg = load_config(
         None,

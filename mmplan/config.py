@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -36,6 +37,7 @@ __all__ = [
     "load_config",
     "FORECAST_MODELS",
     "RECONCILERS",
+    "default_events",
 ]
 
 # Models a planner may name; each maps to a statsforecast class in mmplan.models.
@@ -78,16 +80,16 @@ class Section(BaseModel):
 
 
 class SampleConfig(Section):
-    seed: int = Field(7, ge=0)
-    regions: int = Field(3, ge=1)
-    fcs: int = Field(5, ge=1)
-    scs: int = Field(30, ge=1)
-    dss: int = Field(300, ge=1)
-    days: int = Field(730, ge=28)
+    seed: int = Field(default=7, ge=0)
+    regions: int = Field(default=3, ge=1)
+    fcs: int = Field(default=5, ge=1)
+    scs: int = Field(default=30, ge=1)
+    dss: int = Field(default=300, ge=1)
+    days: int = Field(default=730, ge=28)
     start: dt.date = dt.date(2024, 1, 1)
 
 
-def _default_events() -> dict[str, list[dt.date]]:
+def default_events() -> dict[str, list[dt.date]]:
     """Retail events whose dates are known in advance (US calendar, 2023-2027)."""
     d = dt.date
     return {
@@ -124,25 +126,25 @@ def _default_events() -> dict[str, list[dt.date]]:
 
 
 class ForecastConfig(Section):
-    horizon: int = Field(28, ge=1, le=366)
+    horizon: int = Field(default=28, ge=1, le=366)
     levels: list[int] = Field(default_factory=lambda: [80, 95])
     hierarchy: list[list[str]] = Field(default_factory=lambda: [["origin_region"], ["origin"]])
     model: ModelName = "MSTL"
-    season_length: int = Field(7, ge=1)
+    season_length: int = Field(default=7, ge=1)
     mstl_trend: Literal["ARIMA", "AutoARIMA", "AutoETS"] = "ARIMA"
     intervals: Literal["model", "conformal"] = "model"
     sparse_model: ModelName = "CrostonOptimized"
-    sparse_adi: float = Field(1.32, gt=1.0)
+    sparse_adi: float = Field(default=1.32, gt=1.0)
     short_model: ModelName = "SeasonalNaive"
-    min_history_days: int = Field(56, ge=1)
-    closed_after_days: int = Field(28, ge=1)
-    fit_days: int | None = Field(None, ge=28)
+    min_history_days: int = Field(default=56, ge=1)
+    closed_after_days: int = Field(default=28, ge=1)
+    fit_days: int | None = Field(default=None, ge=28)
     lanes: Literal["share", "model"] = "share"
-    share_days: int = Field(28, ge=7)
+    share_days: int = Field(default=28, ge=7)
     reconciliation: ReconcilerName = "MinTrace(wls_var)"
     middle_level: str | None = None
-    n_jobs: int = Field(-1, ge=-1)
-    events: dict[str, list[dt.date]] = Field(default_factory=_default_events)
+    n_jobs: int = Field(default=-1, ge=-1)
+    events: dict[str, list[dt.date]] = Field(default_factory=default_events)
 
     @field_validator("levels")
     @classmethod
@@ -181,9 +183,9 @@ class BacktestConfig(Section):
     on a full horizon of actuals.
     """
 
-    windows: int = Field(4, ge=1)
-    step: int = Field(7, ge=1)
-    horizon: int | None = Field(None, ge=1, le=366)
+    windows: int = Field(default=4, ge=1)
+    step: int = Field(default=7, ge=1)
+    horizon: int | None = Field(default=None, ge=1, le=366)
     select: bool = False
     select_by: Literal["series", "level"] = "series"
     candidates: list[ModelName] = Field(
@@ -209,9 +211,17 @@ class GateConfig(Section):
     max_wape: dict[str, NonNegative] = Field(default_factory=dict)
     max_abs_bias: dict[str, NonNegative] = Field(default_factory=dict)
     min_coverage: dict[str, Share] = Field(default_factory=dict)
-    coverage_interval: int | None = Field(None, gt=0, lt=100)
+    coverage_interval: int | None = Field(default=None, gt=0, lt=100)
     beat_naive_by: dict[str, Annotated[float, Field(lt=1)]] = Field(default_factory=dict)
     max_regression: dict[str, NonNegative] = Field(default_factory=dict)
+
+
+NodeKind = Literal["FC", "SC", "DS"]
+
+
+def _sort_centres() -> list[NodeKind]:
+    """By default only sort centres forward other facilities' volume."""
+    return ["SC"]
 
 
 class OptimizeConfig(Section):
@@ -219,11 +229,11 @@ class OptimizeConfig(Section):
     solver: Literal["SCIP", "CP-SAT"] = "SCIP"
     lp_solver: Literal["GLOP", "PDLP"] = "GLOP"
     relax: bool = False
-    time_limit: float = Field(120.0, gt=0)
-    relative_gap: float = Field(0.01, ge=0, lt=1)
-    transit_kinds: list[Literal["FC", "SC", "DS"]] = Field(default_factory=lambda: ["SC"])
-    unserved_penalty: float | None = Field(None, gt=0)
-    workers: int = Field(2, ge=1)
+    time_limit: float = Field(default=120.0, gt=0)
+    relative_gap: float = Field(default=0.01, ge=0, lt=1)
+    transit_kinds: list[NodeKind] = Field(default_factory=_sort_centres)
+    unserved_penalty: float | None = Field(default=None, gt=0)
+    workers: int = Field(default=2, ge=1)
 
 
 # [protocol://]host:port, as `dask scheduler` prints it; IPv6 hosts in brackets.
@@ -235,9 +245,9 @@ class EngineConfig(Section):
 
     kind: Literal["local", "dask"] = "local"
     # validate_default: a Dask engine without an address must fail even when the key is absent.
-    scheduler: str | None = Field(None, validate_default=True)
-    series_per_task: int = Field(100, ge=1)
-    connect_timeout: float = Field(10.0, gt=0)
+    scheduler: str | None = Field(default=None, validate_default=True)
+    series_per_task: int = Field(default=100, ge=1)
+    connect_timeout: float = Field(default=10.0, gt=0)
 
     @field_validator("scheduler")
     @classmethod
@@ -283,17 +293,17 @@ def _allowed(model: type[BaseModel], loc: tuple[Any, ...]) -> str:
 
 
 # Flags whose name is not "--" + the key they set.
-_FLAG_NAMES = {("engine", "kind"): "--engine"}
+_FLAG_NAMES: dict[tuple[Any, ...], str] = {("engine", "kind"): "--engine"}
 # A key whose error is caused by another key's value (the scheduler is missing *because* the
 # kind is dask): when that other key came from a flag, the flag is to blame, not the file.
-_CAUSED_BY = {("engine", "scheduler"): ("engine", "kind")}
+_CAUSED_BY: dict[tuple[Any, ...], tuple[str, str]] = {("engine", "scheduler"): ("engine", "kind")}
 
 
 def _flag(key: tuple[Any, ...]) -> str:
     return _FLAG_NAMES.get(key, "--" + str(key[1]).replace("_", "-"))
 
 
-def _describe(error: dict[str, Any], source: str) -> str:
+def _describe(error: Mapping[str, Any], source: str) -> str:
     key = ".".join(str(p) for p in error["loc"])
     if error["type"] == "extra_forbidden":
         allowed = _allowed(Config, tuple(error["loc"]))
@@ -345,12 +355,12 @@ def load_config(path: str | Path | None = None, **overrides: dict[str, Any]) -> 
         return Config.model_validate(data, strict=True)
     except ValidationError as exc:
         for error in exc.errors():
-            key = tuple(error["loc"][:2])
-            if key in flags:  # a command-line flag, not the file
+            loc = tuple(error["loc"][:2])
+            if loc in flags:  # a command-line flag, not the file
                 raise UsageError(
-                    f"{_flag(key)} {error.get('input')!r} is not allowed: {error['msg']}."
+                    f"{_flag(loc)} {error.get('input')!r} is not allowed: {error['msg']}."
                 ) from None
-            cause = _CAUSED_BY.get(key)
+            cause = _CAUSED_BY.get(loc)
             if cause in flags:
                 raise UsageError(
                     f"{_flag(cause)} {data[cause[0]][cause[1]]!r}: {error['msg']}."

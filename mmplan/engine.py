@@ -65,7 +65,9 @@ class Engine:
         """statsforecast's n_jobs inside one task, given [forecast].n_jobs."""
         return n_jobs
 
-    def map(self, fn: Callable[[Any], Any], items: Sequence[Any], done: Done | None = None):
+    def map(
+        self, fn: Callable[[Any], Any], items: Sequence[Any], done: Done | None = None
+    ) -> list[Any]:
         """[fn(item) for item in items], calling `done(i)` as item i finishes."""
         raise NotImplementedError
 
@@ -73,7 +75,9 @@ class Engine:
 class LocalEngine(Engine):
     """This machine: one task per model, parallel inside it (statsforecast's n_jobs)."""
 
-    def map(self, fn: Callable[[Any], Any], items: Sequence[Any], done: Done | None = None):
+    def map(
+        self, fn: Callable[[Any], Any], items: Sequence[Any], done: Done | None = None
+    ) -> list[Any]:
         results = []
         for i, item in enumerate(items):
             results.append(fn(item))
@@ -88,7 +92,7 @@ class DaskEngine(Engine):
     kind = "dask"
     distributed = True
 
-    def __init__(self, client: Any, series_per_task: int = 100):
+    def __init__(self, client: Any, series_per_task: int = 100) -> None:
         self.client = client
         self.series_per_task = series_per_task
 
@@ -105,7 +109,9 @@ class DaskEngine(Engine):
         # A worker thread is the unit of parallelism; processes inside a task would fight it.
         return 1
 
-    def map(self, fn: Callable[[Any], Any], items: Sequence[Any], done: Done | None = None):
+    def map(
+        self, fn: Callable[[Any], Any], items: Sequence[Any], done: Done | None = None
+    ) -> list[Any]:
         from distributed import as_completed
         from distributed.client import FutureCancelledError
         from distributed.comm.core import CommClosedError

@@ -1,5 +1,8 @@
 """Reading inputs and writing outputs: the only module that touches Parquet files.
 
+Inputs are read with `read_parquet` (any unreadable file is exit 66) and, for mmplan's
+tables, `read_table`, which also checks the contract in `mmplan.tables`.
+
 Outputs are never written in place. A file goes to a temporary name beside its target
 and is renamed over it once complete; a folder is built beside its target and swapped
 in. A killed run therefore leaves either the old output or the new one, never a mix.
@@ -26,9 +29,11 @@ from typing import Any
 import polars as pl
 
 from mmplan.errors import InputFileError, LockedError, OutputError
+from mmplan.tables import check, normalise, validate
 
 __all__ = [
     "read_parquet",
+    "read_table",
     "write_parquet",
     "write_json",
     "output_folder",
@@ -103,6 +108,14 @@ def read_parquet(path: str | Path, what: str = "input") -> pl.DataFrame:
             f"{what} file {path} is not a readable Parquet file ({first_line}). "
             "Re-run the step that produced it."
         ) from None
+
+
+def read_table(path: str | Path, kind: str, nodes: pl.DataFrame | None = None) -> pl.DataFrame:
+    """Read a table of `kind` and check its contract (exit 65 listing every problem);
+    volume-like columns come back as Float64. `nodes` lets lanes name known facilities."""
+    df = read_parquet(path, what=kind)
+    check(validate(df, kind, nodes), path, kind)
+    return normalise(df)
 
 
 def read_provenance(path: str | Path) -> dict[str, Any] | None:

@@ -2,8 +2,9 @@
 
 Each `validate_*` function returns every problem it finds, not only the first, as
 `Problem`s that name the column and the offending rows. `check` turns a non-empty list
-into one DataError (exit 65). Readers call `load_*`, which validates and normalises types
-(integer volume becomes Float64) so the stages can trust what they get.
+into one DataError (exit 65). `normalise` casts volume-like columns to Float64 so the
+stages can trust what they get; reading a file and checking it is `mmplan.io.read_table`
+(this module does no I/O).
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from pathlib import Path
 import polars as pl
 
 from mmplan.errors import DataError
-from mmplan.io import read_parquet
 
 __all__ = [
     "Problem",
@@ -35,8 +35,9 @@ __all__ = [
     "validate_metrics",
     "validate_points",
     "detect_kind",
+    "table_kind",
     "check",
-    "load",
+    "normalise",
 ]
 
 LANE_KEYS = ["origin", "destination"]
@@ -57,7 +58,11 @@ KINDS = (
     "metrics",
     "points",
 )
-NUMERIC = (
+# A column's allowed dtypes, and a table's required columns with theirs.
+Dtypes = tuple[type[pl.DataType], ...] | type[pl.DataType]
+Columns = dict[str, Dtypes]
+
+NUMERIC: tuple[type[pl.DataType], ...] = (
     pl.Float32,
     pl.Float64,
     pl.Int8,
@@ -123,9 +128,7 @@ def _lane_name(df: pl.DataFrame) -> pl.Expr | None:
     return pl.concat_str(pl.col("origin").cast(pl.String), pl.lit("->"), pl.col("destination"))
 
 
-def _require(
-    df: pl.DataFrame, columns: dict[str, tuple[type[pl.DataType], ...] | type[pl.DataType]]
-) -> list[Problem]:
+def _require(df: pl.DataFrame, columns: Columns) -> list[Problem]:
     """Problems with presence and dtype of required columns."""
     problems = []
     for name, allowed in columns.items():
@@ -483,7 +486,7 @@ def validate_calibration(df: pl.DataFrame) -> list[Problem]:
 
 def _output_table(
     df: pl.DataFrame,
-    columns: dict[str, tuple[type[pl.DataType], ...] | type[pl.DataType]],
+    columns: Columns,
     keys: list[str],
     what: str,
 ) -> list[Problem]:
@@ -496,35 +499,41 @@ def validate_trucks(df: pl.DataFrame) -> list[Problem]:
     """Problems with a plan's trucks.parquet."""
     number = dict.fromkeys(("trucks", "volume", "utilization", "cost"), NUMERIC)
     keys = ["origin", "destination", "date"]
-    columns = {"origin": pl.String, "destination": pl.String, "date": pl.Date, **number}
+    columns: Columns = {"origin": pl.String, "destination": pl.String, "date": pl.Date, **number}
     return _output_table(df, columns, keys, "(lane, date) rows")
 
 
 def validate_flows(df: pl.DataFrame) -> list[Problem]:
     """Problems with a plan's flows.parquet."""
     keys = ["origin", "destination", "lane_origin", "lane_destination", "date"]
-    columns = dict.fromkeys(keys[:4], pl.String) | {"date": pl.Date, "volume": NUMERIC}
+    strings: Columns = dict.fromkeys(keys[:4], pl.String)
+    columns = strings | {"date": pl.Date, "volume": NUMERIC}
     return _output_table(df, columns, keys, "(pair, lane, date) rows")
 
 
 def validate_plan_nodes(df: pl.DataFrame) -> list[Problem]:
     """Problems with a plan's nodes.parquet (throughput per facility and day)."""
     number = ("throughput", "capacity", "added_capacity", "utilization", "shadow_price")
-    columns = {"node": pl.String, "date": pl.Date, **dict.fromkeys(number, NUMERIC)}
+    columns: Columns = {"node": pl.String, "date": pl.Date, **dict.fromkeys(number, NUMERIC)}
     return _output_table(df, columns, ["node", "date"], "(node, date) rows")
 
 
 def validate_unserved(df: pl.DataFrame) -> list[Problem]:
     """Problems with a plan's unserved.parquet."""
     keys = ["origin", "destination", "date"]
-    columns = {"origin": pl.String, "destination": pl.String, "date": pl.Date, "volume": NUMERIC}
+    columns: Columns = {
+        "origin": pl.String,
+        "destination": pl.String,
+        "date": pl.Date,
+        "volume": NUMERIC,
+    }
     return _output_table(df, columns, keys, "(origin, destination, date) rows")
 
 
 def validate_points(df: pl.DataFrame) -> list[Problem]:
     """Problems with a backtest's points.parquet: one row per run, series, cutoff and date."""
     number = dict.fromkeys(("actual", "forecast"), NUMERIC)
-    columns = {
+    columns: Columns = {
         "run": pl.String,
         "unique_id": pl.String,
         "level": pl.String,
@@ -538,7 +547,7 @@ def validate_points(df: pl.DataFrame) -> list[Problem]:
 
 def validate_metrics(df: pl.DataFrame) -> list[Problem]:
     """Problems with a backtest's metrics.parquet (step is null for all steps)."""
-    columns = {"run": pl.String, "level": pl.String, "step": NUMERIC, "wape": NUMERIC}
+    columns: Columns = {"run": pl.String, "level": pl.String, "step": NUMERIC, "wape": NUMERIC}
     keys = ["run", "level", "step"]
     return _require(df, columns) + _nulls(df, keys[:2]) + _duplicates(df, keys, "rows")
 
@@ -596,10 +605,26 @@ def detect_kind(df: pl.DataFrame, command: str | None = None) -> str | None:
     return None
 
 
-def validate(df: pl.DataFrame, kind: str, nodes: pl.DataFrame | None = None) -> list[Problem]:
-    """All problems of `df` read as a table of `kind`."""
+def table_kind(df: pl.DataFrame, kind: str | None, command: str | None, source: str | Path) -> str:
+    """`kind` if given, else the kind `detect_kind` guesses; DataError when it cannot."""
+    found = kind or detect_kind(df, command)
+    if found is None:
+        raise DataError(
+            f"{source}: cannot tell which mmplan table this is from its columns "
+            f"({', '.join(df.columns)}); pass --kind with one of {', '.join(KINDS)}."
+        )
+    return found
+
+
+def validate(
+    df: pl.DataFrame, kind: str, nodes: pl.DataFrame | None = None, column: str = "volume"
+) -> list[Problem]:
+    """All problems of `df` read as a table of `kind`: with `nodes`, lanes must name known
+    facilities; a demand table is checked for the volume `column`."""
     if kind == "lanes":
         return validate_lanes(df, nodes)
+    if kind == "demand":
+        return validate_demand(df, column)
     return VALIDATORS[kind](df)
 
 
@@ -614,24 +639,22 @@ def check(problems: list[Problem], source: str | Path, kind: str) -> None:
         )
 
 
-def load(path: str | Path, kind: str, nodes: pl.DataFrame | None = None) -> pl.DataFrame:
-    """Read and validate a table; volume-like columns come back as Float64."""
-    df = read_parquet(path, what=kind)
-    check(validate(df, kind, nodes), path, kind)
-    floats = [
-        c
-        for c in (
-            "volume",
-            "forecast",
-            "capacity",
-            "handling_cost",
-            "truck_capacity",
-            "cost_per_truck",
-            "cost_per_package",
-            "max_trucks",
-            "extra_capacity",
-            "extra_capacity_cost",
-        )
-        if c in df.columns
-    ]
+# Columns whose integer values mean an amount: the stages compute with them as floats.
+FLOAT_COLUMNS = (
+    "volume",
+    "forecast",
+    "capacity",
+    "handling_cost",
+    "truck_capacity",
+    "cost_per_truck",
+    "cost_per_package",
+    "max_trucks",
+    "extra_capacity",
+    "extra_capacity_cost",
+)
+
+
+def normalise(df: pl.DataFrame) -> pl.DataFrame:
+    """A valid table with its volume-like columns as Float64."""
+    floats = [c for c in FLOAT_COLUMNS if c in df.columns]
     return df.with_columns(pl.col(floats).cast(pl.Float64)) if floats else df

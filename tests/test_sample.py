@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from mmplan.cli import app
-from mmplan.config import SampleConfig, _default_events
+from mmplan.config import SampleConfig, default_events
 from mmplan.synthetic import sample
 from mmplan.tables import validate_history, validate_lanes, validate_nodes
 
@@ -176,7 +176,7 @@ def test_weekly_yearly_growth_and_events_show_in_total_volume(net):
     )
     assert by_dow[1] > 1.25 * by_dow[7]  # Monday vs Sunday
     vol = dict(total.iter_rows())
-    events = _default_events()
+    events = default_events()
     ordinary = total.filter(pl.col("date").dt.month().is_in([3, 4, 5]))["volume"].median()
     for day in events["prime_day"] + events["cyber_monday"]:
         if day in vol:

@@ -1,4 +1,5 @@
-"""Run summaries: a small dict per command (for --json) and its Rich rendering on stderr.
+"""Terminal rendering of each command's outcome: a small summary dict per command (for
+--json and the log), its Rich rendering on stderr, and the gate's JUnit XML and markdown.
 
 Summaries are computed from the outputs, never from stage internals, so what a planner
 reads is what was written.
@@ -6,13 +7,84 @@ reads is what was written.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 from rich.markup import escape
 
-__all__ = ["forecast_summary", "print_forecast"]
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from mmplan.backtesting import BacktestResult, GateResult
+    from mmplan.optimizer import Plan
+    from mmplan.tables import Problem
+
+__all__ = ["sample_summary", "print_sample", "validation_summary", "print_validation"]
+
+
+def sample_summary(tables: Mapping[str, pl.DataFrame], outdir: str | Path) -> dict[str, Any]:
+    """Facilities, lanes and the history's rows and dates."""
+    h = tables["history"]
+    return {
+        "output": str(outdir),
+        "facilities": tables["nodes"].height,
+        "lanes": tables["lanes"].height,
+        "history_rows": h.height,
+        "first_date": str(h["date"].min()),
+        "last_date": str(h["date"].max()),
+    }
+
+
+def print_sample(console: Console, summary: dict[str, Any]) -> None:
+    """One line: what `mmplan sample` wrote."""
+    console.print(
+        f"wrote {summary['output']}: {summary['facilities']} facilities, {summary['lanes']} "
+        f"lanes, {summary['history_rows']:,} history rows from {summary['first_date']} to "
+        f"{summary['last_date']}"
+    )
+
+
+def validation_summary(
+    file: str | Path, kind: str, rows: int, problems: list[Problem]
+) -> dict[str, Any]:
+    """The table checked, as which kind, its rows and every problem found."""
+    return {
+        "file": str(file),
+        "kind": kind,
+        "rows": rows,
+        "problems": [p.describe() for p in problems],
+    }
+
+
+def print_validation(
+    console: Console, summary: dict[str, Any], record: dict[str, Any] | None
+) -> None:
+    """What made the table (from its provenance), then its problems or that it is valid."""
+    if record:
+        made = record.get("command", "?")
+        inputs = ", ".join(
+            f"{k}={v['path']} (sha256 {v['sha256'][:12]})"
+            for k, v in record.get("inputs", {}).items()
+        )
+        console.print(
+            f"made by mmplan {record.get('versions', {}).get('mmplan', '?')} "
+            f"`{made}`" + (f" from {inputs}" if inputs else ""),
+            markup=False,
+        )
+    file, kind, problems = summary["file"], summary["kind"], summary["problems"]
+    if problems:
+        console.print(f"{file}: {len(problems)} problems as a {kind} table:", markup=False)
+        for p in problems:
+            console.print(f"  - {p}", markup=False)
+    else:
+        console.print(f"{file}: valid {kind} table, {summary['rows']:,} rows.", markup=False)
+
+
+# --------------------------------------------------------------------------- forecast
+
+__all__ += ["forecast_summary", "print_forecast"]
 
 
 def forecast_summary(
@@ -44,7 +116,7 @@ def forecast_summary(
     }
 
 
-def print_forecast(console: Any, summary: dict[str, Any]) -> None:
+def print_forecast(console: Console, summary: dict[str, Any]) -> None:
     """Rich summary of a forecast run."""
     from rich.table import Table
 
@@ -67,10 +139,10 @@ def print_forecast(console: Any, summary: dict[str, Any]) -> None:
 
 # --------------------------------------------------------------------------- optimize
 
-__all__ += ["plan_summary", "print_plan"]
+__all__ += ["plan_summary", "plan_summaries", "plans_json", "print_plan"]
 
 
-def plan_summary(plan: Any, output: str | Path, top: int = 5) -> dict[str, Any]:
+def plan_summary(plan: Plan, output: str | Path, top: int = 5) -> dict[str, Any]:
     """summary.json plus what a planner looks at first: binding facilities, dear lanes."""
     nodes = plan.nodes
     binding = (
@@ -117,7 +189,20 @@ def plan_summary(plan: Any, output: str | Path, top: int = 5) -> dict[str, Any]:
     }
 
 
-def print_plan(console: Any, summary: dict[str, Any]) -> None:
+def plan_summaries(
+    plans: Mapping[str, Plan], folders: Mapping[str, Path]
+) -> dict[str, dict[str, Any]]:
+    """`plan_summary` of each plan, by planned column, naming the folder it was written to."""
+    return {col: plan_summary(plan, folders[col]) for col, plan in plans.items()}
+
+
+def plans_json(summaries: dict[str, dict[str, Any]], *, scenarios: bool) -> dict[str, Any]:
+    """What `optimize --json` prints: the plan's summary, or with --scenarios each plan's
+    by column."""
+    return {"scenarios": summaries} if scenarios else next(iter(summaries.values()))
+
+
+def print_plan(console: Console, summary: dict[str, Any]) -> None:
     """Rich summary of an optimize run."""
     from rich.table import Table
 
@@ -195,7 +280,7 @@ def _fmt(value: Any, pct: bool = False) -> str:
     return f"{value:.1%}" if pct else f"{value:.3f}"
 
 
-def _rule_text(g: Any) -> tuple[str, str, str]:
+def _rule_text(g: GateResult) -> tuple[str, str, str]:
     """(threshold, measured, verdict) of a gate rule, as shown in every rendering."""
     pct = g.metric not in ("mase",)
     threshold = f"{g.metric} {g.op} {_fmt(g.threshold, pct)}"
@@ -203,7 +288,7 @@ def _rule_text(g: Any) -> tuple[str, str, str]:
     return threshold, measured, g.status
 
 
-def backtest_summary(result: Any, outdir: str | Path) -> dict[str, Any]:
+def backtest_summary(result: BacktestResult, outdir: str | Path) -> dict[str, Any]:
     """What a planner reads after a backtest: per level, the primary run against naive."""
     record = result.metrics_json
     primary, naive = record["primary"], record["baseline"]
@@ -244,7 +329,7 @@ def backtest_summary(result: Any, outdir: str | Path) -> dict[str, Any]:
     }
 
 
-def print_backtest(console: Any, summary: dict[str, Any]) -> None:
+def print_backtest(console: Console, summary: dict[str, Any]) -> None:
     """Rich table of the primary run's metrics per level, beside seasonal naive."""
     from rich.table import Table
 
@@ -281,7 +366,7 @@ def print_backtest(console: Any, summary: dict[str, Any]) -> None:
         console.print(f"champions: {counts} (champions.parquet, for mmplan forecast --champions)")
 
 
-def gate_lines(gates: list[Any]) -> list[str]:
+def gate_lines(gates: list[GateResult]) -> list[str]:
     """One plain line per rule, for logs and CI without a terminal."""
     lines = []
     for g in gates:
@@ -293,7 +378,7 @@ def gate_lines(gates: list[Any]) -> list[str]:
     return lines
 
 
-def print_gate(console: Any, gates: list[Any], passed: bool) -> None:
+def print_gate(console: Console, gates: list[GateResult], passed: bool) -> None:
     """The gate verdict: a Rich table on a terminal, plain lines otherwise."""
     if not gates:
         console.print("gate: no rules configured in [gate]; nothing to check.", markup=False)
@@ -319,7 +404,7 @@ def print_gate(console: Any, gates: list[Any], passed: bool) -> None:
     )
 
 
-def gate_junit(gates: list[Any], seconds: float = 0.0) -> str:
+def gate_junit(gates: list[GateResult], seconds: float = 0.0) -> str:
     """JUnit XML with one testcase per gate rule (failure / skipped as CI systems expect)."""
     import xml.etree.ElementTree as ET
 
@@ -360,7 +445,7 @@ def gate_junit(gates: list[Any], seconds: float = 0.0) -> str:
     return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
 
 
-def gate_markdown(summary: dict[str, Any], gates: list[Any], passed: bool) -> str:
+def gate_markdown(summary: dict[str, Any], gates: list[GateResult], passed: bool) -> str:
     """Markdown for a CI job summary: the verdict, each rule, and the metrics per level."""
     verdict = "passed" if passed else "FAILED"
     icon = ":white_check_mark:" if passed else ":x:"

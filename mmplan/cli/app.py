@@ -1,0 +1,248 @@
+"""The Typer app and what every command shares: option types, engine flags, the
+console and progress bar, and `handled`, which turns errors into exit codes.
+
+Errors the user can fix become one paragraph and the exit code from DESIGN.md; anything
+else is a bug (exit 70) whose traceback goes to a file. Nothing heavy is imported here,
+so that `mmplan --help` is instant.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import os
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Callable, Iterator
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, NamedTuple
+
+import typer
+
+from mmplan import __version__
+from mmplan.errors import EXIT_INTERNAL, MmplanError, UsageError
+from mmplan.logs import emit, json_logs, set_format
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from mmplan.config import EngineConfig
+    from mmplan.engine import Engine
+
+app = typer.Typer(
+    name="mmplan",
+    help="Middle-mile planning: sample networks, validate tables, forecast lane volume, "
+    "backtest forecasts and optimize truck plans. Every stage reads and writes Parquet.",
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode=None,
+    pretty_exceptions_enable=False,
+)
+
+ConfigOpt = Annotated[
+    Path | None, typer.Option("--config", "-c", help="TOML config file (see configs/default.toml).")
+]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")]
+DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks of internal errors.")]
+WaitOpt = Annotated[
+    float,
+    typer.Option("--wait", min=0, help="Seconds to wait for another run's lock on the output."),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the run summary as JSON on stdout.")]
+
+
+class EngineKind(StrEnum):
+    local = "local"
+    dask = "dask"
+
+
+EngineOpt = Annotated[
+    EngineKind | None,
+    typer.Option(
+        "--engine", help="Where to fit models and solve dates: local or dask ([engine].kind)."
+    ),
+]
+SchedulerOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="Dask scheduler address, e.g. tcp://10.0.0.5:8786 ([engine].scheduler); "
+        "implies --engine dask."
+    ),
+]
+
+
+def engine_flags(engine: EngineKind | None, scheduler: str | None) -> dict[str, Any]:
+    """[engine] overrides from --engine and --scheduler (an address alone means Dask)."""
+    if engine == EngineKind.local and scheduler is not None:
+        raise UsageError(f"--scheduler {scheduler} needs --engine dask, not --engine local.")
+    kind = engine.value if engine is not None else ("dask" if scheduler is not None else None)
+    return {"kind": kind, "scheduler": scheduler}
+
+
+def stderr_console(quiet: bool = False) -> Console:
+    """The stderr console for summaries and errors (silent with --quiet or JSON logs)."""
+    from rich.console import Console
+
+    # With --log-format json, stderr carries only JSON events.
+    return Console(stderr=True, quiet=quiet or json_logs(), highlight=False, soft_wrap=True)
+
+
+@contextlib.contextmanager
+def progress_bar(console: Console, label: str) -> Iterator[Callable[[int, int, str], None]]:
+    """A transient Rich progress bar on a terminal; elsewhere a callback that does nothing."""
+    if not console.is_terminal or console.quiet:
+        yield lambda done, total, text: None
+        return
+    from rich.progress import Progress
+
+    with Progress(console=console, transient=True) as bar:
+        task = bar.add_task(label, total=None)
+        yield lambda done, total, text: bar.update(
+            task, completed=done, total=total, description=text
+        )
+
+
+def escape(text: str) -> str:
+    """User text (paths, ids, config keys like [forecast]) must not be read as Rich markup."""
+    from rich.markup import escape as rich_escape
+
+    return rich_escape(text)
+
+
+def handled(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn MmplanError into its exit code and unexpected exceptions into exit 70."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        debug = bool(kwargs.get("debug"))
+        started = time.perf_counter()
+        emit("start", command=func.__name__, argv=sys.argv[1:])
+        try:
+            func(*args, **kwargs)
+        except typer.Exit as exc:
+            emit(
+                "done",
+                command=func.__name__,
+                exit_code=exc.exit_code,
+                seconds=round(time.perf_counter() - started, 3),
+            )
+            raise
+        except typer.Abort:
+            raise
+        except MmplanError as exc:
+            emit("error", command=func.__name__, exit_code=exc.exit_code, message=exc.message)
+            stderr_console().print(f"[bold red]error:[/] {escape(exc.message)}")
+            raise typer.Exit(exc.exit_code) from None
+        except KeyboardInterrupt:
+            stderr_console().print("interrupted; no output was written.")
+            raise typer.Exit(130) from None
+        except Exception:
+            text = traceback.format_exc()
+            if debug:
+                sys.stderr.write(text)
+                where = "above"
+            else:
+                fd, name = tempfile.mkstemp(prefix="mmplan-crash-", suffix=".txt")
+                with os.fdopen(fd, "w") as handle:
+                    handle.write(text)
+                where = f"in {name}"
+            message = (
+                f"internal error: this is a bug in mmplan {__version__}, not in your data. "
+                f"The traceback is {where}; please report it with the command you ran."
+            )
+            emit("error", command=func.__name__, exit_code=EXIT_INTERNAL, message=message)
+            stderr_console().print(message, markup=False)
+            raise typer.Exit(EXIT_INTERNAL) from None
+        emit(
+            "done",
+            command=func.__name__,
+            exit_code=0,
+            seconds=round(time.perf_counter() - started, 3),
+        )
+
+    return wrapper
+
+
+@contextlib.contextmanager
+def about_file(path: Path, config: Path | None = None) -> Iterator[None]:
+    """Name the input file in data errors, and the config file in configuration errors,
+    raised by a library function that never saw either."""
+    from mmplan.errors import ConfigError, DataError
+
+    try:
+        yield
+    except DataError as exc:
+        if str(path) in exc.message:
+            raise
+        raise DataError(f"{path}: {exc.message}") from None
+    except ConfigError as exc:
+        source = str(config) if config is not None else "the defaults and flags (no --config)"
+        if source in exc.message:
+            raise
+        raise ConfigError(f"{source}: {exc.message}") from None
+
+
+class EngineRun(NamedTuple):
+    """What a stage function needs to run: the engine and a progress callback."""
+
+    engine: Engine
+    progress: Callable[[int, int, str], None]
+
+
+@contextlib.contextmanager
+def engine_run(
+    engine: EngineConfig,
+    console: Console,
+    label: str,
+    source: Path,
+    config: Path | None,
+) -> Iterator[EngineRun]:
+    """Open the engine, show a progress bar, and name `source` and `config` in the errors
+    of the stage function run inside (see `about_file`)."""
+    from mmplan.engine import open_engine
+
+    with (
+        open_engine(engine) as runner,
+        progress_bar(console, label) as tick,
+        about_file(source, config),
+    ):
+        yield EngineRun(runner, tick)
+
+
+class LogFormat(StrEnum):
+    text = "text"
+    json = "json"
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"mmplan {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show version.")
+    ] = False,
+    log_format: Annotated[
+        LogFormat,
+        typer.Option(
+            "--log-format",
+            help="json: one JSON event per line on stderr (for log shippers), no Rich output.",
+        ),
+    ] = LogFormat.text,
+) -> None:
+    """Middle-mile planning toolkit."""
+    set_format(log_format.value)
+
+
+def summarize(command: str, summary: dict[str, Any], json_out: bool, **extra: Any) -> None:
+    """Log a run's summary as an event and, with --json, print it on stdout."""
+    emit("summary", command=command, **summary, **extra)
+    if json_out:
+        print(json.dumps(summary, default=str))

@@ -1,0 +1,149 @@
+"""Turning flags and input files into what the library functions take.
+
+Flag texts are parsed here (dates, table kinds, scenario lists) so a usage error stops a
+run before anything is read; input tables are read and checked against their contracts.
+Heavy libraries are imported inside the functions: a usage error costs no Polars import.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from mmplan.errors import UsageError
+
+if TYPE_CHECKING:
+    import polars as pl
+
+    from mmplan.config import Config
+
+__all__ = [
+    "ForecastInputs",
+    "PlanInputs",
+    "read_backtest_history",
+    "parse_date",
+    "check_kind",
+    "parse_scenarios",
+    "read_baseline",
+    "read_forecast_inputs",
+    "read_plan_inputs",
+    "planned_columns",
+]
+
+# The key columns `demand_columns` puts before the planned ones.
+DEMAND_KEYS = ("date", "origin", "destination")
+
+
+def parse_date(flag: str, text: str | None) -> dt.date | None:
+    """A YYYY-MM-DD flag as a date: the config is read strictly, so text becomes a date here."""
+    try:
+        return dt.date.fromisoformat(text) if text is not None else None
+    except ValueError:
+        raise UsageError(f"{flag} {text!r} is not a date; give it as YYYY-MM-DD.") from None
+
+
+def check_kind(kind: str | None) -> None:
+    """UsageError unless --kind names a table kind (or is omitted)."""
+    from mmplan.tables import KINDS
+
+    if kind is not None and kind not in KINDS:
+        raise UsageError(f"--kind {kind!r} is not a table kind; use one of {', '.join(KINDS)}.")
+
+
+def parse_scenarios(scenarios: str | None, column: str | None, quantile: str | None) -> list[str]:
+    """The columns --scenarios names (none without it), checked against --column/--quantile."""
+    if column is not None and quantile is not None and column != quantile:
+        raise UsageError(f"--column {column} and --quantile {quantile} disagree; give one.")
+    columns = [c.strip() for c in (scenarios or "").split(",") if c.strip()]
+    if scenarios is not None and (not columns or len(set(columns)) != len(columns)):
+        raise UsageError(f"--scenarios {scenarios!r}: name distinct columns, e.g. forecast,hi_80.")
+    if columns and (column or quantile):
+        raise UsageError("--scenarios names the columns to plan; drop --column/--quantile.")
+    return columns
+
+
+def read_baseline(baseline: Path | None) -> Any:
+    """The parsed --baseline metrics.json (None without one), checked for what the gate reads."""
+    from mmplan.backtesting import check_baseline
+    from mmplan.errors import InputFileError
+
+    if baseline is None:
+        return None
+    try:
+        prior = json.loads(baseline.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputFileError(
+            f"--baseline {baseline} is not a readable metrics.json ({exc}). Pass the "
+            "metrics.json that an earlier `mmplan backtest` wrote."
+        ) from None
+    # TODO(merge): evaluate.<the function that checks a parsed metrics.json and its path>
+    check_baseline(prior, str(baseline))
+    return prior
+
+
+def read_backtest_history(history: Path, cfg: Config, config: Path | None) -> pl.DataFrame:
+    """Read and check the history, and that every [gate] rule names one of its levels:
+    a misspelt level fails before minutes of model fitting."""
+    from mmplan.backtesting import check_gate
+    from mmplan.io import read_table
+
+    hist = read_table(history, "history")
+    check_gate(cfg.gate, cfg.forecast, hist.columns, str(config or "defaults"))
+    return hist
+
+
+class ForecastInputs(NamedTuple):
+    """What `mmplan forecast` reads: the history and the optional backtest outputs."""
+
+    history: pl.DataFrame
+    champions: pl.DataFrame | None
+    calibration: pl.DataFrame | None
+
+
+def read_forecast_inputs(
+    history: Path, champions: Path | None, calibration: Path | None, cfg: Config
+) -> ForecastInputs:
+    """Read and check the history, champions and calibration tables; the calibration
+    must have a factor for every level the config forecasts."""
+    from mmplan.forecasting import check_calibration, hierarchy_levels
+    from mmplan.io import read_table
+
+    hist = read_table(history, "history")
+    chosen = read_table(champions, "champions") if champions is not None else None
+    factors = None
+    if calibration is not None:
+        factors = read_table(calibration, "calibration")
+        levels = [name for name, _ in hierarchy_levels(cfg.forecast, hist.columns)]
+        check_calibration(factors, levels, cfg.forecast, str(calibration))
+    return ForecastInputs(hist, chosen, factors)
+
+
+class PlanInputs(NamedTuple):
+    """What `mmplan optimize` reads: demand (keys and one column per plan) and the network."""
+
+    demand: pl.DataFrame
+    nodes: pl.DataFrame
+    lanes: pl.DataFrame
+    planned: list[str]
+
+
+def planned_columns(demand: pl.DataFrame) -> list[str]:
+    """The demand columns to plan, by name: all but the keys `demand_columns` puts first."""
+    return [c for c in demand.columns if c not in DEMAND_KEYS]
+
+
+def read_plan_inputs(demand: Path, nodes: Path, lanes: Path, columns: list[str]) -> PlanInputs:
+    """Read and check the nodes, the lanes (naming known nodes) and the demand `columns`."""
+    from mmplan.io import read_parquet, read_table
+    from mmplan.optimizer import demand_columns
+
+    node_table = read_table(nodes, "nodes")
+    lane_table = read_table(lanes, "lanes", node_table)
+    picked = demand_columns(read_parquet(demand, what="demand"), columns, demand)
+    # TODO(merge): demand_columns is to return a named result (table, planned); until the
+    # stage has it, the planned columns are found by name. Works with either return.
+    table: pl.DataFrame = getattr(picked, "table", picked)
+    planned: list[str] = getattr(picked, "planned", None) or planned_columns(table)
+    return PlanInputs(table, node_table, lane_table, planned)

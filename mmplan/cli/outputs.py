@@ -1,0 +1,122 @@
+"""Writing a command's outputs: each folder is built aside and swapped in whole
+(`mmplan.io.output_folder`), so a killed run leaves the old output or the new one.
+
+The layout of each output folder is decided here: a sample's three tables, a backtest's
+points, metrics and calibration, and a plan folder per scenario.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mmplan.io import (
+    check_output_file,
+    check_output_folder,
+    output_folder,
+    output_lock,
+    provenance,
+    write_json,
+    write_parquet,
+    write_text,
+)
+
+if TYPE_CHECKING:
+    import polars as pl
+
+    from mmplan.backtesting import BacktestResult
+    from mmplan.config import Config
+    from mmplan.optimizer import Plan
+
+__all__ = [
+    "run_record",
+    "write_sample",
+    "check_backtest_outputs",
+    "write_backtest",
+    "write_gate_reports",
+    "plan_folder",
+    "write_plans",
+]
+
+PLAN_TABLES = ("trucks", "flows", "nodes", "unserved")
+
+
+def run_record(command: str, cfg: Config, seconds: float, **inputs: Path | None) -> dict[str, Any]:
+    """The provenance of a run that took `seconds` and read `inputs` (the omitted ones
+    left out)."""
+    given: dict[str, str | Path] = {k: path for k, path in inputs.items() if path is not None}
+    return provenance(command, cfg.as_record(), given, {"total": seconds})
+
+
+def write_sample(
+    outdir: Path, tables: Mapping[str, pl.DataFrame], record: dict[str, Any], wait: float
+) -> None:
+    """Write each sample table as OUTDIR/<name>.parquet, under the folder's lock."""
+    with output_lock(outdir, wait), output_folder(outdir, record) as tmp:
+        for name, df in tables.items():
+            write_parquet(df, tmp / f"{name}.parquet", record)
+
+
+def check_backtest_outputs(
+    outdir: Path, junit: Path | None, summary_md: Path | None, inputs: tuple[Path | None, ...]
+) -> None:
+    """Refuse an output folder and --junit/--summary files that cannot be written, before
+    minutes of fitting rather than after."""
+    from mmplan.errors import OutputError
+
+    check_output_folder(outdir, inputs)
+    for extra in (junit, summary_md):
+        if extra is not None and not extra.resolve().parent.is_dir():
+            raise OutputError(f"cannot write {extra}: folder {extra.parent} does not exist.")
+        if extra is not None:
+            check_output_file(extra, inputs)
+
+
+def write_backtest(outdir: Path, result: BacktestResult, record: dict[str, Any]) -> None:
+    """OUTDIR/points, metrics, calibration (and champions) .parquet and metrics.json."""
+    with output_folder(outdir, record) as tmp:
+        write_parquet(result.points, tmp / "points.parquet", record)
+        write_parquet(result.metrics, tmp / "metrics.parquet", record)
+        # `backtest` always measures calibration; the field is optional only for results
+        # built by hand, and writing None fails as it did before this helper existed.
+        write_parquet(result.calibration, tmp / "calibration.parquet", record)  # type: ignore[arg-type]
+        if result.champions is not None:
+            write_parquet(result.champions, tmp / "champions.parquet", record)
+        write_json(result.metrics_json | {"provenance": record}, tmp / "metrics.json")
+
+
+def write_gate_reports(
+    result: BacktestResult,
+    summary: dict[str, Any],
+    seconds: float,
+    junit: Path | None,
+    summary_md: Path | None,
+) -> None:
+    """The gate verdict as JUnit XML and as a markdown summary, for those asked for."""
+    from mmplan.cli.render import gate_junit, gate_markdown
+
+    if junit is not None:
+        write_text(gate_junit(result.gates, seconds), junit)
+    if summary_md is not None:
+        write_text(gate_markdown(summary, result.gates, result.passed), summary_md)
+
+
+def plan_folder(root: Path, column: str, scenarios: bool) -> Path:
+    """Where a plan goes: one plan is the output folder itself; with --scenarios, each
+    planned column gets a plan folder of its name inside it."""
+    return root / column if scenarios else root
+
+
+def write_plans(
+    outdir: Path, plans: Mapping[str, Plan], record: dict[str, Any], *, scenarios: bool
+) -> dict[str, Path]:
+    """Each plan's tables and summary.json, in its `plan_folder`; returns those folders."""
+    with output_folder(outdir, record) as tmp:
+        for col, plan in plans.items():
+            folder = plan_folder(tmp, col, scenarios)
+            folder.mkdir(exist_ok=True)
+            for name in PLAN_TABLES:
+                write_parquet(getattr(plan, name), folder / f"{name}.parquet", record)
+            write_json(plan.summary, folder / "summary.json")
+    return {col: plan_folder(outdir, col, scenarios) for col in plans}
