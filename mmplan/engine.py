@@ -5,7 +5,7 @@ the same numbers wherever it runs:
 
 - model fitting: statsforecast fits every series on its own, so a model's series can be cut
   into chunks, fitted anywhere and concatenated;
-- optimizing: every date is its own MIP (mmplan.optimizer).
+- optimizing: every date is its own MIP (mmplan.plan).
 
 `LocalEngine` is the default and today's behaviour: statsforecast spreads a model's series
 over `[forecast].n_jobs` processes, and optimize solves dates on `[optimize].workers`

@@ -29,11 +29,8 @@ __all__ = [
     "read_baseline",
     "read_forecast_inputs",
     "read_plan_inputs",
-    "planned_columns",
 ]
 
-# The key columns `demand_columns` puts before the planned ones.
-DEMAND_KEYS = ("date", "origin", "destination")
 
 
 def parse_date(flag: str, text: str | None) -> dt.date | None:
@@ -129,21 +126,12 @@ class PlanInputs(NamedTuple):
     planned: list[str]
 
 
-def planned_columns(demand: pl.DataFrame) -> list[str]:
-    """The demand columns to plan, by name: all but the keys `demand_columns` puts first."""
-    return [c for c in demand.columns if c not in DEMAND_KEYS]
-
-
 def read_plan_inputs(demand: Path, nodes: Path, lanes: Path, columns: list[str]) -> PlanInputs:
     """Read and check the nodes, the lanes (naming known nodes) and the demand `columns`."""
     from mmplan.io import read_parquet, read_table
-    from mmplan.optimizer import demand_columns
+    from mmplan.plan import demand_columns
 
     node_table = read_table(nodes, "nodes")
     lane_table = read_table(lanes, "lanes", node_table)
     picked = demand_columns(read_parquet(demand, what="demand"), columns, demand)
-    # TODO(merge): demand_columns is to return a named result (table, planned); until the
-    # stage has it, the planned columns are found by name. Works with either return.
-    table: pl.DataFrame = getattr(picked, "table", picked)
-    planned: list[str] = getattr(picked, "planned", None) or planned_columns(table)
-    return PlanInputs(table, node_table, lane_table, planned)
+    return PlanInputs(picked.table, node_table, lane_table, picked.planned)

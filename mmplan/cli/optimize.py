@@ -69,7 +69,7 @@ def optimize(
     from mmplan.cli import outputs, render
     from mmplan.config import load_config
     from mmplan.io import check_output_folder, output_lock
-    from mmplan.optimizer import optimize_scenarios
+    from mmplan.plan import optimize_scenarios
 
     flags = {"relax": True if relax else None, "column": column or quantile}
     cfg = load_config(config, optimize=flags, engine=engine_flags(engine, scheduler))

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
     from mmplan.backtesting import BacktestResult
     from mmplan.config import Config
-    from mmplan.optimizer import Plan
+    from mmplan.plan import Plan
 
 __all__ = [
     "run_record",

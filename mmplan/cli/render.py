@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from mmplan.backtesting import BacktestResult, GateResult
-    from mmplan.optimizer import Plan
+    from mmplan.plan import Plan
     from mmplan.tables import Problem
 
 __all__ = ["sample_summary", "print_sample", "validation_summary", "print_validation"]

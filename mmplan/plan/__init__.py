@@ -65,7 +65,7 @@ import polars as pl
 
 from mmplan.config import OptimizeConfig
 from mmplan.plan.assemble import Plan, assemble
-from mmplan.plan.demand import demand_columns, demand_rows, scenario
+from mmplan.plan.demand import DemandColumns, demand_columns, demand_rows, scenario
 from mmplan.plan.network import default_penalty
 from mmplan.plan.parallel import solve_dates
 
@@ -77,6 +77,7 @@ __all__ = [
     "optimize",
     "optimize_scenarios",
     "demand_rows",
+    "DemandColumns",
     "demand_columns",
     "default_penalty",
 ]

@@ -97,9 +97,17 @@ def check_paths(net: Network, d: pl.DataFrame) -> None:
         )
 
 
+class DemandColumns(NamedTuple):
+    """Demand to plan: date, origin, destination and one column per plan, and the names of
+    the planned columns (a plain table plans `volume` when "forecast" was asked for)."""
+
+    table: pl.DataFrame
+    planned: list[str]
+
+
 def demand_columns(
     df: pl.DataFrame, columns: list[str], source: str | Path = "demand"
-) -> pl.DataFrame:
+) -> DemandColumns:
     """date, origin, destination and each requested column as `demand_rows` picks it (one
     per scenario). UsageError when two requests pick the same column (a plain table plans
     `volume` for "forecast")."""
@@ -107,7 +115,8 @@ def demand_columns(
     planned = [p.columns[-1] for p in picked]
     if len(set(planned)) != len(planned):
         raise UsageError(f"{', '.join(columns)} name the same demand column twice ({planned}).")
-    return pl.concat([picked[0], *[p.select(p.columns[-1]) for p in picked[1:]]], how="horizontal")
+    table = pl.concat([picked[0], *[p.select(p.columns[-1]) for p in picked[1:]]], how="horizontal")
+    return DemandColumns(table, planned)
 
 
 def demand_rows(df: pl.DataFrame, column: str, source: str | Path = "demand") -> pl.DataFrame:
