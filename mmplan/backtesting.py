@@ -72,7 +72,7 @@ import polars as pl
 from mmplan.config import Config, ForecastConfig, GateConfig
 from mmplan.errors import ConfigError, DataError
 from mmplan.forecasting import aggregate, hierarchy_levels, history_hierarchy, lane_series
-from mmplan.tables import check, validate_history
+from mmplan.tables import CALIBRATION_RULES, check, validate_history
 
 if TYPE_CHECKING:
     from mmplan.engine import Engine
@@ -391,9 +391,6 @@ def _metrics_record(
 
 
 # --------------------------------------------------------------------------- calibration
-
-
-CALIBRATION_RULES = ("all", "regular", "short", "sparse")
 
 
 def calibrate(
