@@ -461,8 +461,8 @@ def backtest(
 
     Example: mmplan backtest data/sample/history.parquet -o out/backtest --gate --junit gate.xml
     """
-    from mmplan.backtesting import backtest as run_backtest
-    from mmplan.backtesting import check_baseline, check_gate
+    from mmplan.evaluate import backtest as run_backtest
+    from mmplan.evaluate import check_baseline, check_gate
     from mmplan.config import load_config
     from mmplan.engine import open_engine
     from mmplan.errors import InputFileError, OutputError
