@@ -78,15 +78,15 @@ class BacktestResult:
 
     `metrics_json` is the content of metrics.json (also what a later run reads back
     as its --baseline); `champions` is None unless `[backtest].select` is true;
-    `calibration` holds the interval factors of `calibrate`.
+    `calibration` holds the interval factors of `calibrate` (always measured).
     """
 
     points: pl.DataFrame
     metrics: pl.DataFrame
     metrics_json: dict[str, Any]
     champions: pl.DataFrame | None
+    calibration: pl.DataFrame
     gates: list[GateResult] = field(default_factory=list)
-    calibration: pl.DataFrame | None = None
 
     @property
     def passed(self) -> bool:
@@ -192,12 +192,11 @@ def _metrics_json(
     runs: list[str],
     levels: list[str],
     result: BacktestResult,
-    calibration: pl.DataFrame,
 ) -> dict[str, Any]:
     """metrics.json: how the backtest was run, its metrics, pooled factors and gate verdict
     (`result` without its metrics_json yet)."""
     fcfg, bcfg = setup.config.forecast, setup.config.backtest
-    primary = fcfg.model
+    primary, calibration = fcfg.model, result.calibration
     record: dict[str, Any] = {
         "format": METRICS_FORMAT,
         "primary": primary,
@@ -265,8 +264,8 @@ def run_backtest(
     gates = evaluate_gates(metrics, cfg.gate, fcfg, primary, setup.baseline)
     levels = level_names(fcfg, setup.history.columns)
     calibration = calibrate(points, primary, levels, fcfg, horizon)
-    result = BacktestResult(points, metrics, {}, champions, gates, calibration)
-    result.metrics_json = _metrics_json(setup, cuts, runs, levels, result, calibration)
+    result = BacktestResult(points, metrics, {}, champions, calibration, gates)
+    result.metrics_json = _metrics_json(setup, cuts, runs, levels, result)
     return result
 
 
