@@ -19,8 +19,8 @@ from pathlib import Path
 
 import polars as pl
 
-from mmplan.backtesting import backtest
 from mmplan.config import load_config
+from mmplan.evaluate import backtest
 from mmplan.forecasting import forecast
 
 ROOT = Path(__file__).resolve().parents[1]

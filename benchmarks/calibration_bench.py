@@ -1,7 +1,7 @@
 """Benchmark: do backtest-calibrated intervals cover what they promise on days not yet seen?
 
 Runs one `mmplan.backtest` of the default forecast with many cutoffs on the shipped sample,
-then replays what a planner does: at each test cutoff, calibrate (`mmplan.backtesting.
+then replays what a planner does: at each test cutoff, calibrate (`mmplan.evaluate.
 calibrate`, what `mmplan backtest` writes to calibration.parquet) on the earlier cutoffs
 whose scored days all ended by then, scale that cutoff's intervals by the factors (what
 `mmplan forecast --calibration` does), and score them. No actual after a test cutoff
@@ -21,8 +21,8 @@ from pathlib import Path
 
 import polars as pl
 
-from mmplan.backtesting import NEW_MODEL, backtest, calibrate, rule_of_label
 from mmplan.config import load_config
+from mmplan.evaluate import NEW_MODEL, backtest, calibrate, rule_of_label
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -24,7 +24,7 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "sample": "mmplan.synthetic",
     "forecast": "mmplan.forecasting",
-    "backtest": "mmplan.backtesting",
+    "backtest": "mmplan.evaluate",
     "optimize": "mmplan.plan",
     "open_engine": "mmplan.engine",
     "load_config": "mmplan.config",

@@ -20,6 +20,7 @@ __all__ = [
     "Problem",
     "KINDS",
     "LANE_KEYS",
+    "CALIBRATION_RULES",
     "validate",
     "validate_history",
     "validate_nodes",
@@ -454,10 +455,14 @@ def validate_champions(df: pl.DataFrame) -> list[Problem]:
     )
 
 
-def validate_calibration(df: pl.DataFrame) -> list[Problem]:
-    """Problems with a calibration table from `mmplan backtest` (mmplan.backtesting.calibrate)."""
-    from mmplan.backtesting import CALIBRATION_RULES
+# The rules a calibration table may hold factors for: ``all`` pools a level, the others are
+# forecasting's series rules. Part of the table's contract, so it lives here; the producer
+# (mmplan.evaluate.calibration.calibrate) imports it from here.
+CALIBRATION_RULES = ("all", "regular", "short", "sparse")
 
+
+def validate_calibration(df: pl.DataFrame) -> list[Problem]:
+    """Problems with a calibration table from `mmplan backtest` (mmplan.evaluate.calibrate)."""
     ints = (pl.Int8, pl.Int16, pl.Int32, pl.Int64, pl.UInt8, pl.UInt16, pl.UInt32, pl.UInt64)
     problems = _require(
         df,

@@ -12,10 +12,10 @@ import polars.selectors as cs
 import pytest
 from typer.testing import CliRunner
 
-from mmplan.backtesting import NEW_MODEL, backtest
 from mmplan.cli import app
 from mmplan.config import BacktestConfig, Config, ForecastConfig, GateConfig
 from mmplan.errors import EXIT_CHECK_FAILED, EXIT_CONFIG, EXIT_DATA, ConfigError
+from mmplan.evaluate import NEW_MODEL, backtest
 from mmplan.forecasting import forecast
 from tests.conftest import START, fast_config, make_history
 

@@ -11,10 +11,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from mmplan.backtesting import NEW_MODEL, backtest, calibrate
 from mmplan.cli import app
 from mmplan.config import BacktestConfig, Config
 from mmplan.errors import EXIT_DATA, EXIT_NO_INPUT, DataError
+from mmplan.evaluate import NEW_MODEL, backtest, calibrate
 from mmplan.forecasting import forecast
 from tests.conftest import fast_config, make_history
 

@@ -20,11 +20,11 @@ from conftest import START, fast_config, make_history
 from polars.testing import assert_frame_equal
 from typer.testing import CliRunner
 
-from mmplan.backtesting import backtest
 from mmplan.cli import app
 from mmplan.config import Config, EngineConfig, OptimizeConfig, load_config
 from mmplan.engine import DaskEngine, LocalEngine, open_engine
 from mmplan.errors import EXIT_CONFIG, EXIT_LOCKED, EXIT_USAGE, ConfigError, UsageError
+from mmplan.evaluate import backtest
 from mmplan.forecasting import forecast
 from mmplan.plan import optimize
 

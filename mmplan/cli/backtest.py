@@ -64,9 +64,9 @@ def backtest(
 
     Example: mmplan backtest data/sample/history.parquet -o out/backtest --gate --junit gate.xml
     """
-    from mmplan.backtesting import backtest as run_backtest
     from mmplan.cli import inputs, outputs, render
     from mmplan.config import load_config
+    from mmplan.evaluate import run_backtest
     from mmplan.io import output_lock
 
     flags = {"windows": windows, "horizon": horizon}
@@ -76,11 +76,9 @@ def backtest(
     console = stderr_console(quiet)
     with output_lock(outdir, wait):
         started = time.perf_counter()
-        hist = inputs.read_backtest_history(history, cfg, config)
+        setup = inputs.read_backtest_inputs(history, cfg, config, prior)
         with engine_run(cfg.engine, console, "backtest", history, config) as run:
-            result = run_backtest(
-                hist, cfg, baseline=prior, progress=run.progress, engine=run.engine
-            )
+            result = run_backtest(setup, progress=run.progress, engine=run.engine)
         seconds = time.perf_counter() - started
         record = outputs.run_record("backtest", cfg, seconds, history=history, baseline=baseline)
         outputs.write_backtest(outdir, result, record)

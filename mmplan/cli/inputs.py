@@ -8,9 +8,9 @@ Heavy libraries are imported inside the functions: a usage error costs no Polars
 from __future__ import annotations
 
 import datetime as dt
-import json
+import functools
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from mmplan.errors import UsageError
 
@@ -18,11 +18,12 @@ if TYPE_CHECKING:
     import polars as pl
 
     from mmplan.config import Config
+    from mmplan.evaluate import BacktestSetup, Baseline
 
 __all__ = [
     "ForecastInputs",
     "PlanInputs",
-    "read_backtest_history",
+    "read_backtest_inputs",
     "parse_date",
     "check_kind",
     "parse_scenarios",
@@ -30,7 +31,6 @@ __all__ = [
     "read_forecast_inputs",
     "read_plan_inputs",
 ]
-
 
 
 def parse_date(flag: str, text: str | None) -> dt.date | None:
@@ -61,34 +61,25 @@ def parse_scenarios(scenarios: str | None, column: str | None, quantile: str | N
     return columns
 
 
-def read_baseline(baseline: Path | None) -> Any:
-    """The parsed --baseline metrics.json (None without one), checked for what the gate reads."""
-    from mmplan.backtesting import check_baseline
-    from mmplan.errors import InputFileError
+def read_baseline(baseline: Path | None) -> Baseline | None:
+    """The --baseline metrics.json (None without one), checked for what the gate reads."""
+    from mmplan.evaluate import read_baseline as parse_baseline
 
     if baseline is None:
         return None
-    try:
-        prior = json.loads(baseline.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputFileError(
-            f"--baseline {baseline} is not a readable metrics.json ({exc}). Pass the "
-            "metrics.json that an earlier `mmplan backtest` wrote."
-        ) from None
-    # TODO(merge): evaluate.<the function that checks a parsed metrics.json and its path>
-    check_baseline(prior, str(baseline))
-    return prior
+    return parse_baseline(functools.partial(baseline.read_text, encoding="utf-8"), str(baseline))
 
 
-def read_backtest_history(history: Path, cfg: Config, config: Path | None) -> pl.DataFrame:
-    """Read and check the history, and that every [gate] rule names one of its levels:
-    a misspelt level fails before minutes of model fitting."""
-    from mmplan.backtesting import check_gate
+def read_backtest_inputs(
+    history: Path, cfg: Config, config: Path | None, baseline: Baseline | None
+) -> BacktestSetup:
+    """Read the history and check every backtest input: a [gate] rule naming an unknown
+    level fails here, before minutes of model fitting."""
+    from mmplan.evaluate import prepare_backtest
     from mmplan.io import read_table
 
     hist = read_table(history, "history")
-    check_gate(cfg.gate, cfg.forecast, hist.columns, str(config or "defaults"))
-    return hist
+    return prepare_backtest(hist, cfg, baseline, source=str(config or "defaults"))
 
 
 class ForecastInputs(NamedTuple):

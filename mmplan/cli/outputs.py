@@ -25,8 +25,8 @@ from mmplan.io import (
 if TYPE_CHECKING:
     import polars as pl
 
-    from mmplan.backtesting import BacktestResult
     from mmplan.config import Config
+    from mmplan.evaluate import BacktestResult
     from mmplan.plan import Plan
 
 __all__ = [
@@ -80,7 +80,7 @@ def write_backtest(outdir: Path, result: BacktestResult, record: dict[str, Any])
         write_parquet(result.metrics, tmp / "metrics.parquet", record)
         # `backtest` always measures calibration; the field is optional only for results
         # built by hand, and writing None fails as it did before this helper existed.
-        write_parquet(result.calibration, tmp / "calibration.parquet", record)  # type: ignore[arg-type]
+        write_parquet(result.calibration, tmp / "calibration.parquet", record)
         if result.champions is not None:
             write_parquet(result.champions, tmp / "champions.parquet", record)
         write_json(result.metrics_json | {"provenance": record}, tmp / "metrics.json")

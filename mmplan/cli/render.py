@@ -17,7 +17,7 @@ from rich.markup import escape
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from mmplan.backtesting import BacktestResult, GateResult
+    from mmplan.evaluate import BacktestResult, GateResult
     from mmplan.plan import Plan
     from mmplan.tables import Problem
 

@@ -1,6 +1,6 @@
 """Interval calibration: the factors a backtest measured, checked and applied.
 
-`mmplan backtest` writes calibration.parquet (see mmplan.backtesting.calibrate): per
+`mmplan backtest` writes calibration.parquet (see mmplan.evaluate.calibrate): per
 level, rule and interval, the factor by which the reconciled half-widths must grow (or
 shrink) to cover as often as they claim. The forecast multiplies its half-widths by
 them before the lower bound is clipped.

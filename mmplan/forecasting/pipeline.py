@@ -30,7 +30,7 @@ Pipeline, every step fit on the history it is given and nothing else:
    final point, with the lower bound clipped at zero, so lo <= forecast <= hi always holds.
 7. Calibration (optional, mmplan.forecasting.calibration): each level's half-widths are
    multiplied by the factors a backtest measured for that level and interval (`mmplan
-   backtest` writes them to calibration.parquet; see mmplan.backtesting.calibrate), before
+   backtest` writes them to calibration.parquet; see mmplan.evaluate.calibrate), before
    the lower bound is clipped.
 """
 

@@ -1,0 +1,71 @@
+"""Evaluating forecasts: rolling-origin backtests, their metrics, champions, calibration, gates.
+
+metrics.py      actuals, scoring, and the one definition of WAPE, bias, MASE, coverage, skill
+gates.py        [gate] rules, their verdicts, and the --baseline metrics.json they compare with
+champions.py    the candidate model with the lowest backtest WAPE per series (or level)
+calibration.py  interval scale factors measured on the backtest's out-of-sample errors
+backtest.py     cutoffs, the runs at each cutoff, and `backtest` itself
+"""
+
+from __future__ import annotations
+
+from mmplan.evaluate.backtest import (
+    METRICS_FORMAT,
+    BacktestResult,
+    BacktestSetup,
+    backtest,
+    cutoffs,
+    prepare_backtest,
+    run_backtest,
+)
+from mmplan.evaluate.calibration import calibrate, rule_of_label
+from mmplan.evaluate.champions import select_champions
+from mmplan.evaluate.gates import (
+    RULES,
+    Baseline,
+    GateResult,
+    check_baseline,
+    check_gate,
+    checked_baseline,
+    evaluate_gates,
+    gates_passed,
+    read_baseline,
+)
+from mmplan.evaluate.metrics import (
+    BASELINE_MODEL,
+    NEW_MODEL,
+    Actuals,
+    actuals,
+    compute_metrics,
+    score,
+)
+from mmplan.tables import CALIBRATION_RULES
+
+__all__ = [
+    "backtest",
+    "prepare_backtest",
+    "run_backtest",
+    "BacktestResult",
+    "BacktestSetup",
+    "GateResult",
+    "Baseline",
+    "BASELINE_MODEL",
+    "NEW_MODEL",
+    "METRICS_FORMAT",
+    "CALIBRATION_RULES",
+    "RULES",
+    "Actuals",
+    "cutoffs",
+    "actuals",
+    "score",
+    "compute_metrics",
+    "select_champions",
+    "calibrate",
+    "rule_of_label",
+    "check_gate",
+    "check_baseline",
+    "checked_baseline",
+    "read_baseline",
+    "evaluate_gates",
+    "gates_passed",
+]
