@@ -48,6 +48,7 @@ import polars as pl
 
 from mmplan.config import Config, ForecastConfig
 from mmplan.errors import ConfigError, DataError
+from mmplan.logs import checkpoint  # checkpoint
 from mmplan.tables import LANE_KEYS, check, validate_history
 
 if TYPE_CHECKING:
@@ -608,6 +609,7 @@ def _base_forecasts(
     ):
         ids = group.get_column("unique_id")
         progress(done, todo.height, f"fitting {model} on {ids.len():,} series")
+        checkpoint("forecast.fitting")  # checkpoint
         data = y.filter(pl.col("unique_id").is_in(ids.implode()))
         x_future = None
         if model in EXOGENOUS_MODELS and cfg.events:
@@ -1041,6 +1043,7 @@ def forecast(
     if open_ids.len():
         base, fitted = _base_forecasts(y, plan, end, cfg, progress or _no_progress, engine)
         (progress or _no_progress)(open_ids.len(), open_ids.len(), "reconciling")
+        checkpoint("forecast.reconciling")  # checkpoint
         rec = _reconcile(base, fitted, fit_hier, open_ids, _upper_reconciliation(cfg, fit_hier))
         order = hier.series.select("unique_id").with_row_index("_row")
         rec = rec.join(order, on="unique_id").with_columns(

@@ -65,6 +65,7 @@ import scipy.sparse as sp
 
 from mmplan.config import OptimizeConfig
 from mmplan.errors import DataError, InfeasibleError, UsageError
+from mmplan.logs import checkpoint  # checkpoint
 from mmplan.tables import validate_demand, validate_lanes, validate_nodes
 
 if TYPE_CHECKING:
@@ -1209,6 +1210,7 @@ def _solve_dates(net, days, penalty, config, method, started, progress, engine):
         with lock:
             solved[0] += 1
             report(solved[0], len(days), f"solved {days[i][0]} ({solved[0]}/{len(days)} dates)")
+            checkpoint("optimize.date-solved")  # checkpoint
 
     if engine is not None and engine.distributed:
         # Dates go to the cluster's worker threads, a slot's dates one after another.
@@ -1270,6 +1272,8 @@ def _map_on_threads(fn: Callable[[int], Any], n: int, workers: int) -> list[Any]
             # the main thread sees it only when it next runs Python code.
             while thread.is_alive():
                 thread.join(0.1)
+                if _ACTIVE.get(stop):  # checkpoint: while a solve is in flight
+                    checkpoint("optimize.solving")  # checkpoint
     except BaseException:  # Ctrl-C: stop what can be stopped; the threads die with us
         _interrupt_solves(stop)
         raise
