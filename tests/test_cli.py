@@ -214,6 +214,7 @@ def hold_lock(out: Path) -> subprocess.Popen:
     return holder
 
 
+@pytest.mark.slow
 def test_wait_waits_for_the_lock(tmp_path, history_file, fast_toml):
     import logging
 
@@ -249,6 +250,7 @@ def test_wait_waits_for_the_lock(tmp_path, history_file, fast_toml):
     assert pq.read_table(out).num_rows > 0
 
 
+@pytest.mark.slow
 def test_killed_holder_does_not_leave_a_stale_lock(tmp_path, history_file, fast_toml):
     out = tmp_path / "f.parquet"
     holder = hold_lock(out)

@@ -49,6 +49,7 @@ def dask(scheduler):
         yield eng
 
 
+@pytest.mark.slow
 def test_dask_engine_knows_its_workers_and_keeps_order(dask):
     assert isinstance(dask, DaskEngine) and dask.slots == 2
     assert dask.chunk_size(100) == 3 and dask.chunk_size(4) == 2 and dask.chunk_size(1) == 1
@@ -63,6 +64,7 @@ def test_dask_engine_knows_its_workers_and_keeps_order(dask):
     assert sorted(seen) == list(range(len(items)))
 
 
+@pytest.mark.slow
 def test_a_task_error_reaches_the_client_as_itself(dask):
     from mmplan.errors import DataError
 
@@ -73,6 +75,7 @@ def test_a_task_error_reaches_the_client_as_itself(dask):
         dask.map(fail, [1, 2, 3])
 
 
+@pytest.mark.slow
 def test_forecast_on_dask_equals_local(dask):
     # Regular series with event regressors (MSTL's ARIMA trend takes X_df), a sparse lane
     # with conformal intervals, a short lane, a closed one, and MinTrace(wls_var), which
@@ -93,6 +96,7 @@ def test_forecast_on_dask_equals_local(dask):
     assert len(fitting) > local["model"].n_unique()
 
 
+@pytest.mark.slow
 def test_backtest_on_dask_equals_local(dask):
     history = make_history(n_lanes=8, days=120)
     cfg = Config(forecast=fast_config(), backtest={"windows": 2, "step": 7})
@@ -110,6 +114,7 @@ def four_days_of_demand() -> pl.DataFrame:
     )
 
 
+@pytest.mark.slow
 def test_optimize_on_dask_equals_local(dask):
     nodes, lanes = pl.read_parquet(GOOD / "nodes.parquet"), pl.read_parquet(GOOD / "lanes.parquet")
     demand = four_days_of_demand()
@@ -123,6 +128,7 @@ def test_optimize_on_dask_equals_local(dask):
     assert remote.trucks["date"].n_unique() == 4
 
 
+@pytest.mark.slow
 def test_forecast_cli_on_dask_writes_the_local_table(scheduler, tmp_path, history_file, fast_toml):
     args = ["forecast", str(history_file), "--config", str(fast_toml), "-q"]
     assert runner.invoke(app, [*args, "-o", str(tmp_path / "a.parquet")]).exit_code == 0
@@ -213,6 +219,7 @@ def test_local_engine_is_the_default():
         assert eng.chunk_size(1234) == 1234 and eng.jobs_per_task(-1) == -1
 
 
+@pytest.mark.slow
 def test_help_does_not_import_dask():
     code = (
         "import sys; from mmplan.cli import app; import mmplan.forecasting, mmplan.optimizer; "
@@ -222,6 +229,7 @@ def test_help_does_not_import_dask():
     assert out.stdout.strip() == "[]"
 
 
+@pytest.mark.slow
 def test_workers_dying_mid_run_is_exit_75(dask):
     # Last in the module: it kills the workers (their nannies restart them).
     import os

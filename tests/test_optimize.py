@@ -323,6 +323,7 @@ def test_forecast_tables_plan_their_lane_rows_and_chosen_column():
         demand_rows(fc, "hi_95")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["C/c33", "C/c41"])
 def test_mcnd_instances_reach_their_published_optimum(name):
     inst = read_dow(name)

@@ -210,6 +210,7 @@ def test_sigkill_during_optimize_never_corrupts_the_plan(tmp_path):
     _kill_at_checkpoints("optimize", OPTIMIZE_KILLS, tmp_path)
 
 
+@pytest.mark.slow
 def test_forecast_is_identical_with_one_or_two_worker_processes():
     h = make_history(n_lanes=8, days=120, seed=5)
     one = forecast(h, fast_config(model="AutoTheta", n_jobs=1))
@@ -283,6 +284,7 @@ def test_ctrl_c_stops_optimize_and_keeps_the_previous_plan(tmp_path):
     assert [p.name for p in plan.iterdir()] == ["manifest.json"]
 
 
+@pytest.mark.slow
 def test_an_interrupted_optimize_leaves_nothing_that_stops_the_next_one():
     # In a notebook, a Ctrl-C'd optimize() used to leave a global stop flag set: the next
     # single-model solve raised at once, and the abandoned dates resumed later.
