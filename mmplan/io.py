@@ -29,6 +29,7 @@ from typing import Any
 import polars as pl
 
 from mmplan.errors import InputFileError, LockedError, OutputError
+from mmplan.logs import checkpoint
 from mmplan.tables import check, normalise, validate
 
 __all__ = [
@@ -220,7 +221,9 @@ def write_parquet(df: pl.DataFrame, path: str | Path, record: dict[str, Any] | N
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    checkpoint("write_parquet.renaming")
     _replace(tmp, target)
+    checkpoint("write_parquet.renamed")
     return target
 
 
@@ -303,18 +306,21 @@ def output_folder(path: str | Path, record: dict[str, Any] | None = None) -> Ite
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    checkpoint("output_folder.swapping")
     old = None
     try:
         if target.exists():
             old = Path(tempfile.mkdtemp(dir=parent, prefix=f".{target.name}.", suffix=".old"))
             os.rmdir(old)
             os.replace(target, old)
+            checkpoint("output_folder.old-moved")
         os.replace(tmp, target)
     except OSError as exc:
         if old is not None and old.exists() and not target.exists():
             os.replace(old, target)  # put the previous output back
         shutil.rmtree(tmp, ignore_errors=True)
         raise OutputError(f"cannot write {target}: {exc.strerror}.") from None
+    checkpoint("output_folder.swapped")
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
 
@@ -402,5 +408,7 @@ def write_text(text: str, path: str | Path) -> Path:
     except OSError as exc:
         tmp.unlink(missing_ok=True)
         raise OutputError(f"cannot write {target}: {exc.strerror}.") from None
+    checkpoint("write_text.renaming")
     _replace(tmp, target)
+    checkpoint("write_text.renamed")
     return target

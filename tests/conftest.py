@@ -97,3 +97,39 @@ def fast_toml(tmp_path: Path) -> Path:
         'reconciliation = "MinTrace(wls_struct)"\n'
     )
     return path
+
+
+class SolverWithoutAPlan:
+    """Stands in for OR-Tools' ModelSolverHelper: every solve stops, as at its time limit,
+    before it has found any plan, however fast the machine."""
+
+    def __init__(self, solver_name: str) -> None:
+        self.solver_name = solver_name
+
+    def set_time_limit_in_seconds(self, seconds: float) -> None:
+        pass
+
+    def set_solver_specific_parameters(self, parameters: str) -> None:
+        pass
+
+    def solve(self, model: object) -> None:
+        pass
+
+    def interrupt_solve(self) -> bool:
+        return True
+
+    def status(self) -> object:
+        import ortools.linear_solver.python.model_builder_helper as mbh
+
+        return mbh.SolveStatus.NOT_SOLVED  # what SCIP reports when its limit comes first
+
+    def has_solution(self) -> bool:
+        return False
+
+
+@pytest.fixture
+def solver_without_a_plan(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every LP and MIP solve of the test ends without a plan, as a too-short time limit does."""
+    import ortools.linear_solver.python.model_builder_helper as mbh
+
+    monkeypatch.setattr(mbh, "ModelSolverHelper", SolverWithoutAPlan)

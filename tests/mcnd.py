@@ -1,10 +1,14 @@
-"""Reader for the MCND (.dow) network design instances in ../shared/data/mcnd.
+"""Reader for the MCND (.dow) network design instances: the tests' own in tests/data/mcnd.
 
 It maps an instance onto mmplan's tables as the data README says: every node a facility
 volume may pass through (no capacity, no handling cost), every arc a lane with
 truck_capacity = capacity, cost_per_truck = fixed cost, max_trucks = 1,
 cost_per_package = unit cost, and every commodity a demand row on one date. The plan's
 objective then equals the instance's. It lives with the tests: it is not part of mmplan.
+
+The tests solve only the instances vendored in tests/data/mcnd (a fresh clone has nothing
+beside it); an instance not vendored there is read from ../shared/data/mcnd, which only the
+benchmarks use.
 """
 
 from __future__ import annotations
@@ -14,8 +18,9 @@ from pathlib import Path
 
 import polars as pl
 
-__all__ = ["MCND_DIR", "OPTIMA", "read_dow"]
+__all__ = ["MCND_DIR", "VENDORED_DIR", "OPTIMA", "read_dow"]
 
+VENDORED_DIR = Path(__file__).resolve().parent / "data" / "mcnd"
 MCND_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "mcnd"
 
 # Proven optima from the data README.
@@ -32,8 +37,13 @@ OPTIMA = {
 }
 
 
-def read_dow(name: str, root: Path = MCND_DIR) -> dict[str, pl.DataFrame]:
-    """Nodes, lanes and demand tables for instance `name` (e.g. "C/c33")."""
+def read_dow(name: str, root: Path | None = None) -> dict[str, pl.DataFrame]:
+    """Nodes, lanes and demand tables for instance `name` (e.g. "C/c33").
+
+    Without `root`, the vendored copy when there is one, else the shared data set.
+    """
+    if root is None:
+        root = VENDORED_DIR if (VENDORED_DIR / f"{name}.dow").is_file() else MCND_DIR
     tokens = (root / f"{name}.dow").read_text().split()
     start = tokens.index("MULTIGEN.DAT:") + 1 if "MULTIGEN.DAT:" in tokens else 0
     n, a, k = (int(t) for t in tokens[start : start + 3])

@@ -49,6 +49,7 @@ def fast(windows: int = 2, **forecast_overrides) -> Config:
 # --------------------------------------------------------------------------- leakage
 
 
+@pytest.mark.slow
 def test_no_leakage_history_after_cutoff_cannot_change_its_forecasts():
     history = make_history(n_lanes=6, days=120)
     cfg = fast()

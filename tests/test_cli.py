@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import polars as pl
@@ -201,34 +200,60 @@ def test_locked_output_is_75_naming_the_holder(tmp_path, history_file, fast_toml
     assert not out.exists()
 
 
-def hold_lock(out: Path, seconds: float) -> subprocess.Popen:
-    """Another process holding the lock on `out` for `seconds`; returns once it holds it."""
+def hold_lock(out: Path) -> subprocess.Popen:
+    """Another process holding the lock on `out` until its stdin closes (or it is killed);
+    returns once it holds it."""
     code = (
-        "import time; from mmplan.io import output_lock\n"
-        f"with output_lock({str(out)!r}):\n    print('held', flush=True); time.sleep({seconds})"
+        "import sys; from mmplan.io import output_lock\n"
+        f"with output_lock({str(out)!r}):\n    print('held', flush=True); sys.stdin.read()"
     )
-    holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
     assert holder.stdout.readline().strip() == "held"
     return holder
 
 
+@pytest.mark.slow
 def test_wait_waits_for_the_lock(tmp_path, history_file, fast_toml):
+    import logging
+
     out = tmp_path / "f.parquet"
-    holder = hold_lock(out, 1.5)
-    started = time.monotonic()
-    result = runner.invoke(
-        app,
-        ["forecast", str(history_file), "-o", str(out), "--config", str(fast_toml), "--wait", "30"],
-    )
-    holder.wait()
-    assert result.exit_code == 0, result.output
-    assert time.monotonic() - started >= 0.5
+    holder = hold_lock(out)
+    held_at_first_try = []
+
+    class ReleaseAfterTheFirstFailedTry(logging.Handler):
+        # filelock logs each try that finds the lock taken, before it sleeps and tries again.
+        def emit(self, record: logging.LogRecord) -> None:
+            if "not acquired" in record.getMessage() and not held_at_first_try:
+                held_at_first_try.append(holder.poll() is None)
+                holder.stdin.close()  # now the holder lets go
+
+    logger = logging.getLogger("filelock")
+    level = logger.level
+    logger.setLevel(logging.DEBUG)  # setLevel, not the attribute: it clears the level caches
+    handler = ReleaseAfterTheFirstFailedTry()
+    logger.addHandler(handler)
+    try:
+        result = runner.invoke(
+            app,
+            ["forecast", str(history_file), "-o", str(out), "--config", str(fast_toml)]
+            + ["--wait", "60"],
+        )
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+        holder.kill()
+        holder.wait()
+    assert held_at_first_try == [True]  # the run found the lock taken, and waited
+    assert result.exit_code == 0, result.output  # then ran once the holder let go
     assert pq.read_table(out).num_rows > 0
 
 
+@pytest.mark.slow
 def test_killed_holder_does_not_leave_a_stale_lock(tmp_path, history_file, fast_toml):
     out = tmp_path / "f.parquet"
-    holder = hold_lock(out, 60)
+    holder = hold_lock(out)
     holder.kill()
     holder.wait()
     result = runner.invoke(

@@ -49,6 +49,7 @@ def dask(scheduler):
         yield eng
 
 
+@pytest.mark.slow
 def test_dask_engine_knows_its_workers_and_keeps_order(dask):
     assert isinstance(dask, DaskEngine) and dask.slots == 2
     assert dask.chunk_size(100) == 3 and dask.chunk_size(4) == 2 and dask.chunk_size(1) == 1
@@ -63,6 +64,7 @@ def test_dask_engine_knows_its_workers_and_keeps_order(dask):
     assert sorted(seen) == list(range(len(items)))
 
 
+@pytest.mark.slow
 def test_a_task_error_reaches_the_client_as_itself(dask):
     from mmplan.errors import DataError
 
@@ -73,6 +75,7 @@ def test_a_task_error_reaches_the_client_as_itself(dask):
         dask.map(fail, [1, 2, 3])
 
 
+@pytest.mark.slow
 def test_forecast_on_dask_equals_local(dask):
     # Regular series with event regressors (MSTL's ARIMA trend takes X_df), a sparse lane
     # with conformal intervals, a short lane, a closed one, and MinTrace(wls_var), which
@@ -93,6 +96,7 @@ def test_forecast_on_dask_equals_local(dask):
     assert len(fitting) > local["model"].n_unique()
 
 
+@pytest.mark.slow
 def test_backtest_on_dask_equals_local(dask):
     history = make_history(n_lanes=8, days=120)
     cfg = Config(forecast=fast_config(), backtest={"windows": 2, "step": 7})
@@ -110,6 +114,7 @@ def four_days_of_demand() -> pl.DataFrame:
     )
 
 
+@pytest.mark.slow
 def test_optimize_on_dask_equals_local(dask):
     nodes, lanes = pl.read_parquet(GOOD / "nodes.parquet"), pl.read_parquet(GOOD / "lanes.parquet")
     demand = four_days_of_demand()
@@ -123,6 +128,7 @@ def test_optimize_on_dask_equals_local(dask):
     assert remote.trucks["date"].n_unique() == 4
 
 
+@pytest.mark.slow
 def test_forecast_cli_on_dask_writes_the_local_table(scheduler, tmp_path, history_file, fast_toml):
     args = ["forecast", str(history_file), "--config", str(fast_toml), "-q"]
     assert runner.invoke(app, [*args, "-o", str(tmp_path / "a.parquet")]).exit_code == 0
@@ -155,7 +161,6 @@ def test_unreachable_scheduler_is_exit_75(command, tmp_path, history_file):
         target += ["--lanes", str(GOOD / "lanes.parquet"), "--column", "volume"]
     else:
         target = [str(history_file)]
-    started = time.perf_counter()
     result = runner.invoke(
         app,
         [command, *target, "-o", str(tmp_path / "out"), "--config", str(config)]
@@ -163,7 +168,8 @@ def test_unreachable_scheduler_is_exit_75(command, tmp_path, history_file):
     )
     assert result.exit_code == EXIT_LOCKED, result.output
     assert address in result.output and "try again later" in result.output
-    assert time.perf_counter() - started < 20
+    # It gave up after the configured connect_timeout, not the 10 s default.
+    assert "after 0.5 s" in " ".join(result.output.split())
     assert not (tmp_path / "out").exists()
 
 
@@ -213,6 +219,7 @@ def test_local_engine_is_the_default():
         assert eng.chunk_size(1234) == 1234 and eng.jobs_per_task(-1) == -1
 
 
+@pytest.mark.slow
 def test_help_does_not_import_dask():
     code = (
         "import sys; from mmplan.cli import app; import mmplan.forecasting, mmplan.plan; "
@@ -222,6 +229,7 @@ def test_help_does_not_import_dask():
     assert out.stdout.strip() == "[]"
 
 
+@pytest.mark.slow
 def test_workers_dying_mid_run_is_exit_75(dask):
     # Last in the module: it kills the workers (their nannies restart them).
     import os
@@ -231,10 +239,10 @@ def test_workers_dying_mid_run_is_exit_75(dask):
     def die(x):
         os._exit(1)
 
-    started = time.perf_counter()
     with pytest.raises(EngineUnavailableError, match="try again later") as err:
         dask.map(die, [1])
     assert err.value.exit_code == EXIT_LOCKED
-    assert time.perf_counter() - started < 60
-    # Let the nannies finish restarting the workers before the cluster is closed.
-    dask.client.wait_for_workers(2, timeout=60)
+    # Let the nannies finish restarting the workers before the cluster is closed. On a busy
+    # machine a restart (a fresh interpreter importing the libraries) can take a minute; the
+    # timeout only keeps a cluster that never comes back from hanging the suite.
+    dask.client.wait_for_workers(2, timeout=600)

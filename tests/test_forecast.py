@@ -180,6 +180,7 @@ def test_library_api_is_exported(history):
     assert mmplan.forecast(history, cfg).equals(forecast(history, cfg.forecast))
 
 
+@pytest.mark.slow
 def test_forecast_is_deterministic(history):
     cfg = fast_config(model="AutoETS")
     assert forecast(history, cfg).equals(forecast(history, cfg))
@@ -204,6 +205,7 @@ def test_event_features_mark_configured_days():
     assert feats["event_cyber_monday"].sum() == 1.0
 
 
+@pytest.mark.slow
 def test_events_feed_exogenous_models():
     # A lane with a large spike on each configured event day: AutoARIMA with the event
     # regressor must forecast a spike on the event day in the horizon.
@@ -239,6 +241,7 @@ def test_events_feed_exogenous_models():
     assert spike > others + 100
 
 
+@pytest.mark.slow
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     n_lanes=st.integers(2, 7),
@@ -286,7 +289,14 @@ def test_each_lane_gets_its_own_forecast_whatever_the_id_order():
             assert got[o + d] == pytest.approx(v), (method, o, d)
 
 
-@pytest.mark.parametrize("model", FORECAST_MODELS)
+# The ARIMA and ETS searches take seconds; the other models run in under one.
+@pytest.mark.parametrize(
+    "model",
+    [
+        pytest.param(m, marks=pytest.mark.slow) if m in ("AutoARIMA", "AutoETS") else m
+        for m in FORECAST_MODELS
+    ],
+)
 def test_every_offered_model_runs(model):
     h = make_history(n_lanes=3, days=70, seed=2, sparse_every=0, new_lane=False, closed_lane=False)
     fc = forecast(h, fast_config(model=model, season_length=7, horizon=7, n_jobs=1))

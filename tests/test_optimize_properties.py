@@ -154,6 +154,7 @@ def check_plan(plan, nodes, lanes, demand):
     assert s["best_bound"] <= s["objective"] + 1e-6 * abs(s["objective"]) + 1e-6
 
 
+@pytest.mark.slow
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(networks())
 def test_random_networks_give_checked_plans_bounded_by_their_lp(net):

@@ -16,6 +16,7 @@ import polars as pl
 
 from mmplan.config import ForecastConfig
 from mmplan.forecasting.series import event_features
+from mmplan.logs import checkpoint
 
 if TYPE_CHECKING:
     from mmplan.engine import Engine
@@ -158,6 +159,7 @@ def base_forecasts(
     ):
         ids = group.get_column("unique_id")
         progress(done, todo.height, f"fitting {model} on {ids.len():,} series")
+        checkpoint("forecast.fitting")
         data = y.filter(pl.col("unique_id").is_in(ids.implode()))
         x_future = None
         if model in EXOGENOUS_MODELS and cfg.events:

@@ -53,6 +53,7 @@ from mmplan.forecasting.reconcile import Bands, reconcile, upper_reconciliation
 from mmplan.forecasting.rules import assign_models
 from mmplan.forecasting.series import aggregate, first_date, lane_series, last_date, level_series
 from mmplan.forecasting.shares import share_lanes
+from mmplan.logs import checkpoint
 from mmplan.tables import check, validate_history
 
 if TYPE_CHECKING:
@@ -171,6 +172,7 @@ def _reconciled_bands(
     if open_ids.len():
         base, fitted = base_forecasts(fit.y, plan, fit.end, cfg, progress, engine)
         progress(open_ids.len(), open_ids.len(), "reconciling")
+        checkpoint("forecast.reconciling")
         rec = reconcile(base, fitted, fit.hier, open_ids, upper_reconciliation(cfg, fit.hier))
         bands.fill(rec, hier.series, fit.end, cfg.levels)
     return bands

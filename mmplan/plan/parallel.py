@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from mmplan.config import OptimizeConfig
+from mmplan.logs import checkpoint
 from mmplan.plan.demand import Day
 from mmplan.plan.network import Network
 from mmplan.plan.solve import DateOutcome, solve_date
@@ -47,6 +48,7 @@ def solve_dates(
         with lock:
             solved[0] += 1
             report(solved[0], len(days), f"solved {days[i][0]} ({solved[0]}/{len(days)} dates)")
+            checkpoint("optimize.date-solved")
 
     if engine is not None and engine.distributed:
         # Dates go to the cluster's worker threads, a slot's dates one after another.

@@ -17,6 +17,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
+from mmplan.logs import checkpoint
+
 T = TypeVar("T")
 
 _ACTIVE: dict[threading.Event | None, set[Any]] = {}  # solves in flight, per run
@@ -84,6 +86,8 @@ def map_on_threads(fn: Callable[[int], T], n: int, workers: int) -> list[T]:
             # the main thread sees it only when it next runs Python code.
             while thread.is_alive():
                 thread.join(0.1)
+                if _ACTIVE.get(stop):  # a solve is in flight: where a Ctrl-C test stops us
+                    checkpoint("optimize.solving")
     except BaseException:  # Ctrl-C: stop what can be stopped; the threads die with us
         _interrupt_solves(stop)
         raise
