@@ -125,6 +125,13 @@ def default_events() -> dict[str, list[dt.date]]:
     }
 
 
+# Columns a hierarchy level may not group by: the history's measures and the forecast
+# table's own columns (lo_<p>/hi_<p> too).
+_NOT_LEVEL_COLUMNS = frozenset(
+    {"date", "volume", "unique_id", "level", "forecast", "model", "ds", "y"}
+)
+
+
 class ForecastConfig(Section):
     horizon: int = Field(default=28, ge=1, le=366)
     levels: list[int] = Field(default_factory=lambda: [80, 95])
@@ -169,6 +176,16 @@ class ForecastConfig(Section):
             if not chain or len(set(chain)) != len(chain):
                 raise ValueError(f"a hierarchy chain must name distinct columns, got {chain}")
         # Checked here rather than when the history is read, so the error names the file.
+        for chain in value:
+            # A level groups lanes by attribute columns: the history's date and volume, and
+            # the forecast table's own columns, cannot be one.
+            taken = [c for c in chain if c in _NOT_LEVEL_COLUMNS or c.startswith(("lo_", "hi_"))]
+            if taken:
+                raise ValueError(
+                    f"a hierarchy level groups lanes by attribute columns (e.g. origin_region); "
+                    f"{', '.join(repr(c) for c in taken)} is a column of the history or forecast "
+                    f"contract, not an attribute. Remove it from {chain}"
+                )
         names = ["/".join(chain) for chain in value]
         for name in names:
             if names.count(name) > 1 or name in ("total", "lane"):

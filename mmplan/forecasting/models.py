@@ -29,6 +29,8 @@ __all__ = [
     "YEAR",
     "MIN_YEARLY_DAYS",
     "make_model",
+    "mstl_seasons",
+    "mstl_label",
     "BaseForecasts",
     "Chunk",
     "base_forecasts",
@@ -70,12 +72,12 @@ def make_model(
     from statsforecast import models as m
     from statsforecast.utils import ConformalIntervals
 
-    trends: dict[str, Callable[[], Any]] = {
+    trends: dict[str, Callable[..., Any]] = {
         # ARIMA(1,1,1) on the deseasonalised series takes the event regressors at a seventh
         # of AutoARIMA's search cost (benchmarks/model_choice.py).
-        "ARIMA": lambda: m.ARIMA(order=(1, 1, 1)),
-        "AutoARIMA": lambda: m.AutoARIMA(seasonal=False),
-        "AutoETS": lambda: m.AutoETS(model="ZZN"),  # no regressors: events are ignored
+        "ARIMA": lambda **kw: m.ARIMA(order=(1, 1, 1), **kw),
+        "AutoARIMA": lambda **kw: m.AutoARIMA(seasonal=False, **kw),
+        "AutoETS": lambda **kw: m.AutoETS(model="ZZN", **kw),  # no regressors: events ignored
     }
 
     conformal = ConformalIntervals(h=horizon, n_windows=2)
@@ -89,7 +91,7 @@ def make_model(
         "AutoARIMA": lambda: m.AutoARIMA(season_length=season_length, alias=alias),
         # Weekly and yearly seasonality; the ARIMA trend takes the event regressors.
         "MSTL": lambda: m.MSTL(
-            season_length=[season_length, YEAR] if yearly else season_length,
+            season_length=mstl_seasons(season_length, yearly),
             trend_forecaster=trends[mstl_trend](),
             alias=alias,
         ),
@@ -97,12 +99,29 @@ def make_model(
         "Naive": lambda: m.Naive(alias=alias),
         "HistoricAverage": lambda: m.HistoricAverage(alias=alias),
     }
-    model = seasonal[name]()
+    if name == "MSTL" and not mstl_seasons(season_length, yearly):
+        # No season to take out (statsforecast's MSTL would need supersmoother for a
+        # period of 1): MSTL is its trend model on the series itself, which is what this
+        # fits. The forecast's model column says so (mstl_label).
+        model = trends[mstl_trend](alias=alias)
+    else:
+        model = seasonal[name]()
     if intervals == "conformal":
         model.prediction_intervals = conformal
-        if name == "MSTL":  # MSTL takes its intervals from its trend model
+        if hasattr(model, "trend_forecaster"):  # MSTL takes its intervals from its trend
             model.trend_forecaster.prediction_intervals = conformal
     return model
+
+
+def mstl_seasons(season_length: int, yearly: bool) -> list[int]:
+    """MSTL's seasons: the configured one and, for long series, the year; a season of 1
+    day is no season."""
+    return [s for s in (season_length, YEAR if yearly else 1) if s > 1]
+
+
+def mstl_label(trend: str) -> str:
+    """The model column of a series whose MSTL has no season: its trend model fits it."""
+    return f"MSTL({trend}, no season)"
 
 
 class BaseForecasts(NamedTuple):
@@ -150,10 +169,8 @@ def base_forecasts(
     # A yearly season needs most days of the year seen twice: on less, STL's yearly
     # component absorbs the noise (120 days left residuals of 1 package on 22k a day, and
     # intervals as narrow) and the forecast repeats days it never saw a year earlier.
-    days = y.group_by("unique_id").agg(pl.len().alias("_days"))
-    todo = todo.join(days, on="unique_id", how="left").with_columns(
-        yearly=pl.col("_days").fill_null(0) >= MIN_YEARLY_DAYS
-    )
+    # `length` (assign_models) is the series' days in `y`: each runs from its start to `end`.
+    todo = todo.with_columns(yearly=pl.col("length") >= MIN_YEARLY_DAYS)
     for (model, short, yearly), group in todo.group_by(
         "model", "short", "yearly", maintain_order=True
     ):
