@@ -151,7 +151,9 @@ class ForecastConfig(Section):
     reconciliation: ReconcilerName = "MinTrace(wls_var)"
     middle_level: str | None = None
     n_jobs: int = Field(default=-1, ge=-1)
-    events: dict[str, list[dt.date]] = Field(default_factory=default_events)
+    default_events: bool = True
+    # The events given are merged over default_events() (see _events_merged).
+    events: dict[str, list[dt.date]] = Field(default_factory=dict, validate_default=True)
 
     @field_validator("levels")
     @classmethod
@@ -161,6 +163,18 @@ class ForecastConfig(Section):
         if any(not 0 < p < 100 for p in value):
             raise ValueError("interval levels are percentages strictly between 0 and 100")
         return sorted(set(value))
+
+    @field_validator("events")
+    @classmethod
+    def _events_merged(
+        cls, value: dict[str, list[dt.date]], info: ValidationInfo
+    ) -> dict[str, list[dt.date]]:
+        # A [forecast.events] table adds to the default calendar rather than replacing it
+        # (one custom event used to drop Prime Day and the rest silently): an event named
+        # like a default replaces its dates, an empty list drops it, and
+        # default_events = false drops them all.
+        merged = {**default_events(), **value} if info.data.get("default_events", True) else value
+        return {name: sorted(set(days)) for name, days in merged.items() if days}
 
     @field_validator("n_jobs")
     @classmethod
