@@ -125,6 +125,13 @@ def default_events() -> dict[str, list[dt.date]]:
     }
 
 
+# Columns a hierarchy level may not group by: the history's measures and the forecast
+# table's own columns (lo_<p>/hi_<p> too).
+_NOT_LEVEL_COLUMNS = frozenset(
+    {"date", "volume", "unique_id", "level", "forecast", "model", "ds", "y"}
+)
+
+
 class ForecastConfig(Section):
     horizon: int = Field(default=28, ge=1, le=366)
     levels: list[int] = Field(default_factory=lambda: [80, 95])
@@ -144,7 +151,9 @@ class ForecastConfig(Section):
     reconciliation: ReconcilerName = "MinTrace(wls_var)"
     middle_level: str | None = None
     n_jobs: int = Field(default=-1, ge=-1)
-    events: dict[str, list[dt.date]] = Field(default_factory=default_events)
+    default_events: bool = True
+    # The events given are merged over default_events() (see _events_merged).
+    events: dict[str, list[dt.date]] = Field(default_factory=dict, validate_default=True)
 
     @field_validator("levels")
     @classmethod
@@ -154,6 +163,18 @@ class ForecastConfig(Section):
         if any(not 0 < p < 100 for p in value):
             raise ValueError("interval levels are percentages strictly between 0 and 100")
         return sorted(set(value))
+
+    @field_validator("events")
+    @classmethod
+    def _events_merged(
+        cls, value: dict[str, list[dt.date]], info: ValidationInfo
+    ) -> dict[str, list[dt.date]]:
+        # A [forecast.events] table adds to the default calendar rather than replacing it
+        # (one custom event used to drop Prime Day and the rest silently): an event named
+        # like a default replaces its dates, an empty list drops it, and
+        # default_events = false drops them all.
+        merged = {**default_events(), **value} if info.data.get("default_events", True) else value
+        return {name: sorted(set(days)) for name, days in merged.items() if days}
 
     @field_validator("n_jobs")
     @classmethod
@@ -169,6 +190,16 @@ class ForecastConfig(Section):
             if not chain or len(set(chain)) != len(chain):
                 raise ValueError(f"a hierarchy chain must name distinct columns, got {chain}")
         # Checked here rather than when the history is read, so the error names the file.
+        for chain in value:
+            # A level groups lanes by attribute columns: the history's date and volume, and
+            # the forecast table's own columns, cannot be one.
+            taken = [c for c in chain if c in _NOT_LEVEL_COLUMNS or c.startswith(("lo_", "hi_"))]
+            if taken:
+                raise ValueError(
+                    f"a hierarchy level groups lanes by attribute columns (e.g. origin_region); "
+                    f"{', '.join(repr(c) for c in taken)} is a column of the history or forecast "
+                    f"contract, not an attribute. Remove it from {chain}"
+                )
         names = ["/".join(chain) for chain in value]
         for name in names:
             if names.count(name) > 1 or name in ("total", "lane"):

@@ -87,3 +87,23 @@ def test_overrides_apply_and_none_is_ignored(tmp_path):
     cfg.write_text("[forecast]\nhorizon = 10\n")
     assert load_config(cfg, forecast={"horizon": None}).forecast.horizon == 10
     assert load_config(cfg, forecast={"horizon": 3}).forecast.horizon == 3
+
+
+def test_custom_events_merge_with_the_default_calendar(tmp_path):
+    # One custom event used to drop Prime Day, Black Friday, Cyber Monday and Christmas.
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(
+        "[forecast.events]\npromo = [2025-03-03]\nchristmas = [2025-12-24]\nprime_day = []\n"
+    )
+    events = load_config(cfg).forecast.events
+    assert sorted(events) == ["black_friday", "christmas", "cyber_monday", "promo"]
+    assert [str(d) for d in events["christmas"]] == ["2025-12-24"]
+    assert events["black_friday"] == Config().forecast.events["black_friday"]
+
+
+def test_default_events_false_keeps_only_the_listed_events(tmp_path):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("[forecast]\ndefault_events = false\n[forecast.events]\npromo = [2025-03-03]\n")
+    assert list(load_config(cfg).forecast.events) == ["promo"]
+    cfg.write_text("[forecast]\ndefault_events = false\n")
+    assert load_config(cfg).forecast.events == {}

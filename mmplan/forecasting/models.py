@@ -29,10 +29,13 @@ __all__ = [
     "YEAR",
     "MIN_YEARLY_DAYS",
     "make_model",
+    "mstl_seasons",
+    "mstl_label",
     "BaseForecasts",
     "Chunk",
     "base_forecasts",
     "fit_chunk",
+    "series_scales",
     "interval_cols",
 ]
 
@@ -50,6 +53,8 @@ YEAR = 365
 # MSTL gets a yearly season only for series of at least this many days: half the days of
 # the year seen twice (730 days of history qualify, and so do backtest windows of 680).
 MIN_YEARLY_DAYS = YEAR + YEAR // 2
+# Decimals kept of each series' values once scaled to a mean absolute value of 1.
+SCALED_DECIMALS = 10
 # Models with no native intervals; they get conformal ones.
 NO_NATIVE_INTERVALS = {"CrostonOptimized", "CrostonClassic", "CrostonSBA", "ADIDA", "IMAPA", "TSB"}
 
@@ -70,12 +75,12 @@ def make_model(
     from statsforecast import models as m
     from statsforecast.utils import ConformalIntervals
 
-    trends: dict[str, Callable[[], Any]] = {
+    trends: dict[str, Callable[..., Any]] = {
         # ARIMA(1,1,1) on the deseasonalised series takes the event regressors at a seventh
         # of AutoARIMA's search cost (benchmarks/model_choice.py).
-        "ARIMA": lambda: m.ARIMA(order=(1, 1, 1)),
-        "AutoARIMA": lambda: m.AutoARIMA(seasonal=False),
-        "AutoETS": lambda: m.AutoETS(model="ZZN"),  # no regressors: events are ignored
+        "ARIMA": lambda **kw: m.ARIMA(order=(1, 1, 1), **kw),
+        "AutoARIMA": lambda **kw: m.AutoARIMA(seasonal=False, **kw),
+        "AutoETS": lambda **kw: m.AutoETS(model="ZZN", **kw),  # no regressors: events ignored
     }
 
     conformal = ConformalIntervals(h=horizon, n_windows=2)
@@ -89,7 +94,7 @@ def make_model(
         "AutoARIMA": lambda: m.AutoARIMA(season_length=season_length, alias=alias),
         # Weekly and yearly seasonality; the ARIMA trend takes the event regressors.
         "MSTL": lambda: m.MSTL(
-            season_length=[season_length, YEAR] if yearly else season_length,
+            season_length=mstl_seasons(season_length, yearly),
             trend_forecaster=trends[mstl_trend](),
             alias=alias,
         ),
@@ -97,12 +102,29 @@ def make_model(
         "Naive": lambda: m.Naive(alias=alias),
         "HistoricAverage": lambda: m.HistoricAverage(alias=alias),
     }
-    model = seasonal[name]()
+    if name == "MSTL" and not mstl_seasons(season_length, yearly):
+        # No season to take out (statsforecast's MSTL would need supersmoother for a
+        # period of 1): MSTL is its trend model on the series itself, which is what this
+        # fits. The forecast's model column says so (mstl_label).
+        model = trends[mstl_trend](alias=alias)
+    else:
+        model = seasonal[name]()
     if intervals == "conformal":
         model.prediction_intervals = conformal
-        if name == "MSTL":  # MSTL takes its intervals from its trend model
+        if hasattr(model, "trend_forecaster"):  # MSTL takes its intervals from its trend
             model.trend_forecaster.prediction_intervals = conformal
     return model
+
+
+def mstl_seasons(season_length: int, yearly: bool) -> list[int]:
+    """MSTL's seasons: the configured one and, for long series, the year; a season of 1
+    day is no season."""
+    return [s for s in (season_length, YEAR if yearly else 1) if s > 1]
+
+
+def mstl_label(trend: str) -> str:
+    """The model column of a series whose MSTL has no season: its trend model fits it."""
+    return f"MSTL({trend}, no season)"
 
 
 class BaseForecasts(NamedTuple):
@@ -150,10 +172,8 @@ def base_forecasts(
     # A yearly season needs most days of the year seen twice: on less, STL's yearly
     # component absorbs the noise (120 days left residuals of 1 package on 22k a day, and
     # intervals as narrow) and the forecast repeats days it never saw a year earlier.
-    days = y.group_by("unique_id").agg(pl.len().alias("_days"))
-    todo = todo.join(days, on="unique_id", how="left").with_columns(
-        yearly=pl.col("_days").fill_null(0) >= MIN_YEARLY_DAYS
-    )
+    # `length` (assign_models) is the series' days in `y`: each runs from its start to `end`.
+    todo = todo.with_columns(yearly=pl.col("length") >= MIN_YEARLY_DAYS)
     for (model, short, yearly), group in todo.group_by(
         "model", "short", "yearly", maintain_order=True
     ):
@@ -243,14 +263,43 @@ def fit_chunk(
     from statsforecast import StatsForecast
 
     data, x_future = chunk
+    # Each series is fitted in its own units (its mean absolute volume is 1) and scaled
+    # back: the models' optimiser tolerances and floors are absolute, so volumes in
+    # billions or in millionths moved forecasts by 4-46% off the same history in packages.
+    # Rounding the scaled values to 1e-10 makes the same history in another unit the same
+    # input bit for bit: a last-bit difference (volume x 0.001 is inexact) sent AutoETS's
+    # optimiser down another path, 0.3% off.
+    scales = series_scales(data)
+    data = data.join(scales, on="unique_id").with_columns(
+        (pl.col("y") / pl.col("_scale")).round(SCALED_DECIMALS)
+    )
     sf = StatsForecast(models=[model], freq="1d", n_jobs=n_jobs)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        fc = sf.forecast(df=data, h=horizon, X_df=x_future, level=levels, fitted=True)
+        fc = sf.forecast(
+            df=data.drop("_scale"), h=horizon, X_df=x_future, level=levels, fitted=True
+        )
         fit = sf.forecast_fitted_values()
+    values = ["base", *interval_cols(levels)]
     return BaseForecasts(
-        fc.select("unique_id", "ds", "base", *interval_cols(levels)),
-        fit.select("unique_id", "ds", "y", "base"),
+        _rescaled(fc.select("unique_id", "ds", *values), scales, values),
+        _rescaled(fit.select("unique_id", "ds", "y", "base"), scales, ["y", "base"]),
+    )
+
+
+def series_scales(data: pl.DataFrame) -> pl.DataFrame:
+    """unique_id, _scale: each series' mean absolute value of `y` (1 for an all-zero one)."""
+    mean_abs = pl.col("y").abs().mean()
+    scale = pl.when(mean_abs > 0).then(mean_abs).otherwise(pl.lit(1.0))
+    return data.group_by("unique_id").agg(scale.cast(pl.Float64).alias("_scale"))
+
+
+def _rescaled(frame: pl.DataFrame, scales: pl.DataFrame, columns: list[str]) -> pl.DataFrame:
+    """`columns` of a model's output multiplied back by their series' scale."""
+    return (
+        frame.join(scales, on="unique_id", how="left", maintain_order="left")
+        .with_columns(pl.col(c) * pl.col("_scale") for c in columns)
+        .drop("_scale")
     )
 
 

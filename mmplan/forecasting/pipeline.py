@@ -48,7 +48,14 @@ from mmplan.config import Config, ForecastConfig
 from mmplan.errors import DataError
 from mmplan.forecasting.calibration import calibrate, check_calibration
 from mmplan.forecasting.hierarchy import Hierarchy, history_hierarchy, upper_hierarchy
-from mmplan.forecasting.models import Progress, base_forecasts, no_progress
+from mmplan.forecasting.models import (
+    MIN_YEARLY_DAYS,
+    Progress,
+    base_forecasts,
+    mstl_label,
+    mstl_seasons,
+    no_progress,
+)
 from mmplan.forecasting.reconcile import Bands, reconcile, upper_reconciliation
 from mmplan.forecasting.rules import assign_models
 from mmplan.forecasting.series import aggregate, first_date, lane_series, last_date, level_series
@@ -200,11 +207,16 @@ def _forecast_table(
     for p in cfg.levels:
         out[f"lo_{p}"] = np.maximum(point - bands.half_lo[p], 0.0).ravel()
         out[f"hi_{p}"] = (point + bands.half_hi[p]).ravel()
+    model = pl.col("model")
+    if not mstl_seasons(cfg.season_length, yearly=False):
+        # MSTL on a series too short for the yearly season has no season: its trend fits it.
+        no_season = (model == "MSTL") & (pl.col("length") < MIN_YEARLY_DAYS)
+        model = pl.when(no_season).then(pl.lit(mstl_label(cfg.mstl_trend))).otherwise(model)
     model_label = plan.select(
         "unique_id",
         pl.when(pl.col("rule") == "regular")
-        .then(pl.col("model"))
-        .otherwise(pl.concat_str("model", pl.lit("/"), "rule"))
+        .then(model)
+        .otherwise(pl.concat_str(model, pl.lit("/"), "rule"))
         .alias("model"),
     )
     if lane_labels is not None:

@@ -127,13 +127,24 @@ def reconcile(
     """Reconciled (unique_id, ds, mean, lo/hi) over the open part of the hierarchy.
 
     BottomUp and MinTrace go through mmplan.forecasting.mint (sparse S, no n x n matrix),
-    the top-down methods through hierarchicalforecast.
+    the top-down methods through hierarchicalforecast. Both see every series divided by
+    one common scale (the mean absolute fitted volume), so their absolute floors (MinTrace's
+    variance ridge of 2e-8) mean the same whatever the volume's unit; a common scale keeps
+    the levels adding up and the weights in proportion.
     """
+    values = [c for c in base.columns if c.startswith("base")]
+    y = fitted.get_column("y").abs()
+    scale = float(y.mean() or 0.0) if y.len() else 0.0  # type: ignore[arg-type]
+    scale = scale if np.isfinite(scale) and scale > 0 else 1.0
+    base = base.with_columns(pl.col(c) / scale for c in values)
+    fitted = fitted.with_columns(pl.col("y") / scale, pl.col("base") / scale)
     if cfg.reconciliation in METHODS:
-        return reconcile_sparse(base, fitted, hier, open_ids, cfg)
-    return reconcile_with_hierarchicalforecast(
-        base, fitted, hier, open_ids, cfg, reconciler(cfg, hier)
-    )
+        rec = reconcile_sparse(base, fitted, hier, open_ids, cfg)
+    else:
+        rec = reconcile_with_hierarchicalforecast(
+            base, fitted, hier, open_ids, cfg, reconciler(cfg, hier)
+        )
+    return rec.with_columns(pl.exclude("unique_id", "ds") * scale)
 
 
 def reconcile_with_hierarchicalforecast(

@@ -32,7 +32,8 @@ def is_closed(end: dt.date, cfg: ForecastConfig) -> pl.Expr:
 def assign_models(
     y: pl.DataFrame, end: dt.date, cfg: ForecastConfig, champions: pl.DataFrame | None = None
 ) -> pl.DataFrame:
-    """One row per series: the model it gets and the rule that chose it (module docstring)."""
+    """One row per series: the model it gets, the rule that chose it (module docstring) and
+    its length in days."""
     short_days = max(cfg.min_history_days, 2 * cfg.horizon + 1)
     recent = y.filter(pl.col("ds") > end - dt.timedelta(days=365))
     stats = (
@@ -92,6 +93,6 @@ def assign_models(
             .then(pl.lit(cfg.sparse_model))
             .otherwise(pl.coalesce("champion", pl.lit(cfg.model)))
         )
-        .select("unique_id", "model", "rule")
+        .select("unique_id", "model", "rule", "length")
         .sort("unique_id")
     )
