@@ -20,7 +20,7 @@ from mmplan.plan.check import Loads, check_plan
 from mmplan.plan.model import Model
 from mmplan.plan.network import NOISE, Network
 from mmplan.plan.paths import PairFlows, decompose
-from mmplan.plan.solve import DateOutcome, DayOutcome, clean
+from mmplan.plan.solve import NOT_RUN, DateOutcome, DayOutcome, clean
 
 _TRUCKS = {
     "origin": pl.String,
@@ -128,17 +128,50 @@ def _checked_day(
     return _CheckedDay(date, m, v, po, pt, q, y, zfull, s, flows, loads)
 
 
-def _day_summary(day: _CheckedDay, out: DayOutcome, penalty: float) -> dict[str, Any]:
-    """The date's entry in summary["per_date"]."""
+# What the MIP solver answers when it returned a plan (anything else: it gave none).
+_SOLVED = ("OPTIMAL", "FEASIBLE", NOT_RUN)  # NOT_RUN: no time left, not a solver failure
+
+
+def _day_summary(
+    day: _CheckedDay, out: DayOutcome, penalty: float, config: OptimizeConfig
+) -> dict[str, Any]:
+    """The date's entry in summary["per_date"]: status, which phase produced the plan, what
+    the MIP solver returned, the date's time share, and whether it reached relative_gap."""
     day_obj = day.objective
     day_pen = penalty * float(day.s.sum())
+    gap = max(day_obj - out.bound, 0.0) / max(day_obj - day_pen, 1e-9)
     return {
         "status": out.status,
+        "phase": out.phase,
+        "mip_status": out.mip_status,
         "objective": round(day_obj, 4),
         "best_bound": round(out.bound, 4),
-        "operating_gap": round(max(day_obj - out.bound, 0.0) / max(day_obj - day_pen, 1e-9), 6),
+        "operating_gap": round(gap, 6),
+        "reached_gap": bool(config.relax or out.mip_status.startswith("OPTIMAL"))
+        or gap <= config.relative_gap * (1 + 1e-9),
         "seconds": round(sum(out.timings.values()), 3),
+        "started": round(out.started, 4),
+        "time_share": round(out.time_share, 4),
         "timings": {k: round(t, 3) for k, t in out.timings.items()},
+    }
+
+
+def _downgrades(per_day: dict[str, dict[str, Any]], relax: bool) -> dict[str, Any]:
+    """Which phase produced the dates' plans, the dates whose MIP solver gave no plan (they
+    fell back to a heuristic's), and the dates that stopped short of relative_gap."""
+    phases: dict[str, int] = {}
+    for entry in per_day.values():
+        phases[entry["phase"]] = phases.get(entry["phase"], 0) + 1
+    return {
+        "phases": phases,
+        "fallback_dates": {}
+        if relax
+        else {
+            d: e["mip_status"]
+            for d, e in per_day.items()
+            if e["mip_status"].split()[0] not in _SOLVED
+        },
+        "short_of_time_dates": [d for d, e in per_day.items() if not e["reached_gap"]],
     }
 
 
@@ -264,7 +297,7 @@ def assemble(
         for key, t in out.timings.items():
             timings[key] = timings.get(key, 0.0) + t
         statuses[str(day.date)] = out.status
-        per_day[str(day.date)] = _day_summary(day, out, penalty)
+        per_day[str(day.date)] = _day_summary(day, out, penalty, config)
         objective += day.objective
         bound += out.bound
         heuristic_total += out.heuristic if math.isfinite(out.heuristic) else 0.0
@@ -348,6 +381,8 @@ def _summary(
         "seconds": time.perf_counter() - started,
         "timings": {k: round(v, 3) for k, v in timings.items()},
         "dates": dates,
+        "time_limit": config.time_limit,
+        **_downgrades(per_day, config.relax),
         "per_date": per_day,
         "column": column,
         "heuristic_objective": heuristic_total if not config.relax else None,
