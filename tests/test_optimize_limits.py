@@ -68,3 +68,52 @@ def test_no_date_is_given_time_past_the_run_limit():
         assert entry["time_share"] == 0 or entry["started"] + entry["time_share"] <= deadline
     # A date that did not reach relative_gap is listed.
     assert s["short_of_time_dates"] == [d for d, e in s["per_date"].items() if not e["reached_gap"]]
+
+
+@pytest.mark.slow
+def test_pdlp_plans_fit_their_trucks_and_conserve_exactly():
+    # PDLP's primal residuals left lane-days up to 0.02 packages over their trucks
+    # (utilization 1.000007) in the written plan.
+    sample = Path(__file__).parents[1] / "data" / "sample"
+    history = pl.read_parquet(sample / "history.parquet")
+    demand = history.filter(pl.col("date") > history["date"].max() - pl.duration(days=3))
+    demand = demand.with_columns(pl.col("volume") * 1.0137)
+    nodes, lanes = (pl.read_parquet(sample / f"{t}.parquet") for t in ("nodes", "lanes"))
+    config = OptimizeConfig(lp_solver="PDLP", time_limit=20)
+    plan = optimize(demand, nodes, lanes, config, "volume")
+    assert plan.trucks["utilization"].max() <= 1.0
+    assert plan.nodes["utilization"].drop_nulls().max() <= 1.0
+    key = ["origin", "destination", "date"]
+    arrived = (
+        plan.flows.filter(pl.col("lane_destination") == pl.col("destination"))
+        .group_by(key)
+        .agg(pl.col("volume").sum())
+    )
+    lost = plan.unserved.group_by(key).agg(pl.col("volume").sum().alias("lost"))
+    both = demand.select(*key, "volume").join(arrived, on=key, how="left", suffix="_in")
+    both = both.join(lost, on=key, how="left").fill_null(0.0)
+    gap = (both["volume"] - both["volume_in"] - both["lost"]).abs().max()
+    assert gap <= 1e-6 * both["volume"].max()
+
+
+@pytest.mark.parametrize("value", ["inf", "1e30", "1e9"])
+def test_unserved_penalty_past_the_solver_range_is_refused(tmp_path, value):
+    # inf or 1e30 passed the config check and then failed 69 advising a longer time_limit.
+    from mmplan.config import load_config
+    from mmplan.errors import ConfigError
+
+    path = tmp_path / "c.toml"
+    path.write_text(f"[optimize]\nunserved_penalty = {value}\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert err.value.exit_code == 78
+    assert "optimize.unserved_penalty" in err.value.message and "100000000" in err.value.message
+
+
+def test_planning_a_non_numeric_column_says_so():
+    from mmplan.errors import DataError
+    from mmplan.plan import demand_rows
+
+    demand, _, _ = _inputs()
+    with pytest.raises(DataError, match="the planned column must be numeric: 'date' is Date"):
+        demand_rows(demand, "date", "d.parquet")

@@ -89,6 +89,35 @@ class _TruckRows(NamedTuple):
     package_cost: float
 
 
+def _repair(net: Network, m: Model, v: np.ndarray, flows: PairFlows, dst: np.ndarray) -> PairFlows:
+    """Primal residuals of a first-order LP solver (PDLP) gone: a pair whose flows overload
+    a lane's trucks or a facility's capacity (by solver noise, 0.02 packages on a sample
+    plan) has all its flows scaled down by the worst overload, the rest unserved, so loads
+    fit exactly and every pair's flow still conserves. Updates `v`'s unserved in place."""
+    fp, fl, fv = flows
+    lanes = len(net.lo)
+    trucks = np.zeros(lanes)
+    trucks[m.y_lane] = v[m.y_cols]
+    load = np.bincount(fl, weights=fv, minlength=lanes)
+    lane_room = np.divide(trucks * net.u, load, out=np.ones(lanes), where=load > 0)
+    z = np.bincount(m.z_node, weights=v[m.n_x + m.n_y : m.n_x + m.n_y + m.n_z], minlength=net.n)
+    worst = np.minimum(lane_room, 1.0)[fl]
+    for end in (net.lo, net.ld):
+        thr = np.bincount(end[fl], weights=fv, minlength=net.n)
+        room = np.divide(net.cap + z, thr, out=np.ones(net.n), where=thr > 0)
+        worst = np.minimum(worst, np.minimum(room, 1.0)[end[fl]])
+    if worst.min(initial=1.0) >= 1.0:
+        return flows
+    factor = np.ones(len(m.group))
+    np.minimum.at(factor, fp, worst * (1 - 1e-12))
+    factor = np.where(factor < 1.0, factor, 1.0)
+    # A pair's served volume is what its flows bring into its destination.
+    arrives = net.ld[fl] == dst[fp]
+    served = np.bincount(fp[arrives], weights=fv[arrives], minlength=len(factor))
+    v[m.s_cols] += served * (1.0 - factor)
+    return PairFlows(fp, fl, fv * factor[fp])
+
+
 def _checked_day(
     net: Network, date_outcome: DateOutcome, config: OptimizeConfig, scale: float
 ) -> _CheckedDay:
@@ -97,13 +126,14 @@ def _checked_day(
     m, v = out.model, out.values
     n2 = net.reversed() if rev else net
     flows = decompose(m, v, n2, a, b, q, scale)
+    v = v.copy()
+    flows = _repair(n2, m, v, flows, b)
     fp, fl, fv = flows
     # Rebuild the commodity flows from the paths: a cycle the solver left in a plan
     # carries nothing anywhere, so it goes, with its cost.
     code = m.x_key * len(net.lo) + m.x_lane
     order = np.argsort(code)
     at = order[np.searchsorted(code[order], m.group[fp] * len(net.lo) + fl)]
-    v = v.copy()
     v[: m.n_x] = np.bincount(at, weights=fv, minlength=m.n_x)
     v = clean(m, v, n2, whole=not config.relax)
     po, pt = date_outcome.po, date_outcome.pt
