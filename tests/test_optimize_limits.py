@@ -32,7 +32,7 @@ def test_cp_sat_plans_fractional_demand_itself():
         assert entry["phase"] in ("mip", "restricted mip", "slope-scaling heuristic")
     # The plan carries the true demand, not the rounded one.
     served = (
-        plan.flows.filter((pl.col("lane_destination") == pl.col("destination")))["volume"].sum()
+        plan.flows.filter(pl.col("lane_destination") == pl.col("destination"))["volume"].sum()
         + plan.unserved["volume"].sum()
     )
     assert served == pytest.approx(demand["volume"].sum(), rel=1e-6)
