@@ -113,6 +113,18 @@ def escape(text: str) -> str:
     return rich_escape(text)
 
 
+def _exit_now_if_solves_run(code: int) -> None:
+    """Exit at once, without finalizing the interpreter, while an interrupted run's solver
+    (SCIP, which cannot be interrupted) still runs on a thread: finalizing under it aborts
+    the process (SIGABRT, exit 134). The output lock was released on the way here."""
+    threads = sys.modules.get("mmplan.plan.threads")  # imported only if a run solved
+    if threads is None or not threads.abandoned():
+        return
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 def handled(func: Callable[..., Any]) -> Callable[..., Any]:
     """Turn MmplanError into its exit code and unexpected exceptions into exit 70."""
 
@@ -139,6 +151,8 @@ def handled(func: Callable[..., Any]) -> Callable[..., Any]:
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
             stderr_console().print("interrupted; no output was written.")
+            emit("interrupted", command=func.__name__, exit_code=130)
+            _exit_now_if_solves_run(130)
             raise typer.Exit(130) from None
         except Exception:
             text = traceback.format_exc()

@@ -202,6 +202,38 @@ def plans_json(summaries: dict[str, dict[str, Any]], *, scenarios: bool) -> dict
     return {"scenarios": summaries} if scenarios else next(iter(summaries.values()))
 
 
+def _dates(dates: list[str], limit: int = 3) -> str:
+    return ", ".join(dates[:limit]) + (
+        f" and {len(dates) - limit} more" if len(dates) > limit else ""
+    )
+
+
+def _print_downgrades(console: Console, summary: dict[str, Any]) -> None:
+    """Say which phase produced the plans when not all came from the MIP, which dates fell
+    back because the MIP solver gave no plan, and which stopped short of relative_gap."""
+    phases = summary.get("phases", {})
+    if set(phases) - {"mip", "lp relaxation"}:
+        console.print("plans by phase: " + ", ".join(f"{p} {n}" for p, n in phases.items()))
+    fallback = summary.get("fallback_dates", {})
+    if fallback:
+        why = ", ".join(sorted(set(fallback.values())))
+        console.print(
+            f"[bold yellow]fell back:[/] on {len(fallback)} dates {summary['solver']} gave no "
+            f"plan ({escape(why)}): {_dates(sorted(fallback))} carry a heuristic's plan.",
+            markup=True,
+        )
+    short = summary.get("short_of_time_dates", [])
+    if short:
+        console.print(
+            f"[bold yellow]short of time:[/] {len(short)} dates stopped at their share of "
+            f"time_limit = {summary.get('time_limit')} s before relative_gap: {_dates(short)}. "
+            f"Every date gets at least its LP and a rounded plan (this run: "
+            f"{summary['seconds']:.1f} s); raise {escape('[optimize]')} time_limit for closer "
+            "plans.",
+            markup=True,
+        )
+
+
 def print_plan(console: Console, summary: dict[str, Any]) -> None:
     """Rich summary of an optimize run."""
     from rich.table import Table
@@ -214,6 +246,7 @@ def print_plan(console: Console, summary: dict[str, Any]) -> None:
         f"gap {100 * summary['gap']:.2f}% ({100 * summary['operating_gap']:.2f}% of the cost "
         "without unserved penalties)"
     )
+    _print_downgrades(console, summary)
     console.print(
         f"trucks {t['trucks']:,.0f} on {t['lanes_used']:,} lanes: truck cost "
         f"{t['truck_cost']:,.0f}, package cost {t['package_cost']:,.0f}, handling "

@@ -20,7 +20,7 @@ from mmplan.plan.check import Loads, check_plan
 from mmplan.plan.model import Model
 from mmplan.plan.network import NOISE, Network
 from mmplan.plan.paths import PairFlows, decompose
-from mmplan.plan.solve import DateOutcome, DayOutcome, clean
+from mmplan.plan.solve import NOT_RUN, DateOutcome, DayOutcome, clean
 
 _TRUCKS = {
     "origin": pl.String,
@@ -89,6 +89,35 @@ class _TruckRows(NamedTuple):
     package_cost: float
 
 
+def _repair(net: Network, m: Model, v: np.ndarray, flows: PairFlows, dst: np.ndarray) -> PairFlows:
+    """Primal residuals of a first-order LP solver (PDLP) gone: a pair whose flows overload
+    a lane's trucks or a facility's capacity (by solver noise, 0.02 packages on a sample
+    plan) has all its flows scaled down by the worst overload, the rest unserved, so loads
+    fit exactly and every pair's flow still conserves. Updates `v`'s unserved in place."""
+    fp, fl, fv = flows
+    lanes = len(net.lo)
+    trucks = np.zeros(lanes)
+    trucks[m.y_lane] = v[m.y_cols]
+    load = np.bincount(fl, weights=fv, minlength=lanes)
+    lane_room = np.divide(trucks * net.u, load, out=np.ones(lanes), where=load > 0)
+    z = np.bincount(m.z_node, weights=v[m.n_x + m.n_y : m.n_x + m.n_y + m.n_z], minlength=net.n)
+    worst = np.minimum(lane_room, 1.0)[fl]
+    for end in (net.lo, net.ld):
+        thr = np.bincount(end[fl], weights=fv, minlength=net.n)
+        room = np.divide(net.cap + z, thr, out=np.ones(net.n), where=thr > 0)
+        worst = np.minimum(worst, np.minimum(room, 1.0)[end[fl]])
+    if worst.min(initial=1.0) >= 1.0:
+        return flows
+    factor = np.ones(len(m.group))
+    np.minimum.at(factor, fp, worst * (1 - 1e-12))
+    factor = np.where(factor < 1.0, factor, 1.0)
+    # A pair's served volume is what its flows bring into its destination.
+    arrives = net.ld[fl] == dst[fp]
+    served = np.bincount(fp[arrives], weights=fv[arrives], minlength=len(factor))
+    v[m.s_cols] += served * (1.0 - factor)
+    return PairFlows(fp, fl, fv * factor[fp])
+
+
 def _checked_day(
     net: Network, date_outcome: DateOutcome, config: OptimizeConfig, scale: float
 ) -> _CheckedDay:
@@ -97,13 +126,14 @@ def _checked_day(
     m, v = out.model, out.values
     n2 = net.reversed() if rev else net
     flows = decompose(m, v, n2, a, b, q, scale)
+    v = v.copy()
+    flows = _repair(n2, m, v, flows, b)
     fp, fl, fv = flows
     # Rebuild the commodity flows from the paths: a cycle the solver left in a plan
     # carries nothing anywhere, so it goes, with its cost.
     code = m.x_key * len(net.lo) + m.x_lane
     order = np.argsort(code)
     at = order[np.searchsorted(code[order], m.group[fp] * len(net.lo) + fl)]
-    v = v.copy()
     v[: m.n_x] = np.bincount(at, weights=fv, minlength=m.n_x)
     v = clean(m, v, n2, whole=not config.relax)
     po, pt = date_outcome.po, date_outcome.pt
@@ -128,17 +158,50 @@ def _checked_day(
     return _CheckedDay(date, m, v, po, pt, q, y, zfull, s, flows, loads)
 
 
-def _day_summary(day: _CheckedDay, out: DayOutcome, penalty: float) -> dict[str, Any]:
-    """The date's entry in summary["per_date"]."""
+# What the MIP solver answers when it returned a plan (anything else: it gave none).
+_SOLVED = ("OPTIMAL", "FEASIBLE", NOT_RUN)  # NOT_RUN: no time left, not a solver failure
+
+
+def _day_summary(
+    day: _CheckedDay, out: DayOutcome, penalty: float, config: OptimizeConfig
+) -> dict[str, Any]:
+    """The date's entry in summary["per_date"]: status, which phase produced the plan, what
+    the MIP solver returned, the date's time share, and whether it reached relative_gap."""
     day_obj = day.objective
     day_pen = penalty * float(day.s.sum())
+    gap = max(day_obj - out.bound, 0.0) / max(day_obj - day_pen, 1e-9)
     return {
         "status": out.status,
+        "phase": out.phase,
+        "mip_status": out.mip_status,
         "objective": round(day_obj, 4),
         "best_bound": round(out.bound, 4),
-        "operating_gap": round(max(day_obj - out.bound, 0.0) / max(day_obj - day_pen, 1e-9), 6),
+        "operating_gap": round(gap, 6),
+        "reached_gap": bool(config.relax or out.mip_status.startswith("OPTIMAL"))
+        or gap <= config.relative_gap * (1 + 1e-9),
         "seconds": round(sum(out.timings.values()), 3),
+        "started": round(out.started, 4),
+        "time_share": round(out.time_share, 4),
         "timings": {k: round(t, 3) for k, t in out.timings.items()},
+    }
+
+
+def _downgrades(per_day: dict[str, dict[str, Any]], relax: bool) -> dict[str, Any]:
+    """Which phase produced the dates' plans, the dates whose MIP solver gave no plan (they
+    fell back to a heuristic's), and the dates that stopped short of relative_gap."""
+    phases: dict[str, int] = {}
+    for entry in per_day.values():
+        phases[entry["phase"]] = phases.get(entry["phase"], 0) + 1
+    return {
+        "phases": phases,
+        "fallback_dates": {}
+        if relax
+        else {
+            d: e["mip_status"]
+            for d, e in per_day.items()
+            if e["mip_status"].split()[0] not in _SOLVED
+        },
+        "short_of_time_dates": [d for d, e in per_day.items() if not e["reached_gap"]],
     }
 
 
@@ -264,7 +327,7 @@ def assemble(
         for key, t in out.timings.items():
             timings[key] = timings.get(key, 0.0) + t
         statuses[str(day.date)] = out.status
-        per_day[str(day.date)] = _day_summary(day, out, penalty)
+        per_day[str(day.date)] = _day_summary(day, out, penalty, config)
         objective += day.objective
         bound += out.bound
         heuristic_total += out.heuristic if math.isfinite(out.heuristic) else 0.0
@@ -348,6 +411,8 @@ def _summary(
         "seconds": time.perf_counter() - started,
         "timings": {k: round(v, 3) for k, v in timings.items()},
         "dates": dates,
+        "time_limit": config.time_limit,
+        **_downgrades(per_day, config.relax),
         "per_date": per_day,
         "column": column,
         "heuristic_objective": heuristic_total if not config.relax else None,

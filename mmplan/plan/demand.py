@@ -146,6 +146,14 @@ def demand_rows(df: pl.DataFrame, column: str, source: str | Path = "demand") ->
             f"{', '.join(numeric) or 'none'}. Name one of them with --column or --scenarios "
             "(e.g. forecast, hi_80)."
         )
+    if not df.schema[column].is_numeric():
+        # validate_demand would check `date` as a volume and hint at dates stored as text.
+        numeric = [c for c, t in df.schema.items() if t.is_numeric()]
+        raise DataError(
+            f"{source}: the planned column must be numeric: '{column}' is "
+            f"{df.schema[column]}. Name a numeric column with --column or --scenarios: "
+            f"{', '.join(numeric) or 'none'}."
+        )
     problems = validate_demand(df, column)
     if is_forecast:
         problems = [replace(p, rows=tuple(file_rows[r] for r in p.rows)) for p in problems]

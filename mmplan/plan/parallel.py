@@ -2,7 +2,9 @@
 
 Dates share no variables, so each is solved on its own; a date's time share is what is left
 of the run's budget divided among the dates its worker has not yet started, so dates that
-finish early give their time to the rest.
+finish early give their time to the rest. A date's share is never more than what is left,
+so the last date's deadline is the run's: `time_limit` bounds the whole run (a date that
+gets too little to reach `relative_gap` is reported, not given more).
 """
 
 from __future__ import annotations
@@ -55,7 +57,7 @@ def solve_dates(
         # Worker processes share no clock to hand a finished date's time to the rest,
         # so each date gets its share of the budget up front.
         share = 1.0 / math.ceil(max(len(days), 1) / engine.slots)
-        limit = max((deadline - time.perf_counter()) * share, 0.02 * config.time_limit)
+        limit = max(deadline - time.perf_counter(), 0.0) * share
         solve = functools.partial(solve_date, net=net, penalty=penalty, config=config, limit=limit)
         outcomes: list[DateOutcome] = engine.map(solve, days, finished)
         return outcomes
@@ -68,9 +70,12 @@ def solve_dates(
             left_days = waiting[0]
             waiting[0] -= 1
         # This worker still has ceil(left / workers) dates to do, this one included.
+        # No floor: a date's deadline never falls after the run's.
+        now = time.perf_counter()
         share = 1.0 / math.ceil(max(left_days, 1) / workers)
-        limit = max((deadline - time.perf_counter()) * share, 0.02 * config.time_limit)
+        limit = max(deadline - now, 0.0) * share
         outcome = solve_date(days[i], net, penalty, config, limit)
+        outcome.day.started = now - started
         finished(i)
         return outcome
 

@@ -43,6 +43,17 @@ class Result:
     seconds: float = 0.0
 
 
+# The full MIP's status when the date's share left it no time.
+NOT_RUN = "NOT_RUN"
+# The phase that produced a date's plan (summary.json per_date.phase).
+MIP, RESTRICTED, SLOPE, RELAXATION = (
+    "mip",
+    "restricted mip",
+    "slope-scaling heuristic",
+    "lp relaxation",
+)
+
+
 @dataclass
 class DayOutcome:
     """One date's solved model: its values and how it got there."""
@@ -55,6 +66,10 @@ class DayOutcome:
     duals: np.ndarray | None
     timings: dict[str, float]
     heuristic: float
+    phase: str = MIP  # which phase's plan this is (MIP, RESTRICTED, SLOPE, RELAXATION)
+    mip_status: str = ""  # what the full MIP's solver returned ("" when it did not run)
+    time_share: float = 0.0  # seconds this date was given
+    started: float = 0.0  # seconds into the run when the date started
 
 
 class DateOutcome(NamedTuple):
@@ -196,6 +211,39 @@ def no_solution(solver: str, status: str, time_limit: float) -> str:
     )
 
 
+def whole_packages(
+    net: Network, po: np.ndarray, pt: np.ndarray, q: np.ndarray, penalty: float
+) -> Model:
+    """The date in whole packages, for CP-SAT (it takes integer data only: on fractional
+    demand it answers MODEL_INVALID): demand rounded up, truck, facility and added
+    capacities rounded down. Its columns are the true model's, and any plan of it carries
+    the true demand on the same trucks (`on_true_model`)."""
+    from dataclasses import replace
+
+    def down(a: np.ndarray) -> np.ndarray:
+        return np.where(np.isfinite(a), np.floor(a + 1e-9), a)
+
+    whole = replace(net, u=np.maximum(down(net.u), 1.0), cap=down(net.cap), extra=down(net.extra))
+    return build_model(whole, po, pt, np.ceil(q - 1e-9), penalty)
+
+
+def on_true_model(
+    m: Model, mm: Model, values: np.ndarray, net: Network, config: OptimizeConfig, limit: float
+) -> np.ndarray | None:
+    """A plan of the whole-package model `mm` on the true model `m`: its trucks, with the
+    flows of the LP on those trucks (None when that LP finds none in `limit`)."""
+    if mm is m:
+        return clean(m, values, net)
+    lb, ub = m.lb.copy(), m.ub.copy()
+    lb[m.y_cols] = ub[m.y_cols] = np.clip(np.round(values[m.y_cols]), 0.0, m.ub[m.y_cols])
+    fixed = _lp(m, config, limit, lb=lb, ub=ub)
+    if fixed.values is None:
+        return None
+    out = clean(m, fixed.values, net)
+    out[m.y_cols] = lb[m.y_cols]
+    return out
+
+
 def _round_trucks(m: Model, values: np.ndarray, net: Network) -> np.ndarray:
     """Trucks that carry an LP's lane volumes: ceil(volume / truck capacity)."""
     load = np.bincount(
@@ -269,6 +317,7 @@ class _Start(NamedTuple):
     heuristic: float
     lp_bound: float
     scale: float | None
+    phase: str = SLOPE
 
 
 def _operating_cost(m: Model, plan: Incumbent, penalty: float) -> float:
@@ -277,15 +326,17 @@ def _operating_cost(m: Model, plan: Incumbent, penalty: float) -> float:
 
 def _first_plan(
     m: Model,
+    mm: Model,
     net: Network,
     penalty: float,
     config: OptimizeConfig,
-    time_limit: float,
     deadline: float,
 ) -> _Start:
-    """The LP bound, a slope-scaling plan, and SCIP's improvement of it on its own trucks."""
-    # The LP is the bound of last resort and every heuristic's start: never starve it.
-    lp = _lp(m, config, time_limit)
+    """The LP bound, a slope-scaling plan, and SCIP's improvement of it on its own trucks
+    (`mm` is the model the MIP solver sees: `m`, or its whole-package form for CP-SAT)."""
+    # The LP is the bound of last resort and every heuristic's start: it always runs to the
+    # end (within the run's limit), even past the date's share, so every date has a plan.
+    lp = _lp(m, config, config.time_limit)
     rest = max(deadline - time.perf_counter(), 0.0)
     base = time.perf_counter()
     if lp.values is None:
@@ -295,39 +346,43 @@ def _first_plan(
     scale = _operating_cost(m, best, penalty)
     # Neighbourhood search: the MIP restricted to the trucks of that plan (or fewer)
     # is small and tight; SCIP improves the plan in it far faster than in the whole.
-    ub = m.ub.copy()
-    ub[m.y_cols] = best.values[m.y_cols]
+    ub = mm.ub.copy()
+    ub[mm.y_cols] = np.maximum(best.values[m.y_cols], 0.0)
     left = base + _RESTRICTED_SHARE * rest - time.perf_counter()
+    phase = SLOPE
     if left > 0.1:
         # SCIP overshoots its limit by up to a third while it completes the hint.
         sub = run(
-            _hinted(helper(m, True, ub=ub), best.values),
+            _hinted(helper(mm, True, ub=ub), best.values),
             config.solver,
             0.75 * left,
             mip_params(config.solver, config.relative_gap / 10, 1, scale)
             + (_RESTRICTED_SCIP if config.solver == "SCIP" else ""),
         )
+        cand = None
         if sub.values is not None:
-            cand = clean(m, sub.values, net)
+            cand = on_true_model(m, mm, sub.values, net, config, deadline - time.perf_counter())
+        if cand is not None:
             cand_obj = float(m.obj @ cand) + m.offset
             if cand_obj < best.objective:
-                best = Incumbent(cand, cand_obj)
+                best, phase = Incumbent(cand, cand_obj), RESTRICTED
                 # The gap limit is relative to the best plan's operating cost.
                 scale = _operating_cost(m, best, penalty)
-    return _Start(best.values, best.objective, lp_bound, scale)
+    return _Start(best.values, best.objective, lp_bound, scale, phase)
 
 
 def _relaxed_day(
     m: Model, config: OptimizeConfig, time_limit: float, timings: dict[str, float]
 ) -> DayOutcome:
     """The LP relaxation as the day's plan (--relax)."""
-    res = _lp(m, config, time_limit)
+    res = _lp(m, config, max(time_limit, config.time_limit))  # the LP is the plan: never starve it
     timings["solve"] = res.seconds
     if res.values is None:
         raise InfeasibleError(no_solution(config.lp_solver, res.status, time_limit))
     return DayOutcome(
-        m, res.values, res.objective, res.bound, res.status, res.duals, timings, math.nan
-    )
+        m, res.values, res.objective, res.bound, res.status, res.duals, timings, math.nan,
+        RELAXATION, res.status,
+    )  # fmt: skip
 
 
 def solve_day(
@@ -339,40 +394,51 @@ def solve_day(
     config: OptimizeConfig,
     time_limit: float,
 ) -> DayOutcome:
-    """Build, bound, heuristically solve and then MIP-solve one date's model."""
+    """Build, bound, heuristically solve and then MIP-solve one date's model, every phase
+    within the date's `time_limit` (a phase with no time left is skipped)."""
     timings: dict[str, float] = {}
     started = time.perf_counter()
     deadline = started + time_limit
     m = build_model(net, po, pt, q, penalty)
+    mm = whole_packages(net, po, pt, q, penalty) if config.solver == "CP-SAT" else m
     timings["build"] = time.perf_counter() - started
     if config.relax:
         return _relaxed_day(m, config, time_limit, timings)
     t0 = time.perf_counter()
-    start = _first_plan(m, net, penalty, config, time_limit, deadline)
+    start = _first_plan(m, mm, net, penalty, config, deadline)
     hint, heuristic = start.hint, start.heuristic
     timings["heuristic"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    h = helper(m, True, pair_cuts=False)
-    if hint is not None:
-        _hinted(h, hint)
-    left = max(0.85 * (deadline - time.perf_counter()), 0.05 * time_limit)
-    res = run(
-        h, config.solver, left, mip_params(config.solver, config.relative_gap, 1, start.scale)
-    )
+    # SCIP overshoots its limit a little; leave room for the shadow-price LP.
+    left = 0.85 * (deadline - time.perf_counter())
+    res = Result(NOT_RUN, None, math.inf, -math.inf)
+    if left > 0.01:
+        h = helper(mm, True, pair_cuts=False)
+        if hint is not None:
+            _hinted(h, hint)
+        params = mip_params(config.solver, config.relative_gap, 1, start.scale)
+        res = run(h, config.solver, left, params)
     timings["solve"] = time.perf_counter() - t0
-    values, objective, status = res.values, res.objective, res.status
+    values = None if res.values is None else on_true_model(m, mm, res.values, net, config, left)
+    objective = math.inf if values is None else float(m.obj @ values) + m.offset
+    status, phase, mip_status = res.status, MIP, res.status
+    if mm is not m and status == "OPTIMAL":
+        # Optimal for whole packages; on the true demand only a plan, bounded by the LP.
+        status, mip_status = "FEASIBLE", "OPTIMAL (whole packages)"
     if hint is not None and (values is None or heuristic < objective - 1e-9 * abs(objective)):
-        values, objective, status = hint, heuristic, "HEURISTIC"
+        values, status, phase = hint, "HEURISTIC", start.phase
     if values is None:
         raise InfeasibleError(no_solution(config.solver, res.status, time_limit))
-    bound = max(res.bound, start.lp_bound) if math.isfinite(res.bound) else start.lp_bound
+    # CP-SAT's bound is the whole-package model's, not this one's: keep the LP's.
+    mip_bound = res.bound if mm is m and math.isfinite(res.bound) else -math.inf
+    bound = max(mip_bound, start.lp_bound)
     values = clean(m, values, net)
     objective = float(m.obj @ values) + m.offset
     # Shadow prices: the LP with trucks fixed at the plan's values.
     t0 = time.perf_counter()
     lb, ub = m.lb.copy(), m.ub.copy()
     lb[m.y_cols] = ub[m.y_cols] = values[m.y_cols]
-    fixed = _lp(m, config, max(deadline - time.perf_counter(), 5.0), lb=lb, ub=ub)
+    fixed = _lp(m, config, deadline - time.perf_counter(), lb=lb, ub=ub)
     timings["duals"] = time.perf_counter() - t0
     if fixed.values is not None and fixed.objective < objective - 1e-9 * abs(objective):
         # Re-routing on the same trucks is cheaper: keep the better flows.
@@ -380,8 +446,9 @@ def solve_day(
         values[m.y_cols] = lb[m.y_cols]
         objective = float(m.obj @ values) + m.offset
     return DayOutcome(
-        m, values, objective, min(bound, objective), status, fixed.duals, timings, heuristic
-    )
+        m, values, objective, min(bound, objective), status, fixed.duals, timings, heuristic,
+        phase, mip_status, time_limit,
+    )  # fmt: skip
 
 
 def by_destination(po: np.ndarray, pt: np.ndarray) -> bool:

@@ -8,10 +8,17 @@ and a SCIP solve, which OR-Tools cannot interrupt, does not hold up the exit), t
 solves that can be interrupted are, and the run starts no new ones. Each run has its own stop
 event (the solving threads carry it in `LOCAL`), so an interrupted run in a notebook leaves
 nothing behind that stops the next one.
+
+A solve left running after a Ctrl-C must not be alive while the interpreter finalizes: its
+thread is torn down inside native code ("terminate called without an active exception",
+SIGABRT). So the interrupted runs' threads are kept (`abandoned`): the CLI exits without
+finalizing while any is alive (mmplan.cli.app), and at interpreter exit (a notebook, pytest)
+they are joined first; each ends within its date's time share.
 """
 
 from __future__ import annotations
 
+import atexit
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -25,6 +32,21 @@ _ACTIVE: dict[threading.Event | None, set[Any]] = {}  # solves in flight, per ru
 _ACTIVE_LOCK = threading.Lock()
 LOCAL = threading.local()
 NO_SIGINT = {"SCIP": "misc/catchctrlc = FALSE\n", "CP-SAT": "catch_sigint_signal:false "}
+
+
+_ABANDONED: list[threading.Thread] = []  # solving threads of interrupted runs
+
+
+def abandoned() -> bool:
+    """Is a solving thread of an interrupted run still running (native code at work)?"""
+    return any(thread.is_alive() for thread in _ABANDONED)
+
+
+@atexit.register
+def _join_abandoned() -> None:
+    # atexit runs before the interpreter tears daemon threads down: let their solves end.
+    for thread in _ABANDONED:
+        thread.join()
 
 
 class Stopped(Exception):
@@ -88,8 +110,9 @@ def map_on_threads(fn: Callable[[int], T], n: int, workers: int) -> list[T]:
                 thread.join(0.1)
                 if _ACTIVE.get(stop):  # a solve is in flight: where a Ctrl-C test stops us
                     checkpoint("optimize.solving")
-    except BaseException:  # Ctrl-C: stop what can be stopped; the threads die with us
+    except BaseException:  # Ctrl-C: stop what can be stopped, and keep track of the rest
         _interrupt_solves(stop)
+        _ABANDONED[:] = [t for t in _ABANDONED + threads if t.is_alive()]
         raise
     finally:
         with _ACTIVE_LOCK:
