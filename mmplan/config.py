@@ -138,6 +138,7 @@ class ForecastConfig(Section):
     short_model: ModelName = "SeasonalNaive"
     min_history_days: int = Field(default=56, ge=1)
     closed_after_days: int = Field(default=28, ge=1)
+    max_history_gap_days: int = Field(default=365, ge=1)
     fit_days: int | None = Field(default=None, ge=28)
     lanes: Literal["share", "model"] = "share"
     share_days: int = Field(default=28, ge=7)

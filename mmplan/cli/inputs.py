@@ -78,7 +78,7 @@ def read_backtest_inputs(
     from mmplan.evaluate import prepare_backtest
     from mmplan.io import read_table
 
-    hist = read_table(history, "history")
+    hist = read_table(history, "history", max_gap_days=cfg.forecast.max_history_gap_days)
     return prepare_backtest(hist, cfg, baseline, source=str(config or "defaults"))
 
 
@@ -98,7 +98,7 @@ def read_forecast_inputs(
     from mmplan.forecasting import check_calibration, hierarchy_levels
     from mmplan.io import read_table
 
-    hist = read_table(history, "history")
+    hist = read_table(history, "history", max_gap_days=cfg.forecast.max_history_gap_days)
     chosen = read_table(champions, "champions") if champions is not None else None
     factors = None
     if calibration is not None:
