@@ -212,6 +212,7 @@ class GateConfig(Section):
     max_wape: dict[str, NonNegative] = Field(default_factory=dict)
     max_abs_bias: dict[str, NonNegative] = Field(default_factory=dict)
     min_coverage: dict[str, Share] = Field(default_factory=dict)
+    max_coverage: dict[str, Share] = Field(default_factory=dict)
     coverage_interval: int | None = Field(default=None, gt=0, lt=100)
     beat_naive_by: dict[str, Annotated[float, Field(lt=1)]] = Field(default_factory=dict)
     max_regression: dict[str, NonNegative] = Field(default_factory=dict)
