@@ -331,7 +331,8 @@ def load_config(path: str | Path | None = None, **overrides: dict[str, Any]) -> 
         if not p.is_file():
             raise InputFileError(f"config file not found: {p}. Check the --config path.")
         try:
-            data = tomllib.loads(p.read_text(encoding="utf-8"))
+            # utf-8-sig: an editor's byte-order mark is not a TOML syntax error.
+            data = tomllib.loads(p.read_text(encoding="utf-8-sig"))
         except UnicodeDecodeError:
             raise ConfigError(f"{p}: not a UTF-8 text file; configs are TOML.") from None
         except tomllib.TOMLDecodeError as exc:

@@ -70,7 +70,6 @@ def check_backtest_outputs(
     for flag, extra in (("--junit", junit), ("--summary", summary_md)):
         if extra is None:
             continue
-        check_output_file(extra, inputs)
         # The next backtest into OUTDIR replaces the folder whole, and the file with it.
         if extra.resolve().is_relative_to(outdir.resolve()):
             raise OutputError(
@@ -78,6 +77,7 @@ def check_backtest_outputs(
                 "which the next backtest replaces whole (deleting the file). Write it "
                 f"beside the folder, e.g. {flag} {outdir.parent / extra.name}."
             )
+        check_output_file(extra, inputs)
 
 
 def write_backtest(outdir: Path, result: BacktestResult, record: dict[str, Any]) -> None:
