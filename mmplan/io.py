@@ -344,20 +344,22 @@ def output_folder(path: str | Path, record: dict[str, Any] | None = None) -> Ite
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    checkpoint("output_folder.swapping")
-    old = None
+    old: Path | None = None
     try:
+        checkpoint("output_folder.swapping")
         if target.exists():
             old = Path(tempfile.mkdtemp(dir=parent, prefix=f".{target.name}.", suffix=".old"))
             os.rmdir(old)
             os.replace(target, old)
             checkpoint("output_folder.old-moved")
         os.replace(tmp, target)
-    except OSError as exc:
+    except BaseException as exc:  # a failed rename, or Ctrl-C / SIGTERM before the swap
         if old is not None and old.exists() and not target.exists():
             os.replace(old, target)  # put the previous output back
         shutil.rmtree(tmp, ignore_errors=True)
-        raise OutputError(f"cannot write {target}: {exc.strerror}.") from None
+        if isinstance(exc, OSError):
+            raise OutputError(f"cannot write {target}: {exc.strerror}.") from None
+        raise
     checkpoint("output_folder.swapped")
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
