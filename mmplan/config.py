@@ -145,6 +145,7 @@ class ForecastConfig(Section):
     short_model: ModelName = "SeasonalNaive"
     min_history_days: int = Field(default=56, ge=1)
     closed_after_days: int = Field(default=28, ge=1)
+    max_history_gap_days: int = Field(default=365, ge=1)
     fit_days: int | None = Field(default=None, ge=28)
     lanes: Literal["share", "model"] = "share"
     share_days: int = Field(default=28, ge=7)
@@ -242,6 +243,7 @@ class GateConfig(Section):
     max_wape: dict[str, NonNegative] = Field(default_factory=dict)
     max_abs_bias: dict[str, NonNegative] = Field(default_factory=dict)
     min_coverage: dict[str, Share] = Field(default_factory=dict)
+    max_coverage: dict[str, Share] = Field(default_factory=dict)
     coverage_interval: int | None = Field(default=None, gt=0, lt=100)
     beat_naive_by: dict[str, Annotated[float, Field(lt=1)]] = Field(default_factory=dict)
     max_regression: dict[str, NonNegative] = Field(default_factory=dict)
@@ -366,7 +368,8 @@ def load_config(path: str | Path | None = None, **overrides: dict[str, Any]) -> 
         if not p.is_file():
             raise InputFileError(f"config file not found: {p}. Check the --config path.")
         try:
-            data = tomllib.loads(p.read_text(encoding="utf-8"))
+            # utf-8-sig: an editor's byte-order mark is not a TOML syntax error.
+            data = tomllib.loads(p.read_text(encoding="utf-8-sig"))
         except UnicodeDecodeError:
             raise ConfigError(f"{p}: not a UTF-8 text file; configs are TOML.") from None
         except tomllib.TOMLDecodeError as exc:

@@ -6,16 +6,18 @@ tables, `read_table`, which also checks the contract in `mmplan.tables`.
 Outputs are never written in place. A file goes to a temporary name beside its target
 and is renamed over it once complete; a folder is built beside its target and swapped
 in. A killed run therefore leaves either the old output or the new one, never a mix.
-Each output is guarded by a lock (filelock, released by the OS when a process dies, so a
-killed run cannot leave a lock that blocks forever).
+Each output is guarded by a lock (flock, released by the OS when a process dies, so a
+killed run cannot leave a lock that blocks forever; a run that ends removes it).
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import glob
 import hashlib
 import json
+import logging
 import os
 import shutil
 import socket
@@ -111,11 +113,17 @@ def read_parquet(path: str | Path, what: str = "input") -> pl.DataFrame:
         ) from None
 
 
-def read_table(path: str | Path, kind: str, nodes: pl.DataFrame | None = None) -> pl.DataFrame:
+def read_table(
+    path: str | Path,
+    kind: str,
+    nodes: pl.DataFrame | None = None,
+    max_gap_days: int | None = None,
+) -> pl.DataFrame:
     """Read a table of `kind` and check its contract (exit 65 listing every problem);
-    volume-like columns come back as Float64. `nodes` lets lanes name known facilities."""
+    volume-like columns come back as Float64. `nodes` lets lanes name known facilities;
+    `max_gap_days` refuses a history with a longer stretch without rows."""
     df = read_parquet(path, what=kind)
-    check(validate(df, kind, nodes), path, kind)
+    check(validate(df, kind, nodes, max_gap_days=max_gap_days), path, kind)
     return normalise(df)
 
 
@@ -198,6 +206,17 @@ def _replace(tmp: Path, target: Path) -> None:
         raise OutputError(f"cannot write {target}: {exc.strerror}.") from None
 
 
+def _rename_into_place(tmp: Path, target: Path, checkpoints: str) -> None:
+    """Rename the complete `tmp` over `target`; a signal before the rename removes `tmp`."""
+    try:
+        checkpoint(f"{checkpoints}.renaming")
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _replace(tmp, target)
+    checkpoint(f"{checkpoints}.renamed")
+
+
 def write_parquet(df: pl.DataFrame, path: str | Path, record: dict[str, Any] | None) -> Path:
     """Write `df` to `path` atomically, with `record` in the Parquet key-value metadata."""
     import pyarrow.parquet as pq
@@ -221,9 +240,7 @@ def write_parquet(df: pl.DataFrame, path: str | Path, record: dict[str, Any] | N
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    checkpoint("write_parquet.renaming")
-    _replace(tmp, target)
-    checkpoint("write_parquet.renamed")
+    _rename_into_place(tmp, target, "write_parquet")
     return target
 
 
@@ -232,13 +249,29 @@ def write_json(data: Any, path: str | Path) -> Path:
     return write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n", path)
 
 
+def _check_parent(path: str | Path, target: Path) -> None:
+    """OutputError unless the folder an output goes into exists and is writable."""
+    parent = target.parent
+    if not parent.is_dir():
+        raise OutputError(f"cannot write {path}: folder {parent} does not exist. Create it first.")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise OutputError(
+            f"cannot write {path}: folder {parent} is not writable. Check its permissions "
+            "or write the output elsewhere."
+        )
+
+
 def check_output_folder(path: str | Path, inputs: tuple[str | Path | None, ...] = ()) -> None:
-    """Refuse an output folder whose swap would destroy files mmplan did not write.
+    """Refuse an output folder whose swap would destroy files mmplan did not write, or
+    that cannot be written (a file in its place, no writable folder to put it in).
 
     A folder output replaces the whole folder, so it must be new, empty, or an earlier
     mmplan output (it has a manifest.json), and no input of the run may lie inside it.
     """
     target = Path(path).resolve()
+    _check_parent(path, target)
+    if target.exists() and not target.is_dir():
+        raise OutputError(f"cannot write folder {path}: a file of that name is in the way.")
     for item in inputs:
         if item is not None and Path(item).resolve().is_relative_to(target):
             raise OutputError(
@@ -257,8 +290,13 @@ def check_output_folder(path: str | Path, inputs: tuple[str | Path | None, ...] 
 
 def check_output_file(path: str | Path, inputs: tuple[str | Path | None, ...] = ()) -> None:
     """Refuse a file output that is one of the run's inputs: the rename would replace it,
-    so a slip of `-o` would destroy the data the run was made from."""
+    so a slip of `-o` would destroy the data the run was made from; also a folder in its
+    place, or a missing or read-only folder to put it in. Called before any work."""
     target = Path(path).resolve()
+    if target.is_dir():
+        empty = " (an empty path is the current folder)" if str(path) in ("", ".") else ""
+        raise OutputError(f"cannot write {path}: it is a folder{empty}. Give a file name.")
+    _check_parent(path, target)
     for item in inputs:
         if item is not None and Path(item).resolve() == target:
             raise OutputError(
@@ -306,20 +344,22 @@ def output_folder(path: str | Path, record: dict[str, Any] | None = None) -> Ite
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    checkpoint("output_folder.swapping")
-    old = None
+    old: Path | None = None
     try:
+        checkpoint("output_folder.swapping")
         if target.exists():
             old = Path(tempfile.mkdtemp(dir=parent, prefix=f".{target.name}.", suffix=".old"))
             os.rmdir(old)
             os.replace(target, old)
             checkpoint("output_folder.old-moved")
         os.replace(tmp, target)
-    except OSError as exc:
+    except BaseException as exc:  # a failed rename, or Ctrl-C / SIGTERM before the swap
         if old is not None and old.exists() and not target.exists():
             os.replace(old, target)  # put the previous output back
         shutil.rmtree(tmp, ignore_errors=True)
-        raise OutputError(f"cannot write {target}: {exc.strerror}.") from None
+        if isinstance(exc, OSError):
+            raise OutputError(f"cannot write {target}: {exc.strerror}.") from None
+        raise
     checkpoint("output_folder.swapped")
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
@@ -350,15 +390,46 @@ def _holder_info(info_path: Path) -> str:
         return "an unknown process"
 
 
+_LOG = logging.getLogger("mmplan.io")
+_RETRY_SECONDS = 0.05
+
+
+def _try_lock(lock_path: Path) -> int | None:
+    """An fd holding the exclusive lock on `lock_path`, or None while another run holds it.
+
+    The lock file is removed by the run that releases it (nothing piles up beside the
+    outputs). A run that opened the file just before that finds, once it gets the lock,
+    that the path now names another file or none: its lock excludes nobody, so it tries
+    again on the file now at the path.
+    """
+    while True:
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o666 & ~_umask())
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return None
+        except OSError:
+            os.close(fd)
+            raise
+        try:
+            mine = os.stat(lock_path)
+            held = os.fstat(fd)
+            if (mine.st_ino, mine.st_dev) == (held.st_ino, held.st_dev):
+                return fd
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+
+
 @contextlib.contextmanager
 def output_lock(path: str | Path, wait: float = 0.0) -> Iterator[None]:
     """Hold an exclusive lock on output `path` for the duration of a run.
 
     With `wait` = 0 a second run fails at once (exit 75) naming the holder; otherwise it
-    waits up to `wait` seconds. The lock is an OS file lock, so a killed holder frees it.
+    waits up to `wait` seconds. The lock is an OS file lock (flock), so a killed holder
+    frees it; a run that ends (also by Ctrl-C or SIGTERM) removes its lock files.
     """
-    from filelock import FileLock, Timeout
-
     target = Path(path).resolve()
     if not target.parent.is_dir():
         raise OutputError(
@@ -366,14 +437,16 @@ def output_lock(path: str | Path, wait: float = 0.0) -> Iterator[None]:
         )
     lock_path = target.parent / f".{target.name}.lock"
     info_path = target.parent / f".{target.name}.lock.holder"
-    lock = FileLock(lock_path, timeout=wait if wait > 0 else 0)
+    deadline = time.monotonic() + wait
     try:
-        lock.acquire()
-    except Timeout:
-        raise LockedError(
-            f"another run holds the lock on {target} ({_holder_info(info_path)}). "
-            "Try again later, or pass --wait SECONDS to wait for it."
-        ) from None
+        while (fd := _try_lock(lock_path)) is None:
+            if time.monotonic() >= deadline:
+                raise LockedError(
+                    f"another run holds the lock on {target} ({_holder_info(info_path)}). "
+                    "Try again later, or pass --wait SECONDS to wait for it."
+                )
+            _LOG.debug("lock %s not acquired; waiting", lock_path)
+            time.sleep(_RETRY_SECONDS)
     except OSError as exc:
         raise OutputError(f"cannot lock {target}: {exc.strerror} at {lock_path}.") from None
     try:
@@ -386,9 +459,12 @@ def output_lock(path: str | Path, wait: float = 0.0) -> Iterator[None]:
             )
         yield
     finally:
+        # Removed while still held, so no other run can be holding the file removed.
         with contextlib.suppress(OSError):
             info_path.unlink()
-        lock.release()
+        with contextlib.suppress(OSError):
+            lock_path.unlink()
+        os.close(fd)
 
 
 __all__ += ["write_text"]
@@ -408,7 +484,8 @@ def write_text(text: str, path: str | Path) -> Path:
     except OSError as exc:
         tmp.unlink(missing_ok=True)
         raise OutputError(f"cannot write {target}: {exc.strerror}.") from None
-    checkpoint("write_text.renaming")
-    _replace(tmp, target)
-    checkpoint("write_text.renamed")
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _rename_into_place(tmp, target, "write_text")
     return target

@@ -19,34 +19,101 @@ solve is in flight: reached only by solves that take longer), `optimize.date-sol
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
 import sys
 import threading
 import time
-from typing import Any
+import warnings
+from typing import Any, TextIO
 
-__all__ = ["set_format", "json_logs", "emit", "checkpoint"]
+__all__ = ["set_format", "json_logs", "emit", "checkpoint", "JsonLines"]
 
 _FORMAT = {"value": "text"}
 
 
 def set_format(value: str) -> None:
+    """Choose text or JSON logs. JSON also makes every other line written to stderr (Click's
+    usage text, library output) an event, and warnings `warning` events."""
     _FORMAT["value"] = value
+    if value == "json":
+        if not isinstance(sys.stderr, JsonLines):
+            sys.stderr = JsonLines(sys.stderr)
+        if warnings.showwarning is not _warning_event:
+            _SHOW_WARNING[0] = warnings.showwarning
+            warnings.showwarning = _warning_event
+    else:
+        if isinstance(sys.stderr, JsonLines):
+            sys.stderr.flush_rest()
+            sys.stderr = sys.stderr.raw
+        if warnings.showwarning is _warning_event:
+            warnings.showwarning = _SHOW_WARNING[0]
 
 
 def json_logs() -> bool:
     return _FORMAT["value"] == "json"
 
 
+def _write(record: dict[str, Any]) -> None:
+    stream = sys.stderr.raw if isinstance(sys.stderr, JsonLines) else sys.stderr
+    stream.write(json.dumps(record, default=str, ensure_ascii=False) + "\n")
+    stream.flush()
+
+
 def emit(event: str, **fields: Any) -> None:
     """Write one event line to stderr when JSON logs are on."""
     if not json_logs():
         return
-    record = {"ts": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "event": event, **fields}
-    sys.stderr.write(json.dumps(record, default=str, ensure_ascii=False) + "\n")
-    sys.stderr.flush()
+    _write({"ts": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "event": event, **fields})
+
+
+class JsonLines(io.TextIOBase):
+    """stderr with JSON logs: each line anything else writes becomes a `stderr` event, so a
+    log shipper never meets a line that is not JSON."""
+
+    encoding = "utf-8"
+    errors = "strict"
+
+    def __init__(self, raw: TextIO) -> None:
+        self.raw = raw
+        self._rest = ""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        *lines, self._rest = (self._rest + text).split("\n")
+        for line in lines:
+            self._event(line)
+        return len(text)
+
+    def flush_rest(self) -> None:
+        rest, self._rest = self._rest, ""
+        self._event(rest)
+
+    def _event(self, line: str) -> None:
+        line = line.rstrip("\r")
+        if line.strip():
+            emit("stderr", text=line)
+
+    def isatty(self) -> bool:
+        return False
+
+
+_SHOW_WARNING = [warnings.showwarning]  # what JSON logs replaced, put back for text logs
+
+
+def _warning_event(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: TextIO | None = None,
+    line: str | None = None,
+) -> None:
+    emit("warning", category=category.__name__, message=str(message), where=f"{filename}:{lineno}")
 
 
 STOP_AT_VARIABLE = "MMPLAN_STOP_AT"

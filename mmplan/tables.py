@@ -186,8 +186,9 @@ def _duplicates(df: pl.DataFrame, keys: list[str], what: str) -> list[Problem]:
     return _flag(df, ",".join(keys), pl.struct(keys).is_duplicated(), f"duplicated {what}")
 
 
-def validate_history(df: pl.DataFrame) -> list[Problem]:
-    """Problems with a history table (one row per lane and date)."""
+def validate_history(df: pl.DataFrame, max_gap_days: int | None = None) -> list[Problem]:
+    """Problems with a history table (one row per lane and date); with `max_gap_days`
+    ([forecast] max_history_gap_days), also a stretch longer than that with no row at all."""
     problems = _require(
         df, {"date": pl.Date, "origin": pl.String, "destination": pl.String, "volume": NUMERIC}
     )
@@ -220,6 +221,12 @@ def validate_history(df: pl.DataFrame) -> list[Problem]:
         problems += _blank(df, keys)
     if (per_lane[" rows"] != per_lane[" days"]).any():
         problems += _duplicates(df, ["origin", "destination", "date"], "(lane, date) rows")
+    if keys == LANE_KEYS and (per_lane["origin"] == per_lane["destination"]).any():
+        loop = pl.col("origin") == pl.col("destination")
+        message = "lane starts and ends at the same facility"
+        problems += _flag(df, "destination", loop, message, _lane_name(df))
+    if max_gap_days is not None and df.schema["date"] == pl.Date:
+        problems += _date_gap(df, max_gap_days)
     for col in attrs:
         if col not in text_attrs:
             problems.append(
@@ -242,6 +249,29 @@ def validate_history(df: pl.DataFrame) -> list[Problem]:
                 )
             )
     return problems
+
+
+def _date_gap(df: pl.DataFrame, max_gap_days: int) -> list[Problem]:
+    """The widest stretch of days with no row on any lane, when longer than `max_gap_days`:
+    a lone row dated 1970-01-01 makes every aggregate zero-filled across decades. The rows
+    on the smaller side of the gap are named (usually a placeholder date)."""
+    days = df.select(pl.col("date").drop_nulls().unique().sort()).to_series()
+    if days.len() < 2:
+        return []
+    widest = int(days.diff().dt.total_days().arg_max() or 0)
+    before, after = days[widest - 1], days[widest]
+    gap = (after - before).days - 1
+    if gap <= max_gap_days:
+        return []
+    early = df.select((pl.col("date") <= before).sum()).item()
+    side = pl.col("date") <= before if early <= df.height - early else pl.col("date") >= after
+    message = (
+        f"has no row on any lane for {gap} days, from {before} to {after}, more than "
+        f"[forecast] max_history_gap_days = {max_gap_days}; the rows on the smaller side "
+        "look like placeholder dates: drop or fix them, or raise max_history_gap_days if "
+        "the history really has such a gap"
+    )
+    return _flag(df, "date", side, message)
 
 
 def validate_nodes(df: pl.DataFrame) -> list[Problem]:
@@ -526,12 +556,7 @@ def validate_plan_nodes(df: pl.DataFrame) -> list[Problem]:
 def validate_unserved(df: pl.DataFrame) -> list[Problem]:
     """Problems with a plan's unserved.parquet."""
     keys = ["origin", "destination", "date"]
-    columns: Columns = {
-        "origin": pl.String,
-        "destination": pl.String,
-        "date": pl.Date,
-        "volume": NUMERIC,
-    }
+    columns: Columns = {**dict.fromkeys(keys[:2], pl.String), "date": pl.Date, "volume": NUMERIC}
     return _output_table(df, columns, keys, "(origin, destination, date) rows")
 
 
@@ -622,10 +647,17 @@ def table_kind(df: pl.DataFrame, kind: str | None, command: str | None, source: 
 
 
 def validate(
-    df: pl.DataFrame, kind: str, nodes: pl.DataFrame | None = None, column: str = "volume"
+    df: pl.DataFrame,
+    kind: str,
+    nodes: pl.DataFrame | None = None,
+    column: str = "volume",
+    max_gap_days: int | None = None,
 ) -> list[Problem]:
     """All problems of `df` read as a table of `kind`: with `nodes`, lanes must name known
-    facilities; a demand table is checked for the volume `column`."""
+    facilities; a demand table is checked for the volume `column`; a history for gaps
+    longer than `max_gap_days`."""
+    if kind == "history":
+        return validate_history(df, max_gap_days)
     if kind == "lanes":
         return validate_lanes(df, nodes)
     if kind == "demand":

@@ -223,13 +223,13 @@ def test_wait_waits_for_the_lock(tmp_path, history_file, fast_toml):
     held_at_first_try = []
 
     class ReleaseAfterTheFirstFailedTry(logging.Handler):
-        # filelock logs each try that finds the lock taken, before it sleeps and tries again.
+        # mmplan.io logs each try that finds the lock taken, before it sleeps and tries again.
         def emit(self, record: logging.LogRecord) -> None:
             if "not acquired" in record.getMessage() and not held_at_first_try:
                 held_at_first_try.append(holder.poll() is None)
                 holder.stdin.close()  # now the holder lets go
 
-    logger = logging.getLogger("filelock")
+    logger = logging.getLogger("mmplan.io")
     level = logger.level
     logger.setLevel(logging.DEBUG)  # setLevel, not the attribute: it clears the level caches
     handler = ReleaseAfterTheFirstFailedTry()

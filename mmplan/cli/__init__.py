@@ -8,9 +8,11 @@ name. Heavy libraries are imported inside the commands so that `mmplan --help` i
 
 from __future__ import annotations
 
+import sys
 from importlib import import_module
 
 from mmplan.cli.app import app
+from mmplan.logs import set_format
 
 __all__ = ["app", "main"]
 
@@ -23,4 +25,10 @@ for _name in COMMANDS:
 
 def main() -> None:
     """Entry point for the `mmplan` script and `python -m mmplan`."""
+    # JSON logs from the start: Click reports a mistyped command before any callback runs.
+    argv = sys.argv[1:]
+    if "--log-format=json" in argv or any(
+        a == "--log-format" and b == "json" for a, b in zip(argv, argv[1:], strict=False)
+    ):
+        set_format("json")
     app(prog_name="mmplan")

@@ -12,8 +12,10 @@ import contextlib
 import functools
 import json
 import os
+import signal
 import sys
 import tempfile
+import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator
@@ -125,6 +127,32 @@ def _exit_now_if_solves_run(code: int) -> None:
     os._exit(code)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread as Ctrl-C is, so that the same cleanup runs (the
+    temporary output and the lock files are removed) and the run ends with exit 143."""
+
+
+EXIT_TERMINATED = 128 + signal.SIGTERM  # 143, as a shell reports a SIGTERM'd process
+
+
+def _raise_terminated(signum: int, frame: Any) -> None:
+    raise Terminated()
+
+
+@contextlib.contextmanager
+def sigterm_raises() -> Iterator[None]:
+    """While a command runs, SIGTERM raises Terminated in the main thread; the previous
+    handler is put back afterwards (a test runner calls many commands in one process)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def handled(func: Callable[..., Any]) -> Callable[..., Any]:
     """Turn MmplanError into its exit code and unexpected exceptions into exit 70."""
 
@@ -134,7 +162,8 @@ def handled(func: Callable[..., Any]) -> Callable[..., Any]:
         started = time.perf_counter()
         emit("start", command=func.__name__, argv=sys.argv[1:])
         try:
-            func(*args, **kwargs)
+            with sigterm_raises():
+                func(*args, **kwargs)
         except typer.Exit as exc:
             emit(
                 "done",
@@ -149,6 +178,12 @@ def handled(func: Callable[..., Any]) -> Callable[..., Any]:
             emit("error", command=func.__name__, exit_code=exc.exit_code, message=exc.message)
             stderr_console().print(f"[bold red]error:[/] {escape(exc.message)}")
             raise typer.Exit(exc.exit_code) from None
+        except Terminated:
+            message = "terminated (SIGTERM); no output was written."
+            emit("error", command=func.__name__, exit_code=EXIT_TERMINATED, message=message)
+            stderr_console().print(message, markup=False)
+            _exit_now_if_solves_run(EXIT_TERMINATED)
+            raise typer.Exit(EXIT_TERMINATED) from None
         except KeyboardInterrupt:
             stderr_console().print("interrupted; no output was written.")
             emit("interrupted", command=func.__name__, exit_code=130)

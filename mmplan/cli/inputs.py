@@ -71,14 +71,18 @@ def read_baseline(baseline: Path | None) -> Baseline | None:
 
 
 def read_backtest_inputs(
-    history: Path, cfg: Config, config: Path | None, baseline: Baseline | None
+    history: Path, cfg: Config, config: Path | None, baseline: Baseline | None, gate: bool
 ) -> BacktestSetup:
     """Read the history and check every backtest input: a [gate] rule naming an unknown
-    level fails here, before minutes of model fitting."""
+    level fails here, before minutes of model fitting. With `gate` (--gate) and no [gate]
+    rules, the default gate applies (mmplan.evaluate.gates.default_gate)."""
     from mmplan.evaluate import prepare_backtest
+    from mmplan.evaluate.gates import default_gate, has_rules
     from mmplan.io import read_table
 
-    hist = read_table(history, "history")
+    hist = read_table(history, "history", max_gap_days=cfg.forecast.max_history_gap_days)
+    if gate and not has_rules(cfg.gate):
+        cfg = cfg.model_copy(update={"gate": default_gate(cfg.forecast, hist.columns)})
     return prepare_backtest(hist, cfg, baseline, source=str(config or "defaults"))
 
 
@@ -98,7 +102,7 @@ def read_forecast_inputs(
     from mmplan.forecasting import check_calibration, hierarchy_levels
     from mmplan.io import read_table
 
-    hist = read_table(history, "history")
+    hist = read_table(history, "history", max_gap_days=cfg.forecast.max_history_gap_days)
     chosen = read_table(champions, "champions") if champions is not None else None
     factors = None
     if calibration is not None:

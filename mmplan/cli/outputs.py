@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from mmplan.plan import Plan
 
 __all__ = [
+    "check_output_folder",
     "run_record",
     "write_sample",
     "check_backtest_outputs",
@@ -61,16 +62,22 @@ def write_sample(
 def check_backtest_outputs(
     outdir: Path, junit: Path | None, summary_md: Path | None, inputs: tuple[Path | None, ...]
 ) -> None:
-    """Refuse an output folder and --junit/--summary files that cannot be written, before
-    minutes of fitting rather than after."""
+    """Refuse an output folder and --junit/--summary files that cannot be written (or
+    would be deleted: inside OUTDIR), before minutes of fitting rather than after."""
     from mmplan.errors import OutputError
 
     check_output_folder(outdir, inputs)
-    for extra in (junit, summary_md):
-        if extra is not None and not extra.resolve().parent.is_dir():
-            raise OutputError(f"cannot write {extra}: folder {extra.parent} does not exist.")
-        if extra is not None:
-            check_output_file(extra, inputs)
+    for flag, extra in (("--junit", junit), ("--summary", summary_md)):
+        if extra is None:
+            continue
+        # The next backtest into OUTDIR replaces the folder whole, and the file with it.
+        if extra.resolve().is_relative_to(outdir.resolve()):
+            raise OutputError(
+                f"cannot write {flag} {extra}: it is inside the output folder {outdir}, "
+                "which the next backtest replaces whole (deleting the file). Write it "
+                f"beside the folder, e.g. {flag} {outdir.parent / extra.name}."
+            )
+        check_output_file(extra, inputs)
 
 
 def write_backtest(outdir: Path, result: BacktestResult, record: dict[str, Any]) -> None:

@@ -52,6 +52,7 @@ def sample(
     first = parse_date("--start", start)
     flags = dict(seed=seed, regions=regions, fcs=fcs, scs=scs, dss=dss, days=days, start=first)
     cfg = load_config(config, sample=flags)
+    outputs.check_output_folder(outdir, (config,))
     tables = make_sample(cfg.sample)
     # No timings in this record: the same seed must give byte-identical files.
     outputs.write_sample(outdir, tables, provenance("sample", cfg.as_record()["sample"]), wait)

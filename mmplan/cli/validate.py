@@ -45,7 +45,7 @@ def validate(
     from mmplan.cli import render
     from mmplan.cli.inputs import check_kind
     from mmplan.config import load_config
-    from mmplan.io import read_parquet, read_provenance
+    from mmplan.io import read_parquet, read_provenance, read_table
     from mmplan.tables import table_kind
     from mmplan.tables import validate as validate_table
 
@@ -54,9 +54,11 @@ def validate(
     df = read_parquet(file)
     record = read_provenance(file)
     found = table_kind(df, kind, (record or {}).get("command"), file)
-    node_table = read_parquet(nodes, what="nodes") if nodes is not None else None
+    # A --nodes file that is not a nodes table would skip the facility check: refuse it.
+    node_table = read_table(nodes, "nodes") if nodes is not None else None
     column = cfg.optimize.column if config is not None else "volume"
-    problems = validate_table(df, found, node_table, column)
+    gap = cfg.forecast.max_history_gap_days
+    problems = validate_table(df, found, node_table, column, max_gap_days=gap)
     summary = render.validation_summary(file, found, df.height, problems)
     emit("summary", command="validate", **summary)
     if json_out:

@@ -147,7 +147,7 @@ def prepare_backtest(
     for a gate the forecast cannot be checked on, naming `source` (the config file).
     """
     cfg = config or Config()
-    check(validate_history(history), "history", "history")
+    check(validate_history(history, cfg.forecast.max_history_gap_days), "history", "history")
     check_gate(cfg.gate, cfg.forecast, history.columns, source)
     prior = None if baseline is None else checked_baseline(baseline)
     return BacktestSetup(history, cfg, prior)

@@ -24,6 +24,9 @@ __all__ = [
     "Rule",
     "GateResult",
     "Baseline",
+    "DEFAULT_COVERAGE_TOLERANCE",
+    "default_gate",
+    "has_rules",
     "check_gate",
     "check_baseline",
     "checked_baseline",
@@ -45,7 +48,8 @@ RULES = {
     "max_wape": Rule("wape", "<="),
     "max_abs_bias": Rule("abs_bias", "<="),
     "min_coverage": Rule("coverage", ">="),
-    "beat_naive_by": Rule("skill", ">="),
+    "max_coverage": Rule("coverage", "<="),
+    "beat_naive_by": Rule("skill", ">"),
     "max_regression": Rule("wape_increase", "<="),
 }
 
@@ -103,6 +107,29 @@ def _coverage_interval(gate: GateConfig, fcfg: ForecastConfig) -> int | None:
     return min(fcfg.levels) if fcfg.levels else None
 
 
+# The default gate's coverage rules: within this many points of the nominal level.
+DEFAULT_COVERAGE_TOLERANCE = 0.15
+
+
+def has_rules(gate: GateConfig) -> bool:
+    """True when `gate` configures at least one rule."""
+    return any(getattr(gate, rule) for rule in RULES)
+
+
+def default_gate(fcfg: ForecastConfig, columns: list[str]) -> GateConfig:
+    """The gate `mmplan backtest --gate` applies when [gate] has no rules, so that a CI job
+    always checks something: skill > 0 against the seasonal naive at every level and,
+    with intervals, coverage of the narrowest within 15 points of nominal at every level."""
+    levels = level_names(fcfg, columns)
+    gate = GateConfig(beat_naive_by=dict.fromkeys(levels, 0.0))
+    if fcfg.levels:
+        nominal, tol = min(fcfg.levels) / 100, DEFAULT_COVERAGE_TOLERANCE
+        gate.coverage_interval = min(fcfg.levels)
+        gate.min_coverage = dict.fromkeys(levels, round(max(0.0, nominal - tol), 6))
+        gate.max_coverage = dict.fromkeys(levels, round(min(1.0, nominal + tol), 6))
+    return gate
+
+
 def check_gate(
     gate: GateConfig, fcfg: ForecastConfig, columns: list[str], source: str = "config"
 ) -> None:
@@ -117,7 +144,7 @@ def check_gate(
                 f"the hierarchy does not produce; levels are {', '.join(levels)} (from "
                 "[forecast].hierarchy)."
             )
-    if gate.min_coverage or gate.coverage_interval is not None:
+    if gate.min_coverage or gate.max_coverage or gate.coverage_interval is not None:
         p = _coverage_interval(gate, fcfg)
         if p is None or p not in fcfg.levels:
             raise ConfigError(
@@ -192,8 +219,9 @@ def evaluate_gates(
 ) -> list[GateResult]:
     """Check every configured rule on the primary run's overall metrics, in config order.
 
-    max_wape: WAPE <= t. max_abs_bias: |bias| <= t. min_coverage: coverage of the
-    coverage_interval interval >= t. beat_naive_by: skill (1 - WAPE / naive WAPE) >= t.
+    max_wape: WAPE <= t. max_abs_bias: |bias| <= t. min_coverage / max_coverage: coverage
+    of the coverage_interval interval >= t / <= t. beat_naive_by: skill (1 - WAPE / naive
+    WAPE) > t.
     max_regression: WAPE - baseline WAPE <= t (skipped without a baseline; failed when the
     baseline has no WAPE for the level). A null measurement fails its rule.
     """
@@ -211,7 +239,7 @@ def evaluate_gates(
             elif rule == "max_abs_bias":
                 bias = row.get("bias")
                 measured = None if bias is None else abs(bias)
-            elif rule == "min_coverage":
+            elif rule in ("min_coverage", "max_coverage"):
                 metric = f"coverage_{p}"
                 measured = row.get(metric)
             elif rule == "beat_naive_by":
@@ -243,7 +271,11 @@ def evaluate_gates(
                 passed = False
                 detail = detail or "undefined (zero actual volume with a non-zero error)"
             else:
-                passed = measured <= threshold if op == "<=" else measured >= threshold
+                passed = {
+                    "<=": measured <= threshold,
+                    ">=": measured >= threshold,
+                    ">": measured > threshold,
+                }[op]
             results.append(GateResult(rule, level, metric, op, threshold, measured, passed, detail))
     return results
 

@@ -96,7 +96,7 @@ def forecast(
     `calibration` (level, interval, factor), from a backtest, scales each level's intervals.
     """
     cfg = _config(config)
-    check(validate_history(history), "history", "history")
+    check(validate_history(history, cfg.max_history_gap_days), "history", "history")
     check_forecastable(history, cfg)
     hier = history_hierarchy(history, cfg)
     if calibration is not None:  # before minutes of fitting

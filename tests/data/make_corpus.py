@@ -75,6 +75,13 @@ def main() -> None:
             pl.col("destination") + pl.lit("-" + "x" * 500)
         ),
         "history_integer_volume": history.with_columns(pl.col("volume").cast(pl.Int64)),
+        "history_self_loop": row_set(history, 0, destination=history["origin"][0]),
+        "history_stray_1970_row": pl.concat(
+            [row_set(history.head(1), 0, date=dt.date(1970, 1, 1)), history]
+        ),
+        "history_stray_0001_row": pl.concat(
+            [history, row_set(history.tail(1), 0, date=dt.date(1, 1, 1))]
+        ),
     }
     bad_nodes = {
         "nodes_missing_kind": nodes.drop("kind"),

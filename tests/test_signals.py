@@ -1,0 +1,84 @@
+"""Ctrl-C (SIGINT) and SIGTERM during forecast and backtest: exit 130 and 143, nothing
+written, the previous output intact, and no lock, holder or temporary file left behind.
+
+Each run stops itself at a checkpoint (mmplan.logs.checkpoint), is signalled there and
+continued, so the signal lands at the same point however fast the machine is.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+import pytest
+
+from tests.test_robustness import (
+    CTX,
+    EARLIER_FORECAST,
+    GOOD,
+    HANG_GUARD,
+    OTHER_FORECAST,
+    _forecast_args,
+    _run_cli,
+    _snapshot,
+    _wait_until_stopped,
+)
+
+BACKTEST = EARLIER_FORECAST + "[backtest]\nwindows = 2\n"
+OTHER_BACKTEST = OTHER_FORECAST + "[backtest]\nwindows = 2\n"
+SIGNALS = [(signal.SIGINT, 130), (signal.SIGTERM, 143)]
+FORECAST_POINTS = ["forecast.fitting", "forecast.reconciling", "write_parquet.renaming"]
+BACKTEST_POINTS = [
+    "forecast.fitting",
+    "write_parquet.renaming",
+    "write_text.renaming",  # metrics.json
+    "output_folder.swapping",
+    "output_folder.old-moved",  # the earlier output is put back
+]
+
+
+def _backtest_args(out: Path, cfg: Path) -> list[str]:
+    history = str(GOOD / "history.parquet")
+    return ["backtest", history, "-o", str(out), "--config", str(cfg), "--quiet"]
+
+
+def _signal_at_checkpoints(command: str, points: list[str], tmp_path: Path) -> None:
+    make_args = {"forecast": _forecast_args, "backtest": _backtest_args}[command]
+    earlier, other = tmp_path / "earlier.toml", tmp_path / "other.toml"
+    earlier.write_text(EARLIER_FORECAST if command == "forecast" else BACKTEST)
+    other.write_text(OTHER_FORECAST if command == "forecast" else OTHER_BACKTEST)
+    out = tmp_path / "out"
+    first = CTX.Process(target=_run_cli, args=(make_args(out, earlier),))
+    first.start()
+    first.join()
+    assert first.exitcode == 0
+    old = _snapshot(out)
+    for where in points:
+        for sig, code in SIGNALS:
+            proc = CTX.Process(target=_run_cli, args=(make_args(out, other), where))
+            proc.start()
+            assert proc.pid is not None
+            try:
+                _wait_until_stopped(proc.pid, proc.is_alive, where)
+                os.kill(proc.pid, sig)  # delivered once the run goes on
+                os.kill(proc.pid, signal.SIGCONT)
+                proc.join(HANG_GUARD)
+            finally:
+                if proc.is_alive():
+                    proc.kill()  # a hung run fails the test, not the suite
+                    proc.join()
+            assert proc.exitcode == code, (where, sig)
+            assert _snapshot(out) == old, f"{sig.name} at {where}: the earlier output changed"
+            left = sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("."))
+            assert left == [], f"{sig.name} at {where} left {left}"
+
+
+@pytest.mark.slow
+def test_signals_during_forecast_exit_130_and_143_and_leave_nothing(tmp_path):
+    _signal_at_checkpoints("forecast", FORECAST_POINTS, tmp_path)
+
+
+@pytest.mark.slow
+def test_signals_during_backtest_exit_130_and_143_and_leave_nothing(tmp_path):
+    _signal_at_checkpoints("backtest", BACKTEST_POINTS, tmp_path)
