@@ -21,7 +21,7 @@ import traceback
 from collections.abc import Callable, Iterator
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, NamedTuple
+from typing import TYPE_CHECKING, Annotated, Any, NamedTuple, TypeVar
 
 import typer
 
@@ -34,6 +34,8 @@ if TYPE_CHECKING:
 
     from mmplan.config import EngineConfig
     from mmplan.engine import Engine
+
+T = TypeVar("T")
 
 app = typer.Typer(
     name="mmplan",
@@ -240,6 +242,10 @@ class EngineRun(NamedTuple):
 
     engine: Engine
     progress: Callable[[int, int, str], None]
+
+    def call(self, stage: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """`stage(*args, **kwargs)` on this engine, reporting to this progress bar."""
+        return stage(*args, progress=self.progress, engine=self.engine, **kwargs)
 
 
 @contextlib.contextmanager

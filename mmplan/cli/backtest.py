@@ -78,10 +78,11 @@ def backtest(
         started = time.perf_counter()
         setup = inputs.read_backtest_inputs(history, cfg, config, prior, gate)
         with engine_run(cfg.engine, console, "backtest", history, config) as run:
-            result = run_backtest(setup, progress=run.progress, engine=run.engine)
+            result = run.call(run_backtest, setup)
         seconds = time.perf_counter() - started
-        record = outputs.run_record("backtest", setup.config, seconds, history=history,
-                                    baseline=baseline)  # fmt: skip
+        record = outputs.run_record(
+            "backtest", setup.config, seconds, history=history, baseline=baseline
+        )
         outputs.write_backtest(outdir, result, record)
     summary = render.backtest_summary(result, outdir)
     emit("summary", command="backtest", **summary, gate_passed=result.passed)

@@ -68,10 +68,13 @@ def forecast(
         # Inputs first: a missing file is exit 66 without waiting for a cluster.
         read = inputs.read_forecast_inputs(history, champions, calibration, cfg)
         with engine_run(cfg.engine, stderr_console(quiet), "forecast", history, config) as run:
-            result = run_forecast(
-                read.history, cfg, champions=read.champions, calibration=read.calibration,
-                progress=run.progress, engine=run.engine,
-            )  # fmt: skip
+            result = run.call(
+                run_forecast,
+                read.history,
+                cfg,
+                champions=read.champions,
+                calibration=read.calibration,
+            )
         seconds = time.perf_counter() - started
         paths = {"history": history, "champions": champions, "calibration": calibration}
         write_parquet(result, output, outputs.run_record("forecast", cfg, seconds, **paths))

@@ -93,6 +93,11 @@ class ForecastInputs(NamedTuple):
     champions: pl.DataFrame | None
     calibration: pl.DataFrame | None
 
+    @property
+    def backtest_tables(self) -> dict[str, pl.DataFrame | None]:
+        """The backtest's champions and calibration, as `forecast()` takes them."""
+        return {"champions": self.champions, "calibration": self.calibration}
+
 
 def read_forecast_inputs(
     history: Path, champions: Path | None, calibration: Path | None, cfg: Config

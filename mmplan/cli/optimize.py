@@ -78,10 +78,9 @@ def optimize(
         started = time.perf_counter()
         read = inputs.read_plan_inputs(demand, nodes, lanes, columns or [cfg.optimize.column])
         with engine_run(cfg.engine, stderr_console(quiet), "optimize", demand, config) as run:
-            plans = optimize_scenarios(
-                read.demand, read.nodes, read.lanes, cfg.optimize, read.planned,
-                progress=run.progress, engine=run.engine,
-            )  # fmt: skip
+            plans = run.call(
+                optimize_scenarios, read.demand, read.nodes, read.lanes, cfg.optimize, read.planned
+            )
         seconds = time.perf_counter() - started
         record = outputs.run_record(
             "optimize", cfg, seconds, demand=demand, nodes=nodes, lanes=lanes

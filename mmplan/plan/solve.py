@@ -380,9 +380,17 @@ def _relaxed_day(
     if res.values is None:
         raise InfeasibleError(no_solution(config.lp_solver, res.status, time_limit))
     return DayOutcome(
-        m, res.values, res.objective, res.bound, res.status, res.duals, timings, math.nan,
-        RELAXATION, res.status,
-    )  # fmt: skip
+        model=m,
+        values=res.values,
+        objective=res.objective,
+        bound=res.bound,
+        status=res.status,
+        duals=res.duals,
+        timings=timings,
+        heuristic=math.nan,
+        phase=RELAXATION,
+        mip_status=res.status,
+    )
 
 
 def solve_day(
@@ -446,9 +454,18 @@ def solve_day(
         values[m.y_cols] = lb[m.y_cols]
         objective = float(m.obj @ values) + m.offset
     return DayOutcome(
-        m, values, objective, min(bound, objective), status, fixed.duals, timings, heuristic,
-        phase, mip_status, time_limit,
-    )  # fmt: skip
+        model=m,
+        values=values,
+        objective=objective,
+        bound=min(bound, objective),
+        status=status,
+        duals=fixed.duals,
+        timings=timings,
+        heuristic=heuristic,
+        phase=phase,
+        mip_status=mip_status,
+        time_share=time_limit,
+    )
 
 
 def by_destination(po: np.ndarray, pt: np.ndarray) -> bool:
