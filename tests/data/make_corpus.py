@@ -12,6 +12,8 @@ import datetime as dt
 from pathlib import Path
 
 import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from mmplan.config import SampleConfig
 from mmplan.synthetic import sample
@@ -106,6 +108,7 @@ def main() -> None:
     }
     for name, df in {**bad_history, **bad_nodes, **bad_lanes, **bad_demand}.items():
         df.write_parquet(BAD / f"{name}.parquet")
+    adversarial(history, nodes, lanes, demand)
 
     configs = {
         "config_unknown_key": "[forecast]\nhorizn = 7\n",
@@ -118,6 +121,76 @@ def main() -> None:
         "config_hierarchy_unknown_column": '[forecast]\nhierarchy = [["country"]]\n',
         "config_interval_over_100": "[forecast]\nlevels = [80, 120]\n",
         "config_negative_time_limit": "[optimize]\ntime_limit = -1\n",
+    }
+    for name, text in configs.items():
+        (BAD / f"{name}.toml").write_text(text)
+    adversarial_configs()
+
+
+def adversarial(
+    history: pl.DataFrame, nodes: pl.DataFrame, lanes: pl.DataFrame, demand: pl.DataFrame
+) -> None:
+    """Cases from the adversarial pass (tests/data/adversarial.md) that mmplan already
+    handles: odd dtypes, empty and degenerate tables, values at the contract's bounds."""
+    last = history["date"].max()
+    cases = {
+        "history_datetime_tz_dates": history.with_columns(
+            pl.col("date").cast(pl.Datetime("us")).dt.replace_time_zone("Europe/Berlin")
+        ),
+        "history_decimal_volume": history.with_columns(pl.col("volume").cast(pl.Decimal(12, 2))),
+        "history_categorical_origin": history.with_columns(pl.col("origin").cast(pl.Categorical)),
+        "history_struct_column": history.with_columns(extra=pl.struct(a=pl.lit(1), b=pl.lit("x"))),
+        "history_null_dtype_column": history.with_columns(extra=pl.lit(None, dtype=pl.Null)),
+        "history_two_days": history.filter(pl.col("date") > last - dt.timedelta(days=2)),
+        "history_float32_volume": history.with_columns(pl.col("volume").cast(pl.Float32)),
+        "nodes_capacity_nan": row_set(nodes, 1, capacity=float("nan")),
+        "nodes_kind_lowercase": nodes.with_columns(pl.col("kind").str.to_lowercase()),
+        "nodes_no_rows": nodes.head(0),
+        "lanes_negative_transit_days": row_set(lanes, 0, transit_days=-1),
+        "lanes_cost_per_package_nan": row_set(lanes, 0, cost_per_package=float("nan")),
+        "lanes_no_rows": lanes.head(0),
+        "demand_datetime_dates": demand.with_columns(pl.col("date").cast(pl.Datetime("us"))),
+        "demand_no_rows": demand.head(0),
+        "demand_pair_without_path": row_set(demand, 0, origin="DS001", destination="FC01"),
+    }
+    for name, df in cases.items():
+        df.write_parquet(BAD / f"{name}.parquet")
+    # Large strings and many small row groups are the same table to mmplan.
+    pq.write_table(history.to_arrow(), BAD / "history_many_row_groups.parquet", row_group_size=10)
+    table = history.to_arrow()
+    large = pa.schema(
+        pa.field(f.name, pa.large_string() if pa.types.is_string(f.type) else f.type)
+        for f in table.schema
+    )
+    pq.write_table(table.cast(large), BAD / "history_large_string.parquet")
+    # Two columns named volume: pyarrow writes it, polars refuses to read it.
+    t = history.select("date", "origin", "destination", "volume").to_arrow()
+    columns = [t.column(i) for i in range(4)] + [t.column(3)]
+    names = ["date", "origin", "destination", "volume", "volume"]
+    pq.write_table(pa.table(columns, names=names), BAD / "history_duplicate_column_names.parquet")
+    pq.write_table(pa.table({}), BAD / "zero_columns.parquet")
+
+
+def adversarial_configs() -> None:
+    """Config values at and past their documented bounds that mmplan already refuses."""
+    configs = {
+        "config_levels_empty": "[forecast]\nlevels = []\n",
+        "config_sparse_adi_nan": "[forecast]\nsparse_adi = nan\n",
+        "config_season_length_zero": "[forecast]\nseason_length = 0\n",
+        "config_season_length_huge": (
+            '[forecast]\nmodel = "SeasonalNaive"\nhorizon = 7\nn_jobs = 1\nseason_length = 100000\n'
+        ),
+        "config_middle_level_unknown": (
+            '[forecast]\nmodel = "SeasonalNaive"\nhorizon = 7\nn_jobs = 1\n'
+            'reconciliation = "MiddleOut"\nmiddle_level = "nowhere"\n'
+        ),
+        "config_candidates_empty": "[backtest]\ncandidates = []\n",
+        "config_series_per_task_zero": "[engine]\nseries_per_task = 0\n",
+        "config_events_not_a_list": "[forecast.events.x]\ny = 1\n",
+        "optimize_time_limit_nan": "[optimize]\ntime_limit = nan\n",
+        "optimize_relative_gap_nan": "[optimize]\nrelative_gap = nan\n",
+        "optimize_unserved_penalty_nan": "[optimize]\nunserved_penalty = nan\n",
+        "optimize_time_limit_tiny": "[optimize]\ntime_limit = 1e-9\n",
     }
     for name, text in configs.items():
         (BAD / f"{name}.toml").write_text(text)
