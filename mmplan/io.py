@@ -69,19 +69,23 @@ _READ_HASHES: dict[Path, str] = {}
 def read_parquet(path: str | Path, what: str = "input") -> pl.DataFrame:
     """Read a Parquet file, turning every way it can be unreadable into exit 66."""
     path = Path(path)
+    try:
+        size = path.stat().st_size if path.exists() and not path.is_dir() else None
+    except OSError as exc:  # e.g. ENAMETOOLONG: a name the file system cannot hold
+        raise InputFileError(f"{what} file {path} cannot be read: {exc.strerror}.") from None
     if not path.exists():
         raise InputFileError(f"{what} file not found: {path}. Check the path and try again.")
-    if path.is_dir():
+    if path.is_dir() or size is None:
         raise InputFileError(f"{what} path {path} is a folder; give the Parquet file inside it.")
-    if path.stat().st_size == 0:
+    if size == 0:
         raise InputFileError(
             f"{what} file {path} is empty (0 bytes); it is not a Parquet file. "
             "Re-run the step that produced it."
         )
-    if path.stat().st_size < 12:  # magic + footer length + magic
+    if size < 12:  # magic + footer length + magic
         raise InputFileError(
             f"{what} file {path} is not a readable Parquet file: it is only "
-            f"{path.stat().st_size} bytes (truncated?). Re-run the step that produced it."
+            f"{size} bytes (truncated?). Re-run the step that produced it."
         )
     try:
         with open(path, "rb") as handle:
@@ -102,7 +106,8 @@ def read_parquet(path: str | Path, what: str = "input") -> pl.DataFrame:
         )
     try:
         digest = sha256_file(path)
-        table = pl.read_parquet(path)
+        # glob=False: a name with [ ] or * is that file, not a pattern over its neighbours.
+        table = pl.read_parquet(path, glob=False)
         _READ_HASHES[path.resolve()] = digest
         return table
     except Exception as exc:  # pyarrow/polars raise many types for corrupt files
