@@ -73,6 +73,39 @@ KINDS = (
 )
 
 
+# Magnitude limits, far beyond any real network yet well inside what the stages compute
+# with. A volume of 1e15 packages per lane-day keeps sums over 100k lanes and years of days
+# (and the squares the reconciliation weights take) finite; at 1.7e308 aggregation
+# overflows and every forecast is NaN. A cost of 1e9 per truck or package is 10x the
+# largest [optimize] unserved_penalty (1e8): past it, SCIP's tolerances (1e-6 relative)
+# drown the other costs and 1e300 makes the model invalid.
+MAX_VOLUME = 1e15
+MAX_COST = 1e9
+
+
+VOLUME_WHY = "such volumes overflow the forecast's sums"
+COST_WHY = "past it the solver cannot tell the other costs apart (unserved_penalty is <= 1e8)"
+
+
+def _too_large(
+    df: pl.DataFrame, column: str, what: str, limit: float, why: str = COST_WHY
+) -> list[Problem]:
+    """Rows whose `column` exceeds `limit` (finite values only: non-finite is its own
+    Problem), naming the largest value and the limit."""
+    if column not in df.columns or df.schema[column] not in NUMERIC:
+        return []
+    col = pl.col(column).cast(pl.Float64)
+    mask = col.is_finite() & (col > limit)
+    largest = df.select(col.filter(mask).max()).item()
+    if largest is None:
+        return []
+    message = (
+        f"has {what} above mmplan's limit of {limit:,.0f} (largest {largest:.3g}); "
+        f"{why}: check the upstream units or scale"
+    )
+    return flag(df, column, mask, message)
+
+
 def validate_history(df: pl.DataFrame, max_gap_days: int | None = None) -> list[Problem]:
     """Problems with a history table (one row per lane and date); with `max_gap_days`
     ([forecast] max_history_gap_days), also a stretch longer than that with no row at all."""
@@ -83,6 +116,7 @@ def validate_history(df: pl.DataFrame, max_gap_days: int | None = None) -> list[
         return problems + [Problem(None, "the table has no rows")]
     problems += null_keys(df, ["date", *LANE_KEYS])
     problems += non_negative(df, "volume", "volume", allow_null=False)
+    problems += _too_large(df, "volume", "volumes per lane-day", MAX_VOLUME, VOLUME_WHY)
     if not all(c in df.columns for c in (*LANE_KEYS, "date")):
         return problems + duplicates(df, ["origin", "destination", "date"], "(lane, date) rows")
     attrs = [c for c in df.columns if c not in ("date", "volume", *LANE_KEYS)]
@@ -190,6 +224,8 @@ def validate_nodes(df: pl.DataFrame) -> list[Problem]:
         )
     problems += non_negative(df, "capacity", "capacity", allow_null=True)
     problems += non_negative(df, "handling_cost", "handling cost", allow_null=False)
+    problems += _too_large(df, "handling_cost", "handling costs", MAX_COST)
+    problems += _too_large(df, "extra_capacity_cost", "extra capacity costs", MAX_COST)
     problems += non_negative(df, "extra_capacity", "extra capacity", allow_null=True)
     problems += non_negative(df, "extra_capacity_cost", "extra capacity cost", allow_null=True)
     # Contradictory limits: a price-less offer of capacity, or extra capacity on top of
@@ -256,6 +292,8 @@ def validate_lanes(df: pl.DataFrame, nodes: pl.DataFrame | None = None) -> list[
         )
     problems += non_negative(df, "cost_per_truck", "cost per truck", allow_null=False)
     problems += non_negative(df, "cost_per_package", "cost per package", allow_null=True)
+    problems += _too_large(df, "cost_per_truck", "costs per truck", MAX_COST)
+    problems += _too_large(df, "cost_per_package", "costs per package", MAX_COST)
     problems += non_negative(df, "max_trucks", "max trucks", allow_null=True)
     problems += non_negative(df, "transit_days", "transit days", allow_null=True)
     if "max_trucks" in df.columns and df.schema["max_trucks"] in NUMERIC:
