@@ -9,12 +9,25 @@ stages can trust what they get; reading a file and checking it is `mmplan.io.rea
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
 
 from mmplan.errors import DataError
+from mmplan.table_checks import (
+    LANE_KEYS,
+    NUMERIC,
+    Columns,
+    Problem,
+    blank_names,
+    duplicates,
+    flag,
+    lane_name,
+    node_name,
+    non_negative,
+    null_keys,
+    require_columns,
+)
 
 __all__ = [
     "Problem",
@@ -41,7 +54,6 @@ __all__ = [
     "normalise",
 ]
 
-LANE_KEYS = ["origin", "destination"]
 NODE_KINDS = ("FC", "SC", "DS")
 KINDS = (
     "history",
@@ -59,145 +71,54 @@ KINDS = (
     "metrics",
     "points",
 )
-# A column's allowed dtypes, and a table's required columns with theirs.
-Dtypes = tuple[type[pl.DataType], ...] | type[pl.DataType]
-Columns = dict[str, Dtypes]
-
-NUMERIC: tuple[type[pl.DataType], ...] = (
-    pl.Float32,
-    pl.Float64,
-    pl.Int8,
-    pl.Int16,
-    pl.Int32,
-    pl.Int64,
-    pl.UInt8,
-    pl.UInt16,
-    pl.UInt32,
-    pl.UInt64,
-)
-MAX_ROWS_SHOWN = 5
 
 
-@dataclass(frozen=True)
-class Problem:
-    """One way a table breaks its contract."""
-
-    column: str | None
-    message: str
-    rows: tuple[int, ...] = ()
-    count: int = 0
-
-    def describe(self) -> str:
-        where = f"column '{self.column}': " if self.column else ""
-        text = where + self.message
-        if self.rows:
-            shown = ", ".join(str(r) for r in self.rows[:MAX_ROWS_SHOWN])
-            more = f" and {self.count - MAX_ROWS_SHOWN} more" if self.count > MAX_ROWS_SHOWN else ""
-            text += f" ({self.count} rows: {shown}{more})"
-        return text
+# Magnitude limits, far beyond any real network yet well inside what the stages compute
+# with. A volume of 1e15 packages per lane-day keeps sums over 100k lanes and years of days
+# (and the squares the reconciliation weights take) finite; at 1.7e308 aggregation
+# overflows and every forecast is NaN. A cost of 1e9 per truck or package is 10x the
+# largest [optimize] unserved_penalty (1e8): past it, SCIP's tolerances (1e-6 relative)
+# drown the other costs and 1e300 makes the model invalid.
+MAX_VOLUME = 1e15
+MAX_COST = 1e9
 
 
-def _rows(df: pl.DataFrame, mask: pl.Expr) -> tuple[tuple[int, ...], int]:
-    """0-based row numbers where `mask` holds (the first few) and how many there are."""
-    hits = df.with_row_index("_row").filter(mask).get_column("_row")
-    return tuple(hits.head(MAX_ROWS_SHOWN).to_list()), hits.len()
+VOLUME_WHY = "such volumes overflow the forecast's sums"
+COST_WHY = "past it the solver cannot tell the other costs apart (unserved_penalty is <= 1e8)"
 
 
-def _flag(
-    df: pl.DataFrame,
-    column: str | None,
-    mask: pl.Expr,
-    message: str,
-    name: pl.Expr | None = None,
+def _too_large(
+    df: pl.DataFrame, column: str, what: str, limit: float, why: str = COST_WHY
 ) -> list[Problem]:
-    """A Problem for the rows where `mask` holds; `name` adds what those rows are called
-    (facility or lane names read better than row numbers)."""
-    rows, count = _rows(df, mask)
-    if count and name is not None:
-        called = df.filter(mask).select(name.cast(pl.String)).to_series().head(MAX_ROWS_SHOWN)
-        message += f" ({', '.join(called.to_list())})"
-    return [Problem(column, message, rows, count)] if count else []
-
-
-def _node_name(df: pl.DataFrame) -> pl.Expr | None:
-    return pl.col("node") if "node" in df.columns else None
-
-
-def _lane_name(df: pl.DataFrame) -> pl.Expr | None:
-    if not set(LANE_KEYS) <= set(df.columns):
-        return None
-    return pl.concat_str(pl.col("origin").cast(pl.String), pl.lit("->"), pl.col("destination"))
-
-
-def _require(df: pl.DataFrame, columns: Columns) -> list[Problem]:
-    """Problems with presence and dtype of required columns."""
-    problems = []
-    for name, allowed in columns.items():
-        allowed = allowed if isinstance(allowed, tuple) else (allowed,)
-        if name not in df.columns:
-            problems.append(Problem(name, "is missing; it is required"))
-            continue
-        dtype = df.schema[name]
-        if not any(dtype == a or isinstance(dtype, a) for a in allowed):
-            want = " or ".join(sorted({getattr(a, "__name__", str(a)) for a in allowed}))
-            hint = ""
-            if name == "date":
-                hint = (
-                    " (timestamps? cast them to Date, e.g. with .dt.date)"
-                    if isinstance(dtype, pl.Datetime)
-                    else " (dates stored as text? cast them to Date)"
-                )
-            problems.append(Problem(name, f"has type {dtype}, expected {want}{hint}"))
-    return problems
-
-
-def _nulls(df: pl.DataFrame, columns: list[str]) -> list[Problem]:
-    out = []
-    for c in columns:
-        if c in df.columns:
-            out += _flag(df, c, pl.col(c).is_null(), "has nulls in a key column")
-    return out
-
-
-def _blank(df: pl.DataFrame, columns: list[str]) -> list[Problem]:
-    """Empty names in String key columns: not null, yet they name no facility."""
-    out = []
-    for c in columns:
-        if c in df.columns and df.schema[c] == pl.String:
-            blank = pl.col(c).str.strip_chars() == ""
-            out += _flag(df, c, blank, "has empty names")
-    return out
-
-
-def _non_negative(df: pl.DataFrame, column: str, what: str, allow_null: bool) -> list[Problem]:
+    """Rows whose `column` exceeds `limit` (finite values only: non-finite is its own
+    Problem), naming the largest value and the limit."""
     if column not in df.columns or df.schema[column] not in NUMERIC:
         return []
     col = pl.col(column).cast(pl.Float64)
-    problems = _flag(df, column, col < 0, f"has negative {what}")
-    problems += _flag(df, column, col.is_nan() | col.is_infinite(), f"has non-finite {what}")
-    if not allow_null:
-        problems += _flag(df, column, col.is_null(), f"has missing {what}")
-    return problems
-
-
-def _duplicates(df: pl.DataFrame, keys: list[str], what: str) -> list[Problem]:
-    if not all(k in df.columns for k in keys) or df.is_empty():
+    mask = col.is_finite() & (col > limit)
+    largest = df.select(col.filter(mask).max()).item()
+    if largest is None:
         return []
-    return _flag(df, ",".join(keys), pl.struct(keys).is_duplicated(), f"duplicated {what}")
+    message = (
+        f"has {what} above mmplan's limit of {limit:,.0f} (largest {largest:.3g}); "
+        f"{why}: check the upstream units or scale"
+    )
+    return flag(df, column, mask, message)
 
 
 def validate_history(df: pl.DataFrame, max_gap_days: int | None = None) -> list[Problem]:
     """Problems with a history table (one row per lane and date); with `max_gap_days`
     ([forecast] max_history_gap_days), also a stretch longer than that with no row at all."""
-    problems = _require(
+    problems = require_columns(
         df, {"date": pl.Date, "origin": pl.String, "destination": pl.String, "volume": NUMERIC}
     )
     if df.is_empty():
         return problems + [Problem(None, "the table has no rows")]
-    problems += _nulls(df, ["date", *LANE_KEYS])
-    problems += _non_negative(df, "volume", "volume", allow_null=False)
+    problems += null_keys(df, ["date", *LANE_KEYS])
+    problems += non_negative(df, "volume", "volume", allow_null=False)
+    problems += _too_large(df, "volume", "volumes per lane-day", MAX_VOLUME, VOLUME_WHY)
     if not all(c in df.columns for c in (*LANE_KEYS, "date")):
-        return problems + _duplicates(df, ["origin", "destination", "date"], "(lane, date) rows")
+        return problems + duplicates(df, ["origin", "destination", "date"], "(lane, date) rows")
     attrs = [c for c in df.columns if c not in ("date", "volume", *LANE_KEYS)]
     text_attrs = [c for c in attrs if df.schema[c] == pl.String]
     # One pass over the lanes answers both "duplicated days?" and "constant attributes?";
@@ -218,13 +139,13 @@ def validate_history(df: pl.DataFrame, max_gap_days: int | None = None) -> list[
     # has ~100k lanes).
     keys = [c for c in LANE_KEYS if df.schema[c] == pl.String]  # others: wrong type above
     if keys and per_lane.select(pl.col(keys).str.strip_chars() == "").to_numpy().any():
-        problems += _blank(df, keys)
+        problems += blank_names(df, keys)
     if (per_lane[" rows"] != per_lane[" days"]).any():
-        problems += _duplicates(df, ["origin", "destination", "date"], "(lane, date) rows")
+        problems += duplicates(df, ["origin", "destination", "date"], "(lane, date) rows")
     if keys == LANE_KEYS and (per_lane["origin"] == per_lane["destination"]).any():
         loop = pl.col("origin") == pl.col("destination")
         message = "lane starts and ends at the same facility"
-        problems += _flag(df, "destination", loop, message, _lane_name(df))
+        problems += flag(df, "destination", loop, message, lane_name(df))
     if max_gap_days is not None and df.schema["date"] == pl.Date:
         problems += _date_gap(df, max_gap_days)
     for col in attrs:
@@ -237,7 +158,7 @@ def validate_history(df: pl.DataFrame, max_gap_days: int | None = None) -> list[
                 )
             )
             continue
-        problems += _flag(df, col, pl.col(col).is_null(), "has nulls in a lane attribute column")
+        problems += flag(df, col, pl.col(col).is_null(), "has nulls in a lane attribute column")
         varying = per_lane.filter(pl.col(col) > 1)
         if varying.height:
             lanes = ", ".join(f"{o}->{d}" for o, d in varying.select(LANE_KEYS).head(3).rows())
@@ -271,12 +192,12 @@ def _date_gap(df: pl.DataFrame, max_gap_days: int) -> list[Problem]:
         "look like placeholder dates: drop or fix them, or raise max_history_gap_days if "
         "the history really has such a gap"
     )
-    return _flag(df, "date", side, message)
+    return flag(df, "date", side, message)
 
 
 def validate_nodes(df: pl.DataFrame) -> list[Problem]:
     """Problems with a nodes table."""
-    problems = _require(
+    problems = require_columns(
         df,
         {
             "node": pl.String,
@@ -291,20 +212,22 @@ def validate_nodes(df: pl.DataFrame) -> list[Problem]:
             problems.append(Problem(opt, f"has type {df.schema[opt]}, expected a number"))
     if df.is_empty():
         return problems + [Problem(None, "the table has no rows")]
-    problems += _nulls(df, ["node", "kind"])
-    problems += _blank(df, ["node"])
-    problems += _duplicates(df, ["node"], "node names")
+    problems += null_keys(df, ["node", "kind"])
+    problems += blank_names(df, ["node"])
+    problems += duplicates(df, ["node"], "node names")
     if "kind" in df.columns and df.schema["kind"] == pl.String:
-        problems += _flag(
+        problems += flag(
             df,
             "kind",
             ~pl.col("kind").is_in(NODE_KINDS) & pl.col("kind").is_not_null(),
             f"has kinds other than {', '.join(NODE_KINDS)}",
         )
-    problems += _non_negative(df, "capacity", "capacity", allow_null=True)
-    problems += _non_negative(df, "handling_cost", "handling cost", allow_null=False)
-    problems += _non_negative(df, "extra_capacity", "extra capacity", allow_null=True)
-    problems += _non_negative(df, "extra_capacity_cost", "extra capacity cost", allow_null=True)
+    problems += non_negative(df, "capacity", "capacity", allow_null=True)
+    problems += non_negative(df, "handling_cost", "handling cost", allow_null=False)
+    problems += _too_large(df, "handling_cost", "handling costs", MAX_COST)
+    problems += _too_large(df, "extra_capacity_cost", "extra capacity costs", MAX_COST)
+    problems += non_negative(df, "extra_capacity", "extra capacity", allow_null=True)
+    problems += non_negative(df, "extra_capacity_cost", "extra capacity cost", allow_null=True)
     # Contradictory limits: a price-less offer of capacity, or extra capacity on top of
     # unlimited capacity, cannot mean what the planner intended.
     if "extra_capacity" in df.columns and df.schema["extra_capacity"] in NUMERIC:
@@ -313,29 +236,29 @@ def validate_nodes(df: pl.DataFrame) -> list[Problem]:
             no_price = offered & pl.col("extra_capacity_cost").is_null()
         else:
             no_price = offered
-        problems += _flag(
+        problems += flag(
             df,
             "extra_capacity_cost",
             no_price,
             "facilities offer extra_capacity without an extra_capacity_cost; give its price "
             "per package",
-            _node_name(df),
+            node_name(df),
         )
         if "capacity" in df.columns:
-            problems += _flag(
+            problems += flag(
                 df,
                 "capacity",
                 offered & pl.col("capacity").is_null(),
                 "facilities have unlimited capacity (null) but also extra_capacity; give a "
                 "capacity or drop the extra",
-                _node_name(df),
+                node_name(df),
             )
     return problems
 
 
 def validate_lanes(df: pl.DataFrame, nodes: pl.DataFrame | None = None) -> list[Problem]:
     """Problems with a lanes table; with `nodes`, also lanes naming unknown facilities."""
-    problems = _require(
+    problems = require_columns(
         df,
         {
             "origin": pl.String,
@@ -349,11 +272,11 @@ def validate_lanes(df: pl.DataFrame, nodes: pl.DataFrame | None = None) -> list[
             problems.append(Problem(opt, f"has type {df.schema[opt]}, expected a number"))
     if df.is_empty():
         return problems + [Problem(None, "the table has no rows")]
-    problems += _nulls(df, LANE_KEYS)
-    problems += _blank(df, LANE_KEYS)
-    problems += _duplicates(df, LANE_KEYS, "lanes (origin, destination)")
+    problems += null_keys(df, LANE_KEYS)
+    problems += blank_names(df, LANE_KEYS)
+    problems += duplicates(df, LANE_KEYS, "lanes (origin, destination)")
     if all(c in df.columns and df.schema[c] == pl.String for c in LANE_KEYS):
-        problems += _flag(
+        problems += flag(
             df,
             "destination",
             pl.col("origin") == pl.col("destination"),
@@ -361,24 +284,26 @@ def validate_lanes(df: pl.DataFrame, nodes: pl.DataFrame | None = None) -> list[
         )
     if "truck_capacity" in df.columns and df.schema["truck_capacity"] in NUMERIC:
         cap = pl.col("truck_capacity").cast(pl.Float64)
-        problems += _flag(
+        problems += flag(
             df,
             "truck_capacity",
             (cap <= 0) | cap.is_null() | ~cap.is_finite(),
             "has a truck capacity that is not a positive number",
         )
-    problems += _non_negative(df, "cost_per_truck", "cost per truck", allow_null=False)
-    problems += _non_negative(df, "cost_per_package", "cost per package", allow_null=True)
-    problems += _non_negative(df, "max_trucks", "max trucks", allow_null=True)
-    problems += _non_negative(df, "transit_days", "transit days", allow_null=True)
+    problems += non_negative(df, "cost_per_truck", "cost per truck", allow_null=False)
+    problems += non_negative(df, "cost_per_package", "cost per package", allow_null=True)
+    problems += _too_large(df, "cost_per_truck", "costs per truck", MAX_COST)
+    problems += _too_large(df, "cost_per_package", "costs per package", MAX_COST)
+    problems += non_negative(df, "max_trucks", "max trucks", allow_null=True)
+    problems += non_negative(df, "transit_days", "transit days", allow_null=True)
     if "max_trucks" in df.columns and df.schema["max_trucks"] in NUMERIC:
         most = pl.col("max_trucks").cast(pl.Float64)
-        problems += _flag(
+        problems += flag(
             df,
             "max_trucks",
             most.is_finite() & (most != most.round(0)),
             "is not a whole number of trucks",
-            _lane_name(df),
+            lane_name(df),
         )
     if nodes is not None and "node" in nodes.columns and nodes.schema["node"] == pl.String:
         known = nodes.get_column("node")
@@ -386,7 +311,7 @@ def validate_lanes(df: pl.DataFrame, nodes: pl.DataFrame | None = None) -> list[
             if c in df.columns and df.schema[c] == pl.String:
                 mask = pl.col(c).is_not_null() & ~pl.col(c).is_in(known.implode())
                 unknown = df.filter(mask).get_column(c).unique().sort().head(5).to_list()
-                problems += _flag(
+                problems += flag(
                     df,
                     c,
                     mask,
@@ -399,15 +324,15 @@ def validate_lanes(df: pl.DataFrame, nodes: pl.DataFrame | None = None) -> list[
 
 def validate_demand(df: pl.DataFrame, column: str = "volume") -> list[Problem]:
     """Problems with a demand table: origin, destination, date and a volume column."""
-    problems = _require(
+    problems = require_columns(
         df, {"origin": pl.String, "destination": pl.String, "date": pl.Date, column: NUMERIC}
     )
     if df.is_empty():
         return problems + [Problem(None, "the table has no rows")]
-    problems += _nulls(df, ["date", *LANE_KEYS])
-    problems += _blank(df, LANE_KEYS)
-    problems += _non_negative(df, column, "volume", allow_null=False)
-    problems += _duplicates(
+    problems += null_keys(df, ["date", *LANE_KEYS])
+    problems += blank_names(df, LANE_KEYS)
+    problems += non_negative(df, column, "volume", allow_null=False)
+    problems += duplicates(
         df, ["origin", "destination", "date"], "(origin, destination, date) rows"
     )
     return problems
@@ -415,7 +340,7 @@ def validate_demand(df: pl.DataFrame, column: str = "volume") -> list[Problem]:
 
 def validate_forecast(df: pl.DataFrame) -> list[Problem]:
     """Problems with a forecast table, including whether its levels add up."""
-    problems = _require(
+    problems = require_columns(
         df,
         {
             "unique_id": pl.String,
@@ -427,9 +352,9 @@ def validate_forecast(df: pl.DataFrame) -> list[Problem]:
     )
     if df.is_empty():
         return problems + [Problem(None, "the table has no rows")]
-    problems += _nulls(df, ["unique_id", "level", "date"])
-    problems += _non_negative(df, "forecast", "forecast", allow_null=False)
-    problems += _duplicates(df, ["unique_id", "date"], "(unique_id, date) rows")
+    problems += null_keys(df, ["unique_id", "level", "date"])
+    problems += non_negative(df, "forecast", "forecast", allow_null=False)
+    problems += duplicates(df, ["unique_id", "date"], "(unique_id, date) rows")
     bounds = [c for c in df.columns if c.startswith(("lo_", "hi_"))]
     for c in bounds:
         if df.schema[c] not in NUMERIC:
@@ -441,7 +366,7 @@ def validate_forecast(df: pl.DataFrame) -> list[Problem]:
             bad = (pl.col(lo) > pl.col("forecast") + 1e-9) | (
                 pl.col("forecast") > pl.col(hi) + 1e-9
             )
-            problems += _flag(df, lo, bad, f"interval is not ordered {lo} <= forecast <= {hi}")
+            problems += flag(df, lo, bad, f"interval is not ordered {lo} <= forecast <= {hi}")
     problems += _incoherent_levels(df)
     return problems
 
@@ -474,13 +399,13 @@ def validate_champions(df: pl.DataFrame) -> list[Problem]:
     """Problems with a champions table (unique_id, model) from `mmplan backtest`."""
     from mmplan.config import FORECAST_MODELS
 
-    problems = _require(df, {"unique_id": pl.String, "model": pl.String})
+    problems = require_columns(df, {"unique_id": pl.String, "model": pl.String})
     if problems:
         return problems
-    problems += _nulls(df, ["unique_id", "model"])
-    problems += _duplicates(df, ["unique_id"], "series (one champion each)")
+    problems += null_keys(df, ["unique_id", "model"])
+    problems += duplicates(df, ["unique_id"], "series (one champion each)")
     unknown = ~pl.col("model").is_in(list(FORECAST_MODELS)) & pl.col("model").is_not_null()
-    return problems + _flag(
+    return problems + flag(
         df, "model", unknown, f"names models mmplan does not offer ({', '.join(FORECAST_MODELS)})"
     )
 
@@ -494,7 +419,7 @@ CALIBRATION_RULES = ("all", "regular", "short", "sparse")
 def validate_calibration(df: pl.DataFrame) -> list[Problem]:
     """Problems with a calibration table from `mmplan backtest` (mmplan.evaluate.calibrate)."""
     ints = (pl.Int8, pl.Int16, pl.Int32, pl.Int64, pl.UInt8, pl.UInt16, pl.UInt32, pl.UInt64)
-    problems = _require(
+    problems = require_columns(
         df,
         {
             "level": pl.String,
@@ -510,13 +435,13 @@ def validate_calibration(df: pl.DataFrame) -> list[Problem]:
     if problems:
         return problems
     keys = ["level", "rule", "interval"]
-    problems += _nulls(df, [*keys, "factor", "model", "lanes", "reconciliation", "horizon"])
-    problems += _duplicates(df, keys, "level, rule and interval (one factor each)")
+    problems += null_keys(df, [*keys, "factor", "model", "lanes", "reconciliation", "horizon"])
+    problems += duplicates(df, keys, "level, rule and interval (one factor each)")
     unknown = ~pl.col("rule").is_in(list(CALIBRATION_RULES)) & pl.col("rule").is_not_null()
-    problems += _flag(df, "rule", unknown, f"is not one of {', '.join(CALIBRATION_RULES)}")
+    problems += flag(df, "rule", unknown, f"is not one of {', '.join(CALIBRATION_RULES)}")
     # 0 is allowed: a backtest whose forecasts were exact measures zero-width intervals.
     bad = ~pl.col("factor").cast(pl.Float64).is_finite() | (pl.col("factor") < 0)
-    return problems + _flag(df, "factor", bad, "is not a finite number >= 0")
+    return problems + flag(df, "factor", bad, "is not a finite number >= 0")
 
 
 def _output_table(
@@ -527,7 +452,7 @@ def _output_table(
 ) -> list[Problem]:
     """Problems with a table mmplan writes: columns, types and unique keys. No rows is
     fine (a plan that serves everything has an empty unserved table)."""
-    return _require(df, columns) + _nulls(df, keys) + _duplicates(df, keys, what)
+    return require_columns(df, columns) + null_keys(df, keys) + duplicates(df, keys, what)
 
 
 def validate_trucks(df: pl.DataFrame) -> list[Problem]:
@@ -579,7 +504,7 @@ def validate_metrics(df: pl.DataFrame) -> list[Problem]:
     """Problems with a backtest's metrics.parquet (step is null for all steps)."""
     columns: Columns = {"run": pl.String, "level": pl.String, "step": NUMERIC, "wape": NUMERIC}
     keys = ["run", "level", "step"]
-    return _require(df, columns) + _nulls(df, keys[:2]) + _duplicates(df, keys, "rows")
+    return require_columns(df, columns) + null_keys(df, keys[:2]) + duplicates(df, keys, "rows")
 
 
 VALIDATORS = {

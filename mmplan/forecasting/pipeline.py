@@ -114,7 +114,24 @@ def forecast(
     point = np.asarray(hier.S @ bottom)
     if calibration is not None:
         calibrate(bands, calibration, hier, plan, cfg)
-    return _forecast_table(hier, plan, fit.end, point, bands, lane_labels, cfg)
+    table = _forecast_table(hier, plan, fit.end, point, bands, lane_labels, cfg)
+    _check_finite(table, cfg)
+    return table
+
+
+def _check_finite(table: pl.DataFrame, cfg: ForecastConfig) -> None:
+    """Never hand back a NaN or infinite forecast: the history's magnitude limit
+    (mmplan.tables.MAX_VOLUME) should prevent one, so this names what went wrong instead."""
+    numbers = ["forecast", *[f"{side}_{p}" for p in cfg.levels for side in ("lo", "hi")]]
+    bad = table.filter(pl.any_horizontal(~pl.col(numbers).is_finite()))
+    if bad.is_empty():
+        return
+    series = ", ".join(bad.get_column("unique_id").unique(maintain_order=True).head(5))
+    raise DataError(
+        f"the forecast is not finite (NaN or infinite) for {bad.height} of {table.height} "
+        f"rows (series: {series}); no forecast was written. The history's volumes are "
+        "probably too large or too varied to compute with: check their units and scale."
+    )
 
 
 def _config(config: Config | ForecastConfig | None) -> ForecastConfig:
