@@ -63,9 +63,11 @@ def test_no_date_is_given_time_past_the_run_limit():
     per = list(s["per_date"].values())
     assert len(per) == many["date"].n_unique()
     deadline = 0.95 * config.time_limit  # the rest is for checking and writing the plan
+    rounding = 1e-4  # summary.json rounds both figures to 4 decimals
     for entry in per:
         # Dates that start once the run is out of time get none (their LP and rounding only).
-        assert entry["time_share"] == 0 or entry["started"] + entry["time_share"] <= deadline
+        end = entry["started"] + entry["time_share"]
+        assert entry["time_share"] == 0 or end <= deadline + rounding, entry
     # A date that did not reach relative_gap is listed.
     assert s["short_of_time_dates"] == [d for d, e in s["per_date"].items() if not e["reached_gap"]]
 
