@@ -261,7 +261,7 @@ MAX_UNSERVED_PENALTY = 1e8  # per package; see OptimizeConfig.unserved_penalty
 
 
 class OptimizeConfig(Section):
-    column: str = "forecast"
+    column: str = Field(default="forecast", min_length=1)
     solver: Literal["SCIP", "CP-SAT"] = "SCIP"
     lp_solver: Literal["GLOP", "PDLP"] = "GLOP"
     relax: bool = False
@@ -286,7 +286,7 @@ class EngineConfig(Section):
     # validate_default: a Dask engine without an address must fail even when the key is absent.
     scheduler: str | None = Field(default=None, validate_default=True)
     series_per_task: int = Field(default=100, ge=1)
-    connect_timeout: float = Field(default=10.0, gt=0)
+    connect_timeout: float = Field(default=10.0, gt=0, le=86400)  # finite: dask needs a number
 
     @field_validator("scheduler")
     @classmethod

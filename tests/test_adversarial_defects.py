@@ -70,7 +70,6 @@ def test_a5_a_sample_start_near_the_ends_of_the_calendar_is_refused(tmp_path, st
     assert exit_code in (0, 2, 78), text
 
 
-@pytest.mark.xfail(strict=True, reason="A6: EngineConfig.connect_timeout accepts inf (exit 70)")
 def test_a6_an_infinite_connect_timeout_is_a_config_error(tmp_path):
     cfg = tmp_path / "c.toml"
     cfg.write_text("[engine]\nconnect_timeout = inf\n")
@@ -135,7 +134,6 @@ def test_a11_sample_into_an_empty_path_is_a_usage_error(tmp_path, monkeypatch):
     assert os.listdir(tmp_path) == []
 
 
-@pytest.mark.xfail(strict=True, reason="A12: [optimize] column = '' is not checked by the config")
 def test_a12_an_empty_planned_column_is_a_config_error(tmp_path):
     cfg = tmp_path / "c.toml"
     cfg.write_text('[optimize]\ncolumn = ""\n')
