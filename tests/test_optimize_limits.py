@@ -119,3 +119,70 @@ def test_planning_a_non_numeric_column_says_so():
     demand, _, _ = _inputs()
     with pytest.raises(DataError, match="the planned column must be numeric: 'date' is Date"):
         demand_rows(demand, "date", "d.parquet")
+
+
+def _sample_demand(factor: float) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """The last 2 days of data/sample's history, times `factor`, on its network."""
+    sample = Path(__file__).parents[1] / "data" / "sample"
+    history = pl.read_parquet(sample / "history.parquet")
+    demand = history.filter(pl.col("date") > history["date"].max() - pl.duration(days=2))
+    demand = demand.select(
+        "origin", "destination", "date", pl.col("volume").cast(pl.Float64) * factor
+    )
+    return (
+        demand,
+        pl.read_parquet(sample / "nodes.parquet"),
+        pl.read_parquet(sample / "lanes.parquet"),
+    )
+
+
+def test_demand_beyond_the_solvers_reach_is_refused_naming_file_rows_and_limit(tmp_path):
+    # Demand of ~1e12 packages per pair-day ended in exit 69 "INFEASIBLE" (the model is always
+    # feasible through unserved volume), ~1e10 in a plan of 2 trucks where 60 fit.
+    from typer.testing import CliRunner
+
+    from mmplan.cli import app
+    from mmplan.errors import DataError
+    from mmplan.plan.demand import MAX_PAIR_DAY_DEMAND
+
+    demand, nodes, lanes = _inputs()
+    big = demand.with_columns(
+        pl.when(pl.int_range(pl.len()) == 1)
+        .then(pl.lit(1e12))
+        .otherwise(pl.col("volume"))
+        .alias("volume")
+    )
+    with pytest.raises(DataError, match=r"more than 1e\+08 packages.*\(1\); the largest is 1e\+12"):
+        optimize(big, nodes, lanes, OptimizeConfig(time_limit=20), "volume")
+    files = {}
+    for name, df in (("demand", big), ("nodes", nodes), ("lanes", lanes)):
+        files[name] = tmp_path / f"{name}.parquet"
+        df.write_parquet(files[name])
+    args = ["optimize", str(files["demand"]), "--nodes", str(files["nodes"])]
+    args += ["--lanes", str(files["lanes"]), "-o", str(tmp_path / "plan")]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 65
+    message = " ".join(result.output.split())
+    assert str(files["demand"]) in message and "1 rows (1)" in message
+    assert f"{MAX_PAIR_DAY_DEMAND:.0e}" in message and "feasibility tolerance" in message
+    assert "Traceback" not in result.output and not (tmp_path / "plan").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("factor", [1e-3, 1e3])
+def test_demand_within_the_limit_plans_the_same_trucks_in_any_unit(factor):
+    # Up to the limit the plan is sound: at 1e3 times the sample's demand capacity runs out
+    # and the same trucks carry what they can; at 1e-3 it is in thousands.
+    demand, nodes, lanes = _sample_demand(factor)
+    assert demand["volume"].max() <= 1e8  # type: ignore[operator]
+    plan = optimize(demand, nodes, lanes, OptimizeConfig(time_limit=20), "volume")
+    s = plan.summary
+    assert s["status"] in ("OPTIMAL", "FEASIBLE")
+    served = (
+        plan.unserved["volume"].sum()
+        + plan.flows.filter(pl.col("lane_destination") == pl.col("destination"))["volume"].sum()
+    )
+    assert served == pytest.approx(demand["volume"].sum(), rel=1e-6)
+    if factor == 1e3:
+        base = optimize(*_sample_demand(1e2), OptimizeConfig(time_limit=20), "volume")
+        assert plan.trucks["trucks"].sum() == base.trucks["trucks"].sum()

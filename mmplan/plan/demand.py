@@ -25,7 +25,15 @@ from mmplan.plan.network import (
     names_list,
     reach,
 )
-from mmplan.tables import validate_demand
+from mmplan.tables import MAX_ROWS_SHOWN, validate_demand
+
+# The most packages one (origin, destination, date) row may ask for. SCIP's feasibility
+# tolerance is 1e-6 relative to a row's coefficients; with a truck's capacity in the
+# thousands, demand much above this leaves the truck rows below that tolerance: measured on
+# the sample network, 5.9e9 per pair-day loses trucks, 5.9e10 plans 2 of 60, 5.9e11 and up
+# ends INFEASIBLE (the model is always feasible through unserved volume). Scaling the units
+# does not help: the ratio of demand to truck capacity is what SCIP cannot resolve.
+MAX_PAIR_DAY_DEMAND = 1e8
 
 
 class Day(NamedTuple):
@@ -52,6 +60,7 @@ def prepare_demand(demand: pl.DataFrame, column: str, net: Network) -> pl.DataFr
     d = demand.select(
         "date", "origin", "destination", pl.col(column).cast(pl.Float64).alias("volume")
     ).filter(pl.col("volume") > 0)
+    check_magnitude(demand, column, "demand")
     known = set(net.names.tolist())
     unknown = sorted({*d["origin"].to_list(), *d["destination"].to_list()} - known)
     if unknown:
@@ -67,6 +76,30 @@ def prepare_demand(demand: pl.DataFrame, column: str, net: Network) -> pl.DataFr
             + ". Drop them; they need no truck."
         )
     return d
+
+
+def check_magnitude(
+    df: pl.DataFrame, column: str, source: str | Path, file_rows: list[int] | None = None
+) -> None:
+    """DataError naming the rows whose demand is above MAX_PAIR_DAY_DEMAND; `file_rows`
+    maps df's rows to the file's (a forecast's lane rows)."""
+    volume = pl.col(column).cast(pl.Float64)
+    big = df.with_row_index("_row").filter(volume.is_finite() & (volume > MAX_PAIR_DAY_DEMAND))
+    if big.is_empty():
+        return
+    rows = [file_rows[r] if file_rows else r for r in big["_row"].to_list()]
+    shown = ", ".join(str(r) for r in rows[:MAX_ROWS_SHOWN])
+    more = f" and {len(rows) - MAX_ROWS_SHOWN} more" if len(rows) > MAX_ROWS_SHOWN else ""
+    worst = big.sort(volume, descending=True).row(0, named=True)
+    raise DataError(
+        f"{source}: column '{column}' asks for more than {MAX_PAIR_DAY_DEMAND:.0e} packages "
+        f"per origin-destination-date in {len(rows)} rows ({shown}{more}); the largest is "
+        f"{float(worst[column]):.3g} ({worst['origin']}->{worst['destination']} on "
+        f"{worst['date']}). That is the most the planner accepts: SCIP's feasibility "
+        "tolerance (1e-6, relative to the coefficients) cannot resolve a truck's capacity "
+        "against such volumes and would report INFEASIBLE or a meaningless plan. Check the "
+        "units (packages per day), or plan a share of the demand."
+    )
 
 
 def check_paths(net: Network, d: pl.DataFrame) -> None:
@@ -158,6 +191,7 @@ def demand_rows(df: pl.DataFrame, column: str, source: str | Path = "demand") ->
     if is_forecast:
         problems = [replace(p, rows=tuple(file_rows[r] for r in p.rows)) for p in problems]
     check(problems, source, "forecast" if is_forecast else "demand")
+    check_magnitude(df, column, source, file_rows)
     return df.select("date", "origin", "destination", pl.col(column).cast(pl.Float64))
 
 
