@@ -79,6 +79,12 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
 
 
+# A sample's event calendar reaches a year before its first day and past its last one, and a
+# forecast of it up to 366 days further: its days lie in 0002-01-01..9995-12-31.
+SAMPLE_FIRST_DATE = dt.date(2, 1, 1)
+SAMPLE_LAST_DATE = dt.date(9995, 12, 31)
+
+
 class SampleConfig(Section):
     seed: int = Field(default=7, ge=0)
     regions: int = Field(default=3, ge=1)
@@ -87,6 +93,26 @@ class SampleConfig(Section):
     dss: int = Field(default=300, ge=1)
     days: int = Field(default=730, ge=28)
     start: dt.date = dt.date(2024, 1, 1)
+
+    @field_validator("start")
+    @classmethod
+    def _days_fit_the_calendar(cls, value: dt.date, info: ValidationInfo) -> dt.date:
+        days = info.data.get("days")  # absent when days itself was refused
+        room = (SAMPLE_LAST_DATE - value).days + 1
+        if value < SAMPLE_FIRST_DATE or (isinstance(days, int) and days > room):
+            raise PydanticCustomError(
+                "sample_dates",
+                "a sample's {days} days from start {start} must lie within {first}..{last} "
+                "(the event calendar and a forecast need the years around them); "
+                "choose a start in that range and at most that many days",
+                {
+                    "days": days,
+                    "start": str(value),
+                    "first": str(SAMPLE_FIRST_DATE),
+                    "last": str(SAMPLE_LAST_DATE),
+                },
+            )
+        return value
 
 
 def default_events() -> dict[str, list[dt.date]]:
@@ -286,7 +312,8 @@ class EngineConfig(Section):
     # validate_default: a Dask engine without an address must fail even when the key is absent.
     scheduler: str | None = Field(default=None, validate_default=True)
     series_per_task: int = Field(default=100, ge=1)
-    connect_timeout: float = Field(default=10.0, gt=0, le=86400)  # finite: dask needs a number
+    # Finite and at most a day: dask cannot parse inf, and a longer wait is a hung run.
+    connect_timeout: float = Field(default=10.0, gt=0, le=86400, allow_inf_nan=False)
 
     @field_validator("scheduler")
     @classmethod
@@ -335,7 +362,10 @@ def _allowed(model: type[BaseModel], loc: tuple[Any, ...]) -> str:
 _FLAG_NAMES: dict[tuple[Any, ...], str] = {("engine", "kind"): "--engine"}
 # A key whose error is caused by another key's value (the scheduler is missing *because* the
 # kind is dask): when that other key came from a flag, the flag is to blame, not the file.
-_CAUSED_BY: dict[tuple[Any, ...], tuple[str, str]] = {("engine", "scheduler"): ("engine", "kind")}
+_CAUSED_BY: dict[tuple[Any, ...], tuple[str, str]] = {
+    ("engine", "scheduler"): ("engine", "kind"),
+    ("sample", "start"): ("sample", "days"),  # --days runs past the calendar's end
+}
 
 
 def _flag(key: tuple[Any, ...]) -> str:

@@ -62,7 +62,6 @@ def test_a4_an_output_in_a_folder_nobody_can_write_is_exit_73():
     assert "another run holds the lock" not in text
 
 
-@pytest.mark.xfail(strict=True, reason="A5: synthetic.demand overflows the date range (exit 70)")
 @pytest.mark.parametrize("start", ["9999-06-01", "0001-01-01"])
 def test_a5_a_sample_start_near_the_ends_of_the_calendar_is_refused(tmp_path, start):
     days = ["--fcs", "1", "--scs", "1", "--dss", "2", "--days", "730"]
@@ -126,7 +125,6 @@ def test_a10_a_cost_per_truck_beyond_the_solver_is_refused_naming_it(tmp_path):
     assert "cost_per_truck" in text
 
 
-@pytest.mark.xfail(strict=True, reason="A11: an empty OUTDIR means the current folder")
 def test_a11_sample_into_an_empty_path_is_a_usage_error(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     exit_code, text = _run(["sample", "", *TINY])
@@ -143,7 +141,6 @@ def test_a12_an_empty_planned_column_is_a_config_error(tmp_path):
     assert exit_code == 78, text
 
 
-@pytest.mark.xfail(strict=True, reason="A13: validate --config wants 'forecast'; optimize doesn't")
 def test_a13_validate_with_a_config_accepts_the_demand_optimize_accepts(tmp_path):
     cfg = tmp_path / "c.toml"
     cfg.write_text("[optimize]\nrelative_gap = 0.0\n")

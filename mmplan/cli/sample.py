@@ -25,7 +25,8 @@ __all__ = ["sample"]
 @app.command()
 @handled
 def sample(
-    outdir: Annotated[Path, typer.Argument(help="Folder to write history, nodes and lanes to.")],
+    # A str, not a Path: Path("") is ".", and an empty OUTDIR must not mean the current folder.
+    outdir: Annotated[str, typer.Argument(help="Folder to write history, nodes and lanes to.")],
     seed: Annotated[int | None, typer.Option(help="Random seed; same seed, same files.")] = None,
     regions: Annotated[int | None, typer.Option(min=1, help="Number of regions.")] = None,
     fcs: Annotated[int | None, typer.Option(min=1, help="Fulfillment centers.")] = None,
@@ -49,13 +50,26 @@ def sample(
     from mmplan.io import provenance
     from mmplan.synthetic import sample as make_sample
 
+    folder = _output_folder(outdir)
     first = parse_date("--start", start)
     flags = dict(seed=seed, regions=regions, fcs=fcs, scs=scs, dss=dss, days=days, start=first)
     cfg = load_config(config, sample=flags)
-    outputs.check_output_folder(outdir, (config,))
+    outputs.check_output_folder(folder, (config,))
     tables = make_sample(cfg.sample)
     # No timings in this record: the same seed must give byte-identical files.
-    outputs.write_sample(outdir, tables, provenance("sample", cfg.as_record()["sample"]), wait)
-    summary = render.sample_summary(tables, outdir)
+    outputs.write_sample(folder, tables, provenance("sample", cfg.as_record()["sample"]), wait)
+    summary = render.sample_summary(tables, folder)
     summarize("sample", summary, json_out)
     render.print_sample(stderr_console(quiet), summary)
+
+
+def _output_folder(outdir: str) -> Path:
+    """OUTDIR as a path; an empty one is a usage error (it would swap the current folder)."""
+    from mmplan.errors import UsageError
+
+    if not outdir:
+        raise UsageError(
+            f"OUTDIR {outdir!r} is empty: name the folder to write the sample to, "
+            "e.g. mmplan sample data/sample (use . for the current folder)."
+        )
+    return Path(outdir)

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from mmplan.cli.app import ConfigOpt, DebugOpt, JsonOpt, QuietOpt, app, handled, stderr_console
 from mmplan.errors import EXIT_DATA
 from mmplan.logs import emit
+
+if TYPE_CHECKING:
+    import polars as pl
 
 __all__ = ["validate"]
 
@@ -56,7 +59,7 @@ def validate(
     found = table_kind(df, kind, (record or {}).get("command"), file)
     # A --nodes file that is not a nodes table would skip the facility check: refuse it.
     node_table = read_table(nodes, "nodes") if nodes is not None else None
-    column = cfg.optimize.column if config is not None else "volume"
+    column = _planned_column(df, cfg.optimize.column if config is not None else "volume")
     gap = cfg.forecast.max_history_gap_days
     problems = validate_table(df, found, node_table, column, max_gap_days=gap)
     summary = render.validation_summary(file, found, df.height, problems)
@@ -66,3 +69,15 @@ def validate(
     render.print_validation(stderr_console(quiet), summary, record)
     if problems:
         raise typer.Exit(EXIT_DATA)
+
+
+def _planned_column(df: pl.DataFrame, column: str) -> str:
+    """The demand column optimize would plan for `column`: as `plan.demand.demand_rows`
+    picks it, a plain table (not a forecast) plans `volume` when "forecast" is asked and
+    absent."""
+    import polars as pl
+
+    is_forecast = {"unique_id", "level"} <= set(df.columns) and df.schema["level"] == pl.String
+    if not is_forecast and column == "forecast" and "forecast" not in df.columns:
+        return "volume"
+    return column
