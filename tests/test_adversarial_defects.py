@@ -1,6 +1,6 @@
 """Defects found by the adversarial pass (tests/data/adversarial.md, "Defects"), one test
-each, marked xfail(strict=True): each fails today and states what DESIGN.md asks for. The
-fix flips it: delete the mark in the same commit as the fix."""
+each, stating what DESIGN.md asks for. Each failed before its fix (it was a strict xfail
+until the fix landed) and keeps the defect fixed now."""
 
 from __future__ import annotations
 
