@@ -36,6 +36,9 @@ from mmplan.plan import optimize
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from mcnd import OPTIMA, read_dow  # noqa: E402
 
+# The full published sets, laid beside the checkout (the tests vendor only c33 and c41).
+MCND_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "mcnd"
+
 
 def sample_instance(days: int = 14, seed: int = 7) -> dict[str, pl.DataFrame]:
     """Nodes, lanes and the last `days` days of history as demand, at default sizes."""
@@ -132,7 +135,7 @@ def main() -> None:
         return
     print("\nMCND instances (published optimum; time limit 60 s, gap 1e-4):")
     for name, best in OPTIMA.items():
-        inst = read_dow(name)
+        inst = read_dow(name, MCND_DIR)
         t0 = time.perf_counter()
         plan = optimize(
             inst["demand"],

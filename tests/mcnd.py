@@ -6,9 +6,8 @@ truck_capacity = capacity, cost_per_truck = fixed cost, max_trucks = 1,
 cost_per_package = unit cost, and every commodity a demand row on one date. The plan's
 objective then equals the instance's. It lives with the tests: it is not part of mmplan.
 
-The tests solve only the instances vendored in tests/data/mcnd (a fresh clone has nothing
-beside it); an instance not vendored there is read from ../shared/data/mcnd, which only the
-benchmarks use.
+The tests solve only the instances vendored in tests/data/mcnd, so a fresh clone needs
+nothing beside it; the benchmarks pass `root` to read the full published sets.
 """
 
 from __future__ import annotations
@@ -18,10 +17,9 @@ from pathlib import Path
 
 import polars as pl
 
-__all__ = ["MCND_DIR", "VENDORED_DIR", "OPTIMA", "read_dow"]
+__all__ = ["VENDORED_DIR", "OPTIMA", "read_dow"]
 
 VENDORED_DIR = Path(__file__).resolve().parent / "data" / "mcnd"
-MCND_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "mcnd"
 
 # Proven optima from the data README.
 OPTIMA = {
@@ -40,10 +38,9 @@ OPTIMA = {
 def read_dow(name: str, root: Path | None = None) -> dict[str, pl.DataFrame]:
     """Nodes, lanes and demand tables for instance `name` (e.g. "C/c33").
 
-    Without `root`, the vendored copy when there is one, else the shared data set.
+    Without `root`, the copy vendored in tests/data/mcnd.
     """
-    if root is None:
-        root = VENDORED_DIR if (VENDORED_DIR / f"{name}.dow").is_file() else MCND_DIR
+    root = VENDORED_DIR if root is None else root
     tokens = (root / f"{name}.dow").read_text().split()
     start = tokens.index("MULTIGEN.DAT:") + 1 if "MULTIGEN.DAT:" in tokens else 0
     n, a, k = (int(t) for t in tokens[start : start + 3])

@@ -25,8 +25,8 @@ from mmplan.plan.network import (
     names_list,
     reach,
 )
-from mmplan.table_checks import MAX_ROWS_SHOWN
 from mmplan.tables import validate_demand
+from mmplan.tables.checks import MAX_ROWS_SHOWN
 
 # The most packages one (origin, destination, date) row may ask for. SCIP's feasibility
 # tolerance is 1e-6 relative to a row's coefficients; with a truck's capacity in the

@@ -14,7 +14,7 @@ from pathlib import Path
 import polars as pl
 
 from mmplan.errors import DataError
-from mmplan.table_checks import (
+from mmplan.tables.checks import (
     LANE_KEYS,
     NUMERIC,
     Columns,
