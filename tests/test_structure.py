@@ -7,6 +7,7 @@ layer may import (lazy imports inside functions included), no import cycle, thin
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -162,3 +163,18 @@ def test_every_command_body_is_at_most_30_lines():
         if lines > MAX_COMMAND_BODY_LINES:
             long[command.name] = lines
     assert not long, long
+
+
+def test_tests_need_nothing_outside_the_repository():
+    """A fresh clone has no sibling `shared` directory: nothing under tests/ may name it,
+    in code, fixtures or their READMEs (the benchmarks are where the full data sets are read)."""
+    tests = ROOT.parent / "tests"
+    sibling = re.compile(r"\.\.[/\\]" + "shared")
+    hits = [
+        f"{path.relative_to(tests)}:{number}"
+        for path in sorted(tests.rglob("*"))
+        if path.is_file() and path.suffix in {".py", ".md", ".toml", ".txt", ".json", ".csv"}
+        for number, line in enumerate(path.read_text(errors="replace").splitlines(), 1)
+        if sibling.search(line)
+    ]
+    assert hits == []
