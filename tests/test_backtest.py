@@ -146,14 +146,14 @@ def test_metrics_match_hand_computation():
     }
     # Seasonal naive repeats days 21..27: A is 5 over every day (35), B 100 over (700),
     # C is closed (0 = 0), D is new: forecast 0 against 40.
-    sn_lane = overall[("SeasonalNaive", "lane")]
+    sn_lane = overall[("naive", "lane")]
     assert sn_lane["sum_actual"] == pytest.approx(355)
     assert sn_lane["wape"] == pytest.approx(775 / 355)
     assert sn_lane["bias"] == pytest.approx(695 / 355)
     # MASE scale: A's |y_t - y_(t-7)| over days 7..27 is 10 on 7 days of 21; B, C are flat;
     # D has no training days and is left out of MASE.
     assert sn_lane["mase"] == pytest.approx(735 / (7 * 10 / 3))
-    sn_total = overall[("SeasonalNaive", "total")]
+    sn_total = overall[("naive", "total")]
     assert sn_total["wape"] == pytest.approx(695 / 355)  # 105, 105, 97 x 5
     assert sn_total["mase"] == pytest.approx(695 / (7 * 10 / 3))
     assert sn_total["skill"] == pytest.approx(0.0)
@@ -439,8 +439,11 @@ def test_champion_selection_round_trip_through_forecast(tmp_path):
     champions = pl.read_parquet(out / "champions.parquet")
     assert {"unique_id", "model"} <= set(champions.columns)
     assert set(champions["model"]) <= {"HistoricAverage", "SeasonalNaive"}
-    # each champion is the candidate with the lower backtest error on that series
-    points = pl.read_parquet(out / "points.parquet").filter(pl.col("model") != NEW_MODEL)
+    # each champion is the candidate with the lower backtest error on that series (the
+    # baseline run is not a candidate)
+    points = pl.read_parquet(out / "points.parquet").filter(
+        (pl.col("model") != NEW_MODEL) & (pl.col("run") != "naive")
+    )
     err = points.group_by("unique_id", "run").agg(
         (pl.col("forecast") - pl.col("actual")).abs().sum().alias("e")
     )
@@ -480,7 +483,7 @@ def test_select_by_level_gives_one_model_per_level():
     result = backtest(make_history(n_lanes=6, days=100), cfg)
     per_level = result.champions.group_by("level").agg(pl.col("model").n_unique())
     assert (per_level["model"] == 1).all()
-    assert set(result.metrics["run"]) == {"SeasonalNaive", "HistoricAverage"}
+    assert set(result.metrics["run"]) == {"SeasonalNaive", "HistoricAverage", "naive"}
 
 
 def test_cli_config_error_found_while_running_names_the_config_file(tmp_path):
@@ -492,3 +495,58 @@ def test_cli_config_error_found_while_running_names_the_config_file(tmp_path):
     assert res.exit_code == EXIT_CONFIG, res.output
     assert str(config) in res.output and "windows = 12" in res.output
     assert not (tmp_path / "bt").exists()
+
+
+# --------------------------------------------------------------------------- honest baseline
+
+
+def test_naive_baseline_is_per_lane_seasonal_naive_summed_up_whatever_lanes_says():
+    history = make_history(n_lanes=6, days=100)
+    cfg = fast(windows=1, lanes="share", model="AutoETS", reconciliation="MinTrace(wls_struct)")
+    result = backtest(history, cfg)
+    assert result.metrics_json["format"] == 2 and result.metrics_json["baseline"] == "naive"
+    cutoff = result.points["cutoff"].min()
+    by_hand = forecast(
+        history.filter(pl.col("date") <= cutoff),
+        fast_config(
+            n_jobs=1, lanes="model", reconciliation="BottomUp", sparse_model="SeasonalNaive"
+        ),
+    ).sort("unique_id", "date")
+    naive = result.points.filter(pl.col("run") == "naive").sort("unique_id", "date")
+    assert naive["forecast"].equals(by_hand["forecast"])
+    lanes = naive.filter(pl.col("level") == "lane")
+    # Every open lane has its own seasonal naive (a historic average below two seasons),
+    # not a share of its parent; sparse lanes too.
+    models = set(lanes["model"].str.split("/").list.first())
+    assert models <= {"SeasonalNaive", "HistoricAverage", "Zero"}
+    assert {"SeasonalNaive", "SeasonalNaive/sparse"} <= set(lanes["model"])
+    primary = result.points.filter((pl.col("run") == "AutoETS") & (pl.col("level") == "lane"))
+    assert "Share" in set(primary["model"])
+
+
+def test_baseline_of_the_old_format_is_refused_naming_its_version(gate_run, tmp_path):
+    _, history, out, _ = gate_run
+    old = json.loads((out / "metrics.json").read_text())
+    old["format"] = 1
+    old_file = tmp_path / "old.json"
+    old_file.write_text(json.dumps(old))
+    res = run("backtest", history, "-o", tmp_path / "x", "--baseline", old_file)
+    assert res.exit_code == EXIT_DATA, res.output
+    assert "format 1" in res.output and "format 2" in res.output
+    assert not (tmp_path / "x").exists()
+
+
+def test_calibration_of_the_old_format_is_refused_naming_its_version(gate_run, tmp_path):
+    _, history, out, _ = gate_run
+    table = pl.read_parquet(out / "calibration.parquet")
+    assert set(table["format"]) == {2}
+    old = tmp_path / "old.parquet"
+    table.drop("format").write_parquet(old)
+    config = tmp_path / "c.toml"
+    config.write_text(FAST_TOML)
+    res = run(
+        "forecast", history, "-o", tmp_path / "f.parquet", "--config", config, "--calibration", old
+    )
+    assert res.exit_code == EXIT_DATA, res.output
+    assert "format 1" in res.output and "old.parquet" in res.output
+    assert not (tmp_path / "f.parquet").exists()

@@ -56,6 +56,7 @@ def table(cfg, factors: dict, rules: dict | None = None, horizon: int | None = N
         lanes=pl.lit(cfg.lanes),
         reconciliation=pl.lit(cfg.reconciliation),
         horizon=pl.lit(horizon or cfg.horizon, pl.Int64),
+        format=pl.lit(2, pl.Int64),
     )
 
 

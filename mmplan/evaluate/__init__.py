@@ -10,7 +10,6 @@ backtest.py     cutoffs, the runs at each cutoff, and `backtest` itself
 from __future__ import annotations
 
 from mmplan.evaluate.backtest import (
-    METRICS_FORMAT,
     BacktestResult,
     BacktestSetup,
     backtest,
@@ -33,6 +32,8 @@ from mmplan.evaluate.gates import (
 )
 from mmplan.evaluate.metrics import (
     BASELINE_MODEL,
+    BASELINE_RUN,
+    METRICS_FORMAT,
     NEW_MODEL,
     Actuals,
     actuals,
@@ -50,6 +51,7 @@ __all__ = [
     "GateResult",
     "Baseline",
     "BASELINE_MODEL",
+    "BASELINE_RUN",
     "NEW_MODEL",
     "METRICS_FORMAT",
     "CALIBRATION_RULES",

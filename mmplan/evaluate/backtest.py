@@ -7,10 +7,14 @@ one `horizon` days before the history ends. At each cutoff it calls
 rows up to the cutoff, so nothing after a cutoff can reach that cutoff's forecasts.
 
 Runs. The pipeline is run once per cutoff for each of: the configured `[forecast].model`
-(the *primary* run, the one gates judge), `SeasonalNaive` (the baseline, always computed
-so "better than naive" is always visible) and, with `select = true`, every candidate.
-A model that plays several roles is run once. Series that the rules give another model
-(closed, short, sparse) get it in every run, exactly as in `mmplan forecast`.
+(the *primary* run, the one gates judge), the baseline ``naive`` and, with `select =
+true`, every candidate (a model that is primary and candidate is run once). The baseline
+is always computed so "better than naive" is always visible, and it is the naive a
+planner would build by hand, whatever `lanes` and `reconciliation` say: every lane its
+own SeasonalNaive(season_length), levels summed bottom-up (metrics.json format 2; format
+1 shared the naive out like the primary, which flattered skill). Series that the rules
+give another model get it in every run, exactly as in `mmplan forecast`: closed (zero)
+and short in all runs, sparse in all but the baseline, which takes no model choice.
 
 The points are scored as mmplan.evaluate.metrics says, champions picked as
 mmplan.evaluate.champions says, interval factors measured as mmplan.evaluate.calibration
@@ -30,7 +34,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import polars as pl
 
-from mmplan.config import Config
+from mmplan.config import Config, ForecastConfig
 from mmplan.errors import ConfigError
 from mmplan.evaluate.calibration import calibrate
 from mmplan.evaluate.champions import select_champions
@@ -44,6 +48,8 @@ from mmplan.evaluate.gates import (
 )
 from mmplan.evaluate.metrics import (
     BASELINE_MODEL,
+    BASELINE_RUN,
+    METRICS_FORMAT,
     NEW_MODEL,
     actuals,
     compute_metrics,
@@ -66,8 +72,6 @@ __all__ = [
     "run_backtest",
     "backtest",
 ]
-
-METRICS_FORMAT = 1
 
 Progress = Callable[[int, int, str], None]
 
@@ -121,12 +125,18 @@ def cutoffs(
     return days
 
 
-def _runs(cfg: Config) -> list[str]:
-    """Models to run at every cutoff: primary, baseline, candidates; each once."""
-    models = [cfg.forecast.model, BASELINE_MODEL]
+def _runs(cfg: Config) -> dict[str, ForecastConfig]:
+    """The forecast config of each run at every cutoff, by run name: primary, baseline,
+    candidates (a model both primary and candidate is run once)."""
+    fcfg, horizon = cfg.forecast, _horizon(cfg)
+    models = [fcfg.model]
     if cfg.backtest.select:
         models += cfg.backtest.candidates
-    return list(dict.fromkeys(models))
+    runs = {m: fcfg.model_copy(update={"model": m, "horizon": horizon}) for m in models}
+    naive = {"model": BASELINE_MODEL, "sparse_model": BASELINE_MODEL, "short_model": BASELINE_MODEL}
+    naive |= {"lanes": "model", "reconciliation": "BottomUp", "intervals": "model"}
+    runs[BASELINE_RUN] = fcfg.model_copy(update={**naive, "horizon": horizon})
+    return runs
 
 
 def _horizon(cfg: Config) -> int:
@@ -156,7 +166,7 @@ def prepare_backtest(
 def _points(
     setup: BacktestSetup,
     cuts: list[dt.date],
-    runs: list[str],
+    runs: dict[str, ForecastConfig],
     progress: Progress | None,
     engine: Engine | None,
 ) -> pl.DataFrame:
@@ -165,17 +175,16 @@ def _points(
 
     history, fcfg, horizon = setup.history, setup.config.forecast, _horizon(setup.config)
     y, series = actuals(history, fcfg)
-    run_cfgs = {m: fcfg.model_copy(update={"model": m, "horizon": horizon}) for m in runs}
     parts, done, total = [], 0, len(cuts) * len(runs)
     for cutoff in cuts:
         train = history.filter(pl.col("date") <= cutoff)
         scale = mase_scale(y, cutoff, fcfg)
-        for model in runs:
+        for run, run_cfg in runs.items():
             if progress is not None:
-                progress(done, total, f"cutoff {cutoff}: {model}")
-            fc = forecast(train, run_cfgs[model], engine=engine)
+                progress(done, total, f"cutoff {cutoff}: {run}")
+            fc = forecast(train, run_cfg, engine=engine)
             pts = score(fc, y, series, cutoff, horizon, scale, fcfg.levels)
-            parts.append(pts.with_columns(pl.lit(model).alias("run")))
+            parts.append(pts.with_columns(pl.lit(run).alias("run")))
             done += 1
     if progress is not None:
         progress(done, total, "scoring")
@@ -189,7 +198,7 @@ def _points(
 def _metrics_json(
     setup: BacktestSetup,
     cuts: list[dt.date],
-    runs: list[str],
+    runs: dict[str, ForecastConfig],
     levels: list[str],
     result: BacktestResult,
 ) -> dict[str, Any]:
@@ -200,8 +209,9 @@ def _metrics_json(
     record: dict[str, Any] = {
         "format": METRICS_FORMAT,
         "primary": primary,
-        "baseline": BASELINE_MODEL,
-        "runs": runs,
+        "baseline": BASELINE_RUN,
+        "baseline_method": f"{BASELINE_MODEL}({fcfg.season_length}) per lane, BottomUp",
+        "runs": list(runs),
         "reconciliation": fcfg.reconciliation,
         "cutoffs": [str(c) for c in cuts],
         "windows": bcfg.windows,

@@ -23,7 +23,7 @@ import polars as pl
 
 from mmplan.config import ForecastConfig
 from mmplan.evaluate.metrics import NEW_MODEL
-from mmplan.tables import CALIBRATION_RULES
+from mmplan.tables import CALIBRATION_FORMAT, CALIBRATION_RULES
 
 __all__ = ["calibrate", "rule_of_label"]
 
@@ -91,6 +91,7 @@ def calibrate(
         lanes=pl.lit(fcfg.lanes),
         reconciliation=pl.lit(fcfg.reconciliation),
         horizon=pl.lit(horizon, pl.Int64),
+        format=pl.lit(CALIBRATION_FORMAT, pl.Int64),
     )
 
 

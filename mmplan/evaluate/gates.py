@@ -17,7 +17,7 @@ import polars as pl
 
 from mmplan.config import ForecastConfig, GateConfig
 from mmplan.errors import ConfigError, DataError, InputFileError
-from mmplan.evaluate.metrics import finite, level_names
+from mmplan.evaluate.metrics import METRICS_FORMAT, finite, level_names
 
 __all__ = [
     "RULES",
@@ -167,6 +167,14 @@ def check_baseline(baseline: Any, source: str = "the baseline") -> None:
             f"{source} is not a metrics.json written by `mmplan backtest`: it needs 'primary' "
             "(the model) and 'metrics' with that model's WAPE per level. Pass the metrics.json "
             "of an earlier run."
+        )
+    version = baseline.get("format")
+    if version != METRICS_FORMAT:
+        raise DataError(
+            f"{source} is a metrics.json of format {version}; this mmplan reads format "
+            f"{METRICS_FORMAT}, whose naive baseline is a per-lane seasonal naive summed "
+            "bottom-up, so its skill and WAPE are not comparable with this run's. Re-run "
+            "`mmplan backtest` on the earlier forecast configuration to make a new baseline."
         )
 
 

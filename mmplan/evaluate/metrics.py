@@ -21,8 +21,9 @@ so a large lane weighs more than a small one and zero-volume lanes need no speci
 - MASE = sum |error| / sum of the in-sample seasonal-naive MAE of each point's series,
   measured on the training window of its cutoff (the scale statsforecast's MASE uses);
 - coverage_<p> = share of points with lo_<p> <= actual <= hi_<p> (nominal: p / 100);
-- skill = 1 - WAPE / WAPE of the seasonal-naive run on the same points (0: no better than
-  naive; 0.2: a fifth less error; negative: worse).
+- skill = 1 - WAPE / WAPE of the baseline run (``naive``: a per-lane seasonal naive,
+  summed bottom-up) on the same points (0: no better than naive; 0.2: a fifth less error;
+  negative: worse).
 
 Every ratio is zero-safe: with a zero denominator it is 0 when the numerator is 0 too (a
 forecast of zero for a lane that carried nothing is perfect) and null otherwise (never
@@ -41,7 +42,9 @@ from mmplan.config import ForecastConfig
 from mmplan.forecasting import aggregate, hierarchy_levels, history_hierarchy, lane_series
 
 __all__ = [
+    "METRICS_FORMAT",
     "BASELINE_MODEL",
+    "BASELINE_RUN",
     "NEW_MODEL",
     "Actuals",
     "actuals",
@@ -54,7 +57,14 @@ __all__ = [
     "metrics_record",
 ]
 
+# metrics.json's and calibration.parquet's format. 2: the baseline run is a per-lane
+# seasonal naive reconciled bottom-up whatever `lanes` is (format 1 shared it out like
+# the primary, which flattered skill).
+METRICS_FORMAT = 2  # = mmplan.tables.CALIBRATION_FORMAT
+# The baseline every backtest runs: the naive forecast a planner would build by hand, a
+# SeasonalNaive(season_length) of every lane, summed bottom-up (mmplan.evaluate.backtest).
 BASELINE_MODEL = "SeasonalNaive"
+BASELINE_RUN = "naive"
 # Model label of a series that first appears after a cutoff (scored as a zero forecast).
 NEW_MODEL = "Zero/new"
 
@@ -170,7 +180,7 @@ def ratio(num: pl.Expr, den: pl.Expr) -> pl.Expr:
 
 
 def compute_metrics(
-    points: pl.DataFrame, interval_levels: list[int], baseline_run: str = BASELINE_MODEL
+    points: pl.DataFrame, interval_levels: list[int], baseline_run: str = BASELINE_RUN
 ) -> pl.DataFrame:
     """Pooled metrics per run x level, per step and overall (step null), from points."""
     err = pl.col("forecast") - pl.col("actual")

@@ -42,6 +42,7 @@ __all__ = [
     "validate_demand",
     "validate_champions",
     "validate_calibration",
+    "CALIBRATION_FORMAT",
     "validate_trucks",
     "validate_flows",
     "validate_plan_nodes",
@@ -414,11 +415,22 @@ def validate_champions(df: pl.DataFrame) -> list[Problem]:
 # forecasting's series rules. Part of the table's contract, so it lives here; the producer
 # (mmplan.evaluate.calibration.calibrate) imports it from here.
 CALIBRATION_RULES = ("all", "regular", "short", "sparse")
+# The calibration table's format, kept equal to metrics.json's (mmplan.evaluate.metrics):
+# 2 since the backtest's baseline became a per-lane seasonal naive; a table without the
+# column is format 1.
+CALIBRATION_FORMAT = 2
 
 
 def validate_calibration(df: pl.DataFrame) -> list[Problem]:
     """Problems with a calibration table from `mmplan backtest` (mmplan.evaluate.calibrate)."""
     ints = (pl.Int8, pl.Int16, pl.Int32, pl.Int64, pl.UInt8, pl.UInt16, pl.UInt32, pl.UInt64)
+    rerun = "run `mmplan backtest` again with this [forecast] configuration"
+    if "format" not in df.columns:
+        said = (
+            "is missing: this is a calibration table of format 1; this mmplan reads format "
+            f"{CALIBRATION_FORMAT}, {rerun}"
+        )
+        return [Problem("format", said)]
     problems = require_columns(
         df,
         {
@@ -430,6 +442,7 @@ def validate_calibration(df: pl.DataFrame) -> list[Problem]:
             "lanes": pl.String,
             "reconciliation": pl.String,
             "horizon": ints,
+            "format": ints,
         },
     )
     if problems:
@@ -439,6 +452,10 @@ def validate_calibration(df: pl.DataFrame) -> list[Problem]:
     problems += duplicates(df, keys, "level, rule and interval (one factor each)")
     unknown = ~pl.col("rule").is_in(list(CALIBRATION_RULES)) & pl.col("rule").is_not_null()
     problems += flag(df, "rule", unknown, f"is not one of {', '.join(CALIBRATION_RULES)}")
+    other = pl.col("format") != CALIBRATION_FORMAT
+    problems += flag(
+        df, "format", other, f"is not {CALIBRATION_FORMAT}, the format this mmplan reads; {rerun}"
+    )
     # 0 is allowed: a backtest whose forecasts were exact measures zero-width intervals.
     bad = ~pl.col("factor").cast(pl.Float64).is_finite() | (pl.col("factor") < 0)
     return problems + flag(df, "factor", bad, "is not a finite number >= 0")
