@@ -162,7 +162,7 @@ class ForecastConfig(Section):
     horizon: int = Field(default=28, ge=1, le=366)
     levels: list[int] = Field(default_factory=lambda: [80, 95])
     hierarchy: list[list[str]] = Field(default_factory=lambda: [["origin_region"], ["origin"]])
-    model: ModelName = "MSTL"
+    model: ModelName = "AutoETS"
     season_length: int = Field(default=7, ge=1)
     mstl_trend: Literal["ARIMA", "AutoARIMA", "AutoETS"] = "ARIMA"
     intervals: Literal["model", "conformal"] = "model"
@@ -173,8 +173,10 @@ class ForecastConfig(Section):
     closed_after_days: int = Field(default=28, ge=1)
     max_history_gap_days: int = Field(default=365, ge=1)
     fit_days: int | None = Field(default=None, ge=28)
-    lanes: Literal["share", "model"] = "share"
-    share_days: int = Field(default=28, ge=7)
+    lanes: Literal["auto", "share", "model"] = "auto"
+    share_days: int = Field(default=56, ge=7)
+    validation_windows: int = Field(default=2, ge=0, le=12)
+    max_model_lanes: int = Field(default=5000, ge=0)
     reconciliation: ReconcilerName = "MinTrace(wls_var)"
     middle_level: str | None = None
     n_jobs: int = Field(default=-1, ge=-1)

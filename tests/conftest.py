@@ -64,7 +64,9 @@ def fast_config(**overrides) -> ForecastConfig:
     """Cheap models so the forecast pipeline runs in about a second.
 
     Lanes get their own models (lanes = "model") so the tests see the per-series rules and
-    every reconciler at lane level; tests of the default share mode ask for it.
+    every reconciler at lane level; tests of the default share mode ask for it. No
+    validation windows (each would be another fit): the tests of the lane rule and of the
+    in-window interval factors ask for them.
     """
     values = dict(
         model="SeasonalNaive",
@@ -72,6 +74,7 @@ def fast_config(**overrides) -> ForecastConfig:
         min_history_days=28,
         reconciliation="MinTrace(wls_struct)",
         lanes="model",
+        validation_windows=0,
     )
     values.update(overrides)
     return ForecastConfig(**values)

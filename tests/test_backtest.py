@@ -423,9 +423,11 @@ def test_champion_selection_round_trip_through_forecast(tmp_path):
     pl.concat([make_history(n_lanes=6), flat]).write_parquet(history_file)
     config = tmp_path / "select.toml"
     select = 'step = 7\nselect = true\ncandidates = ["HistoricAverage", "SeasonalNaive"]'
-    # With shared-out lanes (the default) only the levels above the lanes get champions.
+    # With shared-out lanes only the levels above the lanes get champions.
     shared = tmp_path / "shared.toml"
-    shared.write_text(FAST_TOML.replace("step = 7", select))
+    shared.write_text(
+        FAST_TOML.replace("step = 7", select).replace("n_jobs", 'lanes = "share"\nn_jobs')
+    )
     res = run("backtest", history_file, "-o", tmp_path / "bt_shared", "--config", shared)
     assert res.exit_code == 0, res.output
     lanes = pl.read_parquet(tmp_path / "bt_shared" / "champions.parquet")["unique_id"]

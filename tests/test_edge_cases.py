@@ -362,6 +362,8 @@ def test_a_parent_split_across_regions_names_the_series(tmp_path, fast_toml):
     path = tmp_path / "history.parquet"
     h.write_parquet(path)
     out = tmp_path / "f.parquet"
+    # Shares need the nesting (lanes = "auto" gives such lanes their own models instead).
+    fast_toml.write_text(fast_toml.read_text() + 'lanes = "share"\n')
     result = runner.invoke(app, ["forecast", str(path), "-o", str(out), "-c", str(fast_toml)])
     assert result.exit_code == 78, result.output
     said = text(result)

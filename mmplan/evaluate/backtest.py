@@ -135,6 +135,7 @@ def _runs(cfg: Config) -> dict[str, ForecastConfig]:
     runs = {m: fcfg.model_copy(update={"model": m, "horizon": horizon}) for m in models}
     naive = {"model": BASELINE_MODEL, "sparse_model": BASELINE_MODEL, "short_model": BASELINE_MODEL}
     naive |= {"lanes": "model", "reconciliation": "BottomUp", "intervals": "model"}
+    naive["validation_windows"] = 0  # a hand-built naive has no validation windows
     runs[BASELINE_RUN] = fcfg.model_copy(update={**naive, "horizon": horizon})
     return runs
 

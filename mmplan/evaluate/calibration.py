@@ -16,13 +16,13 @@ included) is mmplan.tables.validate_calibration.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import polars as pl
 
 from mmplan.config import ForecastConfig
 from mmplan.evaluate.metrics import NEW_MODEL
+from mmplan.forecasting.calibration import conformal_factor
 from mmplan.tables import CALIBRATION_FORMAT, CALIBRATION_RULES
 
 __all__ = ["calibrate", "rule_of_label"]
@@ -63,16 +63,13 @@ def calibrate(
                 if r is None and rule != "all":
                     continue
                 ratios = r["ratios"] if r else []
-                n = len(ratios)
-                # Split-conformal rank; with too few points for it, the largest ratio.
-                rank = min(math.ceil((n + 1) * p / 100), n)
                 rows.append(
                     {
                         "level": level,
                         "rule": rule,
                         "interval": p,
-                        "factor": float(ratios[rank - 1]) if n else 1.0,
-                        "points": n,
+                        "factor": conformal_factor(ratios, p),
+                        "points": len(ratios),
                         "coverage": r["coverage"] if r else None,
                     }
                 )

@@ -8,6 +8,7 @@ them before the lower bound is clipped.
 
 from __future__ import annotations
 
+import math
 from typing import cast
 
 import numpy as np
@@ -20,7 +21,18 @@ from mmplan.forecasting.hierarchy import Hierarchy
 from mmplan.forecasting.reconcile import Bands
 from mmplan.tables import check
 
-__all__ = ["check_calibration", "calibration_factors", "calibrate"]
+__all__ = ["check_calibration", "calibration_factors", "calibrate", "conformal_factor"]
+
+
+def conformal_factor(ratios: npt.NDArray[np.float64] | list[float], p: int) -> float:
+    """The split-conformal factor of sorted ratios |actual - forecast| / half-width: the
+    ceil((n + 1) p / 100)-th smallest (the largest when n is too small for that; 1 when
+    there are none)."""
+    n = len(ratios)
+    if n == 0:
+        return 1.0
+    rank = min(math.ceil((n + 1) * p / 100), n)
+    return float(ratios[rank - 1])
 
 
 def check_calibration(

@@ -21,16 +21,19 @@ Pipeline, every step fit on the history it is given and nothing else:
    lanes), TopDown and MiddleOut through hierarchicalforecast. Closed series are left out
    of it: they stay zero rather than absorb adjustments. With `lanes = 'share'` only the
    levels above the lanes are fitted and reconciled, and the lanes take shares of their
-   parents (mmplan.forecasting.shares).
+   parents (mmplan.forecasting.shares, per weekday). With `lanes = 'auto'` (the default)
+   every series is fitted and each lane takes its share or its own reconciled forecast,
+   whichever the validation windows favour (mmplan.forecasting.choice); the levels above
+   are the sums of the lanes as chosen.
 6. Non-negativity: the reconciled lane forecasts are clipped at zero and every level is
    re-summed from its lanes (S @ max(b, 0)). This keeps levels adding up exactly and costs
    one sparse product, where hierarchicalforecast's non-negative MinTrace solves a QP per
    horizon step and can stall (hierarchicalforecast issue #178;
    benchmarks/nonneg_bench.py). Intervals keep their reconciled half-widths around the
    final point, with the lower bound clipped at zero, so lo <= forecast <= hi always holds.
-7. Calibration (optional, mmplan.forecasting.calibration): each level's half-widths are
-   multiplied by the factors a backtest measured for that level and interval (`mmplan
-   backtest` writes them to calibration.parquet; see mmplan.evaluate.calibrate), before
+7. Calibration (mmplan.forecasting.calibration): each level's half-widths are multiplied
+   by the factors the validation windows measured (mmplan.forecasting.choice) or, when
+   given, by those of a backtest's calibration.parquet (mmplan.evaluate.calibrate), before
    the lower bound is clipped.
 """
 
@@ -45,8 +48,9 @@ import numpy.typing as npt
 import polars as pl
 
 from mmplan.config import Config, ForecastConfig
-from mmplan.errors import DataError
+from mmplan.errors import ConfigError, DataError
 from mmplan.forecasting.calibration import calibrate, check_calibration
+from mmplan.forecasting.choice import Parts, compose, validate
 from mmplan.forecasting.hierarchy import Hierarchy, history_hierarchy, upper_hierarchy
 from mmplan.forecasting.models import (
     MIN_YEARLY_DAYS,
@@ -93,7 +97,8 @@ def forecast(
     forecast, lo_<p>/hi_<p> for each interval level, model. The history is validated
     first (DataError naming the rows if it breaks its contract). Base models are fit on
     `engine` (mmplan.engine; default: this machine); reconciliation runs here.
-    `calibration` (level, interval, factor), from a backtest, scales each level's intervals.
+    `calibration` (level, interval, factor), from a backtest, scales each level's intervals
+    instead of the factors the validation windows measured.
     """
     cfg = _config(config)
     check(validate_history(history, cfg.max_history_gap_days), "history", "history")
@@ -101,22 +106,71 @@ def forecast(
     hier = history_hierarchy(history, cfg)
     if calibration is not None:  # before minutes of fitting
         check_calibration(calibration, [name for name, _ in hier.levels], cfg)
-    fit = _fit_series(history, hier, cfg)
-    plan = assign_models(fit.y, fit.end, cfg, champions)
-    bands = _reconciled_bands(fit, hier, plan, cfg, progress or no_progress, engine)
-    lane_labels = None
-    if cfg.lanes == "share":
-        shared = share_lanes(history, hier, fit.hier, cfg, bands)
-        bottom, lane_labels = shared.bottom, shared.labels
-    else:
-        bottom = bands.mean[hier.bottom_rows]
-    bottom = np.maximum(bottom, 0.0)
-    point = np.asarray(hier.S @ bottom)
+    cfg = cfg.model_copy(update={"lanes": lanes_mode(cfg, hier)})
+    report = progress or no_progress
+    parts = forecast_parts(history, hier, cfg, champions, report, engine)
+    checked = None
+    if cfg.validation_windows and (cfg.lanes == "auto" or calibration is None):
+        report(0, cfg.validation_windows, "validating")
+        checkpoint("forecast.validating")
+
+        def run(train: pl.DataFrame) -> Parts:
+            return forecast_parts(
+                train, history_hierarchy(train, cfg), cfg, champions, no_progress, engine
+            )
+
+        checked = validate(history, hier, cfg, run)
+    n_lanes = hier.lanes.height
+    use_share = np.full(n_lanes, cfg.lanes == "share")
+    if cfg.lanes == "auto":
+        use_share = checked.use_share if checked else np.zeros(n_lanes, dtype=bool)
+    lanes = compose(parts, use_share)
+    bands = parts.bands
+    for p in cfg.levels:
+        bands.half_lo[p][hier.bottom_rows] = lanes.half_lo[p]
+        bands.half_hi[p][hier.bottom_rows] = lanes.half_hi[p]
+    point = np.asarray(hier.S @ np.maximum(lanes.bottom, 0.0))
     if calibration is not None:
-        calibrate(bands, calibration, hier, plan, cfg)
-    table = _forecast_table(hier, plan, fit.end, point, bands, lane_labels, cfg)
+        calibrate(bands, calibration, hier, parts.plan, cfg)
+    elif checked is not None:
+        calibrate(bands, checked.factors, hier, parts.plan, cfg)
+    table = _forecast_table(hier, parts.plan, parts.end, point, bands, lanes.labels, cfg)
     _check_finite(table, cfg)
     return table
+
+
+def lanes_mode(cfg: ForecastConfig, hier: Hierarchy) -> str:
+    """How the lanes are forecast: `lanes` as configured, with "auto" settled by size and
+    shape. Above `max_model_lanes` lanes every lane is shared (per-lane models fit about 5
+    series per CPU-second, too slow for 100k lanes); a hierarchy whose lanes' parent level
+    does not nest in the levels above it cannot share, so its lanes get their own models."""
+    if cfg.lanes != "auto":
+        return cfg.lanes
+    try:
+        upper_hierarchy(hier)
+    except ConfigError:
+        return "model"
+    return "share" if hier.lanes.height > cfg.max_model_lanes else "auto"
+
+
+def forecast_parts(
+    history: pl.DataFrame,
+    hier: Hierarchy,
+    cfg: ForecastConfig,
+    champions: pl.DataFrame | None,
+    progress: Progress,
+    engine: Engine | None,
+) -> Parts:
+    """Fit, reconcile and share: the pieces a forecast is composed of (choice.Parts).
+    `cfg.lanes` is settled ("auto", "share" or "model")."""
+    fit = _fit_series(history, hier, cfg)
+    plan = assign_models(fit.y, fit.end, cfg, champions)
+    bands = _reconciled_bands(fit, hier, plan, cfg, progress, engine)
+    shared = None
+    if cfg.lanes != "model":
+        upper = fit.hier if cfg.lanes == "share" else upper_hierarchy(hier)
+        shared = share_lanes(history, hier, upper, cfg, bands)
+    return Parts(hier, plan, bands, shared, fit.end)
 
 
 def _check_finite(table: pl.DataFrame, cfg: ForecastConfig) -> None:
@@ -236,8 +290,9 @@ def _forecast_table(
         .otherwise(pl.concat_str(model, pl.lit("/"), "rule"))
         .alias("model"),
     )
-    if lane_labels is not None:
-        model_label = pl.concat([model_label, lane_labels])
+    if lane_labels is not None:  # shared lanes: their label replaces their own model's
+        ids = lane_labels.get_column("unique_id").implode()
+        model_label = pl.concat([model_label.filter(~pl.col("unique_id").is_in(ids)), lane_labels])
     result = (
         pl.DataFrame(out)
         .with_columns(pl.col("date").cast(pl.Date))
