@@ -133,7 +133,9 @@ def _runs(cfg: Config) -> dict[str, ForecastConfig]:
     if cfg.backtest.select:
         models += cfg.backtest.candidates
     runs = {m: fcfg.model_copy(update={"model": m, "horizon": horizon}) for m in models}
-    naive = {"model": BASELINE_MODEL, "sparse_model": BASELINE_MODEL, "short_model": BASELINE_MODEL}
+    naive: dict[str, object] = dict.fromkeys(
+        ["model", "sparse_model", "short_model"], BASELINE_MODEL
+    )
     naive |= {"lanes": "model", "reconciliation": "BottomUp", "intervals": "model"}
     naive["validation_windows"] = 0  # a hand-built naive has no validation windows
     runs[BASELINE_RUN] = fcfg.model_copy(update={**naive, "horizon": horizon})
