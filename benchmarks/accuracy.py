@@ -374,7 +374,7 @@ def cached_bare(
     """`run_bare`, read from / written to the cache directory when one is given."""
     stem = cache / f"{key}-{fingerprint(history)}-v{CACHE_VERSION}" if cache else None
     if stem is not None and stem.with_suffix(".json").is_file():
-        meta = json.loads(stem.with_suffix(".json").read_text())
+        meta: dict[str, Any] = json.loads(stem.with_suffix(".json").read_text())
         points = pl.read_parquet(stem.with_suffix(".parquet"))
         print(f"  bare: from cache {stem}", file=sys.stderr)
         return [
@@ -393,7 +393,7 @@ def cached_bare(
             [r.points.with_columns(pl.lit(r.name).alias("pipeline")) for r in runs]
         ).write_parquet(stem.with_suffix(".parquet"))
         meta = {r.name: {"seconds": r.seconds, "negatives": r.negatives} for r in runs}
-        meta["cutoffs"] = [str(c) for c in cuts]  # type: ignore[assignment]
+        meta["cutoffs"] = [str(c) for c in cuts]
         stem.with_suffix(".json").write_text(json.dumps(meta, indent=1))
     return runs
 
@@ -438,7 +438,7 @@ def _step(cuts: list[dt.date]) -> int:
 def check_actuals(name: str, mm_actual: pl.DataFrame, keys: pl.DataFrame) -> float:
     """Largest difference between mmplan's actuals and the benchmark's on common points."""
     both = keys.join(mm_actual, on=["unique_id", "cutoff", "date"], suffix="_mm")
-    diff = float((both["actual"] - both["actual_mm"]).abs().max() or 0.0)
+    diff = cast(float, (both["actual"] - both["actual_mm"]).abs().max() or 0.0)
     if diff > 1e-6:
         print(f"warning: {name}: mmplan's actuals differ from the benchmark's by up to {diff}")
     return diff
@@ -549,7 +549,7 @@ def summary(results: dict[str, dict[str, Any]], variants: list[str]) -> list[str
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=cast(str, __doc__).splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--sets", default=",".join(SETS), help="comma-separated: " + ", ".join(SETS)
     )
