@@ -189,6 +189,22 @@ def known_keys(
     return keys, dropped
 
 
+def common_keys(keys: pl.DataFrame, runs: list[PipelineRun]) -> tuple[pl.DataFrame, dict[str, int]]:
+    """The points every pipeline forecast, and per pipeline how many of `keys` it lacked.
+
+    mmplan forecasts from the last date of the rows up to a cutoff, so when the cutoff day
+    itself has no rows (pizza: the shop closed) its forecast starts on the cutoff and ends a
+    day short; those points are dropped for every pipeline rather than scored as zeros."""
+    on = ["unique_id", "cutoff", "date"]
+    lacked = {}
+    common = keys
+    for r in runs:
+        have = r.points.select(on)
+        lacked[r.name] = keys.height - keys.join(have, on=on, how="semi").height
+        common = common.join(have, on=on, how="semi")
+    return common, {k: v for k, v in lacked.items() if v}
+
+
 def score(name: str, run: PipelineRun, keys: pl.DataFrame) -> Score:
     """Pooled WAPE and coverage of one pipeline on the common points `keys`."""
     pts = keys.join(run.points.drop("level"), on=["unique_id", "cutoff", "date"], how="left")
@@ -492,6 +508,11 @@ def table(name: str, lanes: int, days: int, scores: list[Score], dropped: dict[s
         f"{dropped['actual']:,.0f} of {dropped['lane_actual']:,.0f} lane volume; "
         "(neg): some point forecasts < 0."
     )
+    if dropped["unforecast"]:
+        lines.append(
+            f"Dropped (not forecast by every pipeline): {dropped['unforecast']} points "
+            "missing by pipeline; each pipeline is scored on the points all of them have."
+        )
     return "\n".join(lines)
 
 
@@ -513,6 +534,7 @@ def bench_set(name: str, args: argparse.Namespace, variants: dict[str, Config]) 
             "max_actual_diff": check_actuals(vname, info["actual"], keys),
         }
         runs.insert(len(checks) - 1, run)
+    keys, dropped["unforecast"] = common_keys(keys, runs)
     scores = with_ratios([score(name, r, keys) for r in runs])
     lanes = history.select("origin", "destination").n_unique()
     days = history.get_column("date").n_unique()
