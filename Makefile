@@ -44,6 +44,7 @@ bench: install
 	.venv/bin/python benchmarks/engine_bench.py
 	.venv/bin/python benchmarks/reconcile_bench.py --lanes 10000
 	.venv/bin/python benchmarks/scale.py
+	.venv/bin/python benchmarks/accuracy.py
 
 # Reconciliation and the scale ladder with their 100k-lane rungs (about 45 minutes on 2 cores).
 bench-large: install
