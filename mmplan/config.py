@@ -159,11 +159,14 @@ _NOT_LEVEL_COLUMNS = frozenset(
 
 
 class ForecastConfig(Section):
+    # The history's period; every count below (horizon, *_days) is in periods of it.
+    freq: Literal["auto", "day", "week", "month"] = "auto"
     horizon: int = Field(default=28, ge=1, le=366)
     levels: list[int] = Field(default_factory=lambda: [80, 95])
     hierarchy: list[list[str]] = Field(default_factory=lambda: [["origin_region"], ["origin"]])
     model: ModelName = "AutoETS"
-    season_length: int = Field(default=7, ge=1)
+    # None: by frequency (7 days, 52 weeks, 12 months; mmplan.forecasting.frequency.season).
+    season_length: int | None = Field(default=None, ge=1)
     mstl_trend: Literal["ARIMA", "AutoARIMA", "AutoETS"] = "ARIMA"
     intervals: Literal["model", "conformal"] = "model"
     sparse_model: ModelName = "CrostonOptimized"
@@ -237,9 +240,10 @@ class ForecastConfig(Section):
 
 
 class BacktestConfig(Section):
-    """Rolling-origin backtest: `windows` cutoffs `step` days apart, each scored `horizon` days.
+    """Rolling-origin backtest: `windows` cutoffs `step` periods apart, each scored `horizon`
+    periods (the history's days, weeks or months: [forecast] freq).
 
-    The last cutoff is `horizon` days before the history ends, so every window is scored
+    The last cutoff is `horizon` periods before the history ends, so every window is scored
     on a full horizon of actuals.
     """
 

@@ -1,7 +1,9 @@
 """Rolling-origin backtests of the forecast pipeline, scored by pooled zero-safe metrics.
 
-`backtest(history, config)` picks `[backtest].windows` cutoffs, `step` days apart, the last
-one `horizon` days before the history ends. At each cutoff it calls
+`backtest(history, config)` picks `[backtest].windows` cutoffs, `step` periods apart, the
+last one `horizon` periods before the history ends (periods: the history's days, weeks or
+months, mmplan.forecasting.frequency; `freq = "auto"` is read from the whole history). At
+each cutoff it calls
 `mmplan.forecasting.forecast(history.filter(date <= cutoff), ...)`: the very pipeline of
 `mmplan forecast` (hierarchy, rules, base models, reconciliation, intervals), fed only the
 rows up to the cutoff, so nothing after a cutoff can reach that cutoff's forecasts.
@@ -58,6 +60,7 @@ from mmplan.evaluate.metrics import (
     metrics_record,
     score,
 )
+from mmplan.forecasting.frequency import Freq, config_freq, n_periods, resolve, season, shift
 from mmplan.tables import check, validate_history
 
 if TYPE_CHECKING:
@@ -108,18 +111,25 @@ class BacktestSetup:
 
 
 def cutoffs(
-    start: dt.date, end: dt.date, windows: int, step: int, horizon: int, min_train: int
+    start: dt.date,
+    end: dt.date,
+    windows: int,
+    step: int,
+    horizon: int,
+    min_train: int,
+    freq: Freq = "day",
 ) -> list[dt.date]:
-    """Cutoff dates, oldest first; the last leaves exactly `horizon` days of actuals."""
-    last = end - dt.timedelta(days=horizon)
-    days = [last - dt.timedelta(days=step * k) for k in reversed(range(windows))]
-    first_allowed = start + dt.timedelta(days=min_train - 1)
+    """Cutoff dates, oldest first; the last leaves exactly `horizon` periods of actuals.
+    `step`, `horizon` and `min_train` count periods of `freq`."""
+    last = shift(end, -horizon, freq)
+    days = [shift(last, -step * k, freq) for k in reversed(range(windows))]
+    first_allowed = shift(start, min_train - 1, freq)
     if days[0] < first_allowed:
-        have = (end - start).days + 1
+        have, unit = n_periods(start, end, freq) + 1, f"{freq}s"
         need = min_train + horizon + step * (windows - 1)
         raise ConfigError(
             f"[backtest] windows = {windows}, step = {step} and horizon = {horizon} need "
-            f"{need} days of history ({min_train} to train on before the first cutoff); the "
+            f"{need} {unit} of history ({min_train} to train on before the first cutoff); the "
             f"history has {have} ({start} .. {end}). Lower windows, step or horizon."
         )
     return days
@@ -160,7 +170,10 @@ def prepare_backtest(
     for a gate the forecast cannot be checked on, naming `source` (the config file).
     """
     cfg = config or Config()
-    check(validate_history(history, cfg.forecast.max_history_gap_days), "history", "history")
+    fcfg = cfg.forecast
+    check(validate_history(history, fcfg.max_history_gap_days, fcfg.freq), "history", "history")
+    # One frequency for every cutoff: read from the whole history, not from each slice.
+    cfg = cfg.model_copy(update={"forecast": resolve(fcfg, history.get_column("date"))})
     check_gate(cfg.gate, cfg.forecast, history.columns, source)
     prior = None if baseline is None else checked_baseline(baseline)
     return BacktestSetup(history, cfg, prior)
@@ -186,7 +199,7 @@ def _points(
             if progress is not None:
                 progress(done, total, f"cutoff {cutoff}: {run}")
             fc = forecast(train, run_cfg, engine=engine)
-            pts = score(fc, y, series, cutoff, horizon, scale, fcfg.levels)
+            pts = score(fc, y, series, cutoff, horizon, scale, fcfg.levels, config_freq(fcfg))
             parts.append(pts.with_columns(pl.lit(run).alias("run")))
             done += 1
     if progress is not None:
@@ -213,7 +226,7 @@ def _metrics_json(
         "format": METRICS_FORMAT,
         "primary": primary,
         "baseline": BASELINE_RUN,
-        "baseline_method": f"{BASELINE_MODEL}({fcfg.season_length}) per lane, BottomUp",
+        "baseline_method": f"{BASELINE_MODEL}({season(fcfg)}) per lane, BottomUp",
         "runs": list(runs),
         "reconciliation": fcfg.reconciliation,
         "cutoffs": [str(c) for c in cuts],
@@ -264,7 +277,9 @@ def run_backtest(
     dates = setup.history.get_column("date")
     # A valid history has a date column of dates and at least one row.
     start, end = cast(dt.date, dates.min()), cast(dt.date, dates.max())
-    cuts = cutoffs(start, end, bcfg.windows, bcfg.step, horizon, 2 * fcfg.season_length)
+    cuts = cutoffs(
+        start, end, bcfg.windows, bcfg.step, horizon, 2 * season(fcfg), config_freq(fcfg)
+    )
     runs = _runs(cfg)
     points = _points(setup, cuts, runs, progress, engine)
     metrics = compute_metrics(points, fcfg.levels)

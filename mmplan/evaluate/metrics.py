@@ -3,8 +3,9 @@
 Shared by `backtest` (scored per cutoff) and whatever else scores a forecast after the fact,
 so every report of a metric means the same thing.
 
-Actuals are the history's lane volumes with missing days as zeros, summed to every level
-by the forecast's own helpers (`lane_series`, `build_hierarchy`, `aggregate`).
+Actuals are the history's lane volumes with missing periods (days, weeks or months) as
+zeros, summed to every level by the forecast's own helpers (`lane_series`,
+`build_hierarchy`, `aggregate`); a point's `step` counts periods after its cutoff.
 
 New series. A lane (or a whole origin, region, ...) whose first row is after a cutoff is
 not in that cutoff's forecast: the pipeline could not know it. It is still scored, as a
@@ -19,7 +20,8 @@ so a large lane weighs more than a small one and zero-volume lanes need no speci
 - WAPE = sum |forecast - actual| / sum actual;
 - bias = sum (forecast - actual) / sum actual (positive: over-forecast);
 - MASE = sum |error| / sum of the in-sample seasonal-naive MAE of each point's series,
-  measured on the training window of its cutoff (the scale statsforecast's MASE uses);
+  measured on the training window of its cutoff (the scale statsforecast's MASE uses),
+  with the season of the history's frequency (mmplan.forecasting.frequency.season);
 - coverage_<p> = share of points with lo_<p> <= actual <= hi_<p> (nominal: p / 100);
 - skill = 1 - WAPE / WAPE of the baseline run (``naive``: a per-lane seasonal naive,
   summed bottom-up) on the same points (0: no better than naive; 0.2: a fifth less error;
@@ -40,6 +42,14 @@ import polars as pl
 
 from mmplan.config import ForecastConfig
 from mmplan.forecasting import aggregate, hierarchy_levels, history_hierarchy, lane_series
+from mmplan.forecasting.frequency import (
+    Freq,
+    config_freq,
+    future_dates,
+    periods_between,
+    season,
+    shift,
+)
 
 __all__ = [
     "METRICS_FORMAT",
@@ -80,9 +90,9 @@ def actuals(history: pl.DataFrame, fcfg: ForecastConfig) -> Actuals:
     """Zero-filled actuals (unique_id, ds, y) at every level, and the series table.
 
     Built like the forecast builds its training series, over the whole history: each lane
-    runs from its first row to the history's end, a missing day being a zero.
+    runs from its first row to the history's end, a missing period being a zero.
     """
-    daily, _ = lane_series(history)
+    daily, _ = lane_series(history, freq=config_freq(fcfg))
     hier = history_hierarchy(history, fcfg)
     return Actuals(aggregate(daily, hier), hier.series.select("unique_id", "level"))
 
@@ -96,8 +106,8 @@ def mase_scale(y: pl.DataFrame, cutoff: dt.date, fcfg: ForecastConfig) -> pl.Dat
     """Per series: mean |y_t - y_(t-m)| over the training window of `cutoff` (MASE's scale)."""
     train = y.filter(pl.col("ds") <= cutoff)
     if fcfg.fit_days is not None:
-        train = train.filter(pl.col("ds") > cutoff - dt.timedelta(days=fcfg.fit_days))
-    m = fcfg.season_length
+        train = train.filter(pl.col("ds") > shift(cutoff, -fcfg.fit_days, config_freq(fcfg)))
+    m = season(fcfg)
     return (
         train.sort("unique_id", "ds")
         .with_columns((pl.col("y") - pl.col("y").shift(m).over("unique_id")).abs().alias("d"))
@@ -114,12 +124,14 @@ def score(
     horizon: int,
     scale: pl.DataFrame,
     interval_levels: list[int],
+    freq: Freq = "day",
 ) -> pl.DataFrame:
     """Points of one cutoff's forecast: each forecast row with its actual, plus the series
-    that appear only after the cutoff as zero forecasts (module docstring)."""
+    that appear only after the cutoff as zero forecasts (module docstring). `horizon` and
+    the points' `step` count periods of `freq`."""
     interval_cols = [f"{s}_{p}" for p in interval_levels for s in ("lo", "hi")]
     window = y.filter(
-        (pl.col("ds") > cutoff) & (pl.col("ds") <= cutoff + dt.timedelta(days=horizon))
+        (pl.col("ds") > cutoff) & (pl.col("ds") <= shift(cutoff, horizon, freq))
     ).rename({"ds": "date", "y": "actual"})
     known = fc.select("unique_id", "level", "date", "forecast", *interval_cols, "model")
     new_ids = (
@@ -127,13 +139,7 @@ def score(
         .unique()
         .join(known.select("unique_id").unique(), on="unique_id", how="anti")
     )
-    dates = pl.DataFrame(
-        {
-            "date": pl.date_range(
-                cutoff + dt.timedelta(days=1), cutoff + dt.timedelta(days=horizon), eager=True
-            )
-        }
-    )
+    dates = pl.DataFrame({"date": future_dates(cutoff, horizon, freq)})
     new = (
         new_ids.join(series, on="unique_id")
         .join(dates, how="cross")
@@ -151,7 +157,7 @@ def score(
         .with_columns(
             pl.col("actual").fill_null(0.0),
             pl.lit(cutoff).alias("cutoff"),
-            (pl.col("date") - pl.lit(cutoff)).dt.total_days().cast(pl.Int32).alias("step"),
+            periods_between(pl.lit(cutoff), pl.col("date"), freq).cast(pl.Int32).alias("step"),
         )
         .select(
             "unique_id",

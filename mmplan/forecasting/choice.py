@@ -32,6 +32,7 @@ import polars as pl
 from mmplan.config import ForecastConfig
 from mmplan.errors import DataError
 from mmplan.forecasting.calibration import conformal_factor
+from mmplan.forecasting.frequency import config_freq, future_dates, n_periods, season, shift
 from mmplan.forecasting.hierarchy import Hierarchy
 from mmplan.forecasting.reconcile import Bands
 from mmplan.forecasting.series import first_date, last_date
@@ -97,22 +98,18 @@ def compose(parts: Parts, use_share: npt.NDArray[np.bool_]) -> LaneForecast:
 
 def _window_cutoffs(history: pl.DataFrame, cfg: ForecastConfig) -> list[dt.date]:
     """The windows' cutoffs, latest first, each leaving two seasons to train on."""
-    start, end = first_date(history), last_date(history)
-    cuts = [end - dt.timedelta(days=cfg.horizon * (k + 1)) for k in range(cfg.validation_windows)]
-    return [c for c in cuts if (c - start).days + 1 >= max(2 * cfg.season_length, 28)]
+    start, end, freq = first_date(history), last_date(history), config_freq(cfg)
+    cuts = [shift(end, -cfg.horizon * (k + 1), freq) for k in range(cfg.validation_windows)]
+    return [c for c in cuts if n_periods(start, c, freq) + 1 >= 2 * season(cfg)]
 
 
 def _lane_actuals(
-    history: pl.DataFrame, hier: Hierarchy, cutoff: dt.date, horizon: int
+    history: pl.DataFrame, hier: Hierarchy, cutoff: dt.date, cfg: ForecastConfig
 ) -> npt.NDArray[np.float64]:
-    """Lanes x horizon: each lane's volume on the days after `cutoff` (missing: zero)."""
-    days = pl.DataFrame(
-        {
-            "date": pl.date_range(
-                cutoff + dt.timedelta(days=1), cutoff + dt.timedelta(days=horizon), eager=True
-            )
-        }
-    ).with_row_index("_step")
+    """Lanes x horizon: each lane's volume in the periods after `cutoff` (missing: zero)."""
+    horizon = cfg.horizon
+    dates = future_dates(cutoff, horizon, config_freq(cfg))
+    days = pl.DataFrame({"date": dates}).with_row_index("_step")
     lanes = hier.lanes.select(LANE_KEYS).with_row_index("_col")
     rows = (
         history.select(*LANE_KEYS, "date", pl.col("volume").cast(pl.Float64))
@@ -158,7 +155,7 @@ def validate(
             # A window the pipeline cannot forecast (e.g. a lane too young for MinTrace's
             # covariance there) is left out: the final forecast is checked on its own.
             continue
-        actual = _lane_actuals(history, parts.hier, cutoff, cfg.horizon)
+        actual = _lane_actuals(history, parts.hier, cutoff, cfg)
         windows.append(_Window(parts, actual, _lane_index(parts.hier, hier)))
     if not windows:
         return None

@@ -15,6 +15,13 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import polars as pl
 
 from mmplan.config import ForecastConfig
+from mmplan.forecasting.frequency import (
+    Freq,
+    config_freq,
+    future_dates,
+    season,
+    statsforecast_freq,
+)
 from mmplan.forecasting.series import event_features
 from mmplan.logs import checkpoint
 
@@ -31,6 +38,7 @@ __all__ = [
     "make_model",
     "mstl_seasons",
     "mstl_label",
+    "yearly_season",
     "BaseForecasts",
     "Chunk",
     "base_forecasts",
@@ -50,8 +58,9 @@ def no_progress(done: int, total: int, label: str) -> None:
 # Models that use exogenous regressors (the event calendar).
 EXOGENOUS_MODELS = {"AutoARIMA", "MSTL"}
 YEAR = 365
-# MSTL gets a yearly season only for series of at least this many days: half the days of
-# the year seen twice (730 days of history qualify, and so do backtest windows of 680).
+# MSTL gets a yearly season only for daily series of at least this many days: half the days
+# of the year seen twice (730 days of history qualify, and so do backtest windows of 680).
+# Weekly and monthly series have the year as their main season (52, 12) already.
 MIN_YEARLY_DAYS = YEAR + YEAR // 2
 # Decimals kept of each series' values once scaled to a mean absolute value of 1.
 SCALED_DECIMALS = 10
@@ -122,6 +131,12 @@ def mstl_seasons(season_length: int, yearly: bool) -> list[int]:
     return [s for s in (season_length, YEAR if yearly else 1) if s > 1]
 
 
+def yearly_season(freq: Freq) -> pl.Expr:
+    """Whether a series (its `length` column, in periods) gets MSTL's yearly season: daily
+    series of at least MIN_YEARLY_DAYS days only."""
+    return (pl.col("length") >= MIN_YEARLY_DAYS) & pl.lit(freq == "day")
+
+
 def mstl_label(trend: str) -> str:
     """The model column of a series whose MSTL has no season: its trend model fits it."""
     return f"MSTL({trend}, no season)"
@@ -164,16 +179,15 @@ def base_forecasts(
     futures, fitted = [], []
     todo = plan.filter(pl.col("rule") != "closed")
     done = 0
-    horizon_dates = pl.date_range(
-        end + dt.timedelta(days=1), end + dt.timedelta(days=cfg.horizon), eager=True
-    )
+    freq = config_freq(cfg)
+    horizon_dates = future_dates(end, cfg.horizon, freq)
     # Short series are too short for conformal intervals' held-out windows.
     todo = todo.with_columns(short=pl.col("rule") == "short")
     # A yearly season needs most days of the year seen twice: on less, STL's yearly
     # component absorbs the noise (120 days left residuals of 1 package on 22k a day, and
     # intervals as narrow) and the forecast repeats days it never saw a year earlier.
     # `length` (assign_models) is the series' days in `y`: each runs from its start to `end`.
-    todo = todo.with_columns(yearly=pl.col("length") >= MIN_YEARLY_DAYS)
+    todo = todo.with_columns(yearly=yearly_season(freq))
     for (model, short, yearly), group in todo.group_by(
         "model", "short", "yearly", maintain_order=True
     ):
@@ -183,19 +197,20 @@ def base_forecasts(
         data = y.filter(pl.col("unique_id").is_in(ids.implode()))
         x_future = None
         if model in EXOGENOUS_MODELS and cfg.events:
-            feats = event_features(data["ds"].unique().sort(), cfg.events)
+            feats = event_features(data["ds"].unique().sort(), cfg.events, freq)
             # A regressor that never fires in the training window cannot be estimated.
             active = [c for c in feats.columns[1:] if feats[c].sum() > 0]
             if active:
                 data = data.join(feats.select("ds", *active), on="ds")
                 x_future = pl.DataFrame({"unique_id": ids}).join(
-                    event_features(horizon_dates, cfg.events).select("ds", *active), how="cross"
+                    event_features(horizon_dates, cfg.events, freq).select("ds", *active),
+                    how="cross",
                 )
         fit = partial(
             fit_chunk,
             model=make_model(
                 model,
-                cfg.season_length,
+                season(cfg),
                 cfg.horizon,
                 mstl_trend=cfg.mstl_trend,
                 intervals="model" if short else cfg.intervals,
@@ -204,6 +219,7 @@ def base_forecasts(
             horizon=cfg.horizon,
             levels=cfg.levels,
             n_jobs=engine.jobs_per_task(cfg.n_jobs),
+            freq=statsforecast_freq(freq),
         )
         chunks = _chunks(data, x_future, engine.chunk_size(ids.len()))
         sizes = [c.history["unique_id"].n_unique() for c in chunks]
@@ -254,6 +270,7 @@ def fit_chunk(
     horizon: int,
     levels: list[int],
     n_jobs: int,
+    freq: str = "1d",
 ) -> BaseForecasts:
     """Forecasts and in-sample fitted values of one model on a chunk of series.
 
@@ -273,7 +290,7 @@ def fit_chunk(
     data = data.join(scales, on="unique_id").with_columns(
         (pl.col("y") / pl.col("_scale")).round(SCALED_DECIMALS)
     )
-    sf = StatsForecast(models=[model], freq="1d", n_jobs=n_jobs)
+    sf = StatsForecast(models=[model], freq=freq, n_jobs=n_jobs)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         fc = sf.forecast(

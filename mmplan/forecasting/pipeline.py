@@ -51,14 +51,15 @@ from mmplan.config import Config, ForecastConfig
 from mmplan.errors import ConfigError, DataError
 from mmplan.forecasting.calibration import calibrate, check_calibration
 from mmplan.forecasting.choice import Parts, compose, validate
+from mmplan.forecasting.frequency import config_freq, future_dates, n_periods, resolve, season
 from mmplan.forecasting.hierarchy import Hierarchy, history_hierarchy, upper_hierarchy
 from mmplan.forecasting.models import (
-    MIN_YEARLY_DAYS,
     Progress,
     base_forecasts,
     mstl_label,
     mstl_seasons,
     no_progress,
+    yearly_season,
 )
 from mmplan.forecasting.reconcile import Bands, reconcile, upper_reconciliation
 from mmplan.forecasting.rules import assign_models
@@ -101,7 +102,8 @@ def forecast(
     instead of the factors the validation windows measured.
     """
     cfg = _config(config)
-    check(validate_history(history, cfg.max_history_gap_days), "history", "history")
+    check(validate_history(history, cfg.max_history_gap_days, cfg.freq), "history", "history")
+    cfg = resolve(cfg, history.get_column("date"))  # auto -> the history's frequency
     check_forecastable(history, cfg)
     hier = history_hierarchy(history, cfg)
     if calibration is not None:  # before minutes of fitting
@@ -205,12 +207,12 @@ def check_forecastable(history: pl.DataFrame, cfg: ForecastConfig) -> None:
             f"({today}), in {rows.len()} rows (first: {rows.head(5).to_list()}). History must be "
             "observed volume; check the upstream date column (time zone, year)."
         )
-    span = (last - first).days + 1
-    if span < 2 * cfg.season_length:
+    span, unit = n_periods(first, last, config_freq(cfg)) + 1, f"{config_freq(cfg)}s"
+    if span < 2 * season(cfg):
         raise DataError(
-            f"history spans {span} days ({first} .. {last}); forecasting needs at least "
-            f"{2 * cfg.season_length} days (two seasons of {cfg.season_length}). Supply more "
-            "history."
+            f"history spans {span} {unit} ({first} .. {last}); forecasting needs at least "
+            f"{2 * season(cfg)} {unit} (two seasons of {season(cfg)}). Supply more "
+            "history, or set a shorter [forecast] season_length."
         )
     if history.get_column("volume").sum() == 0:
         raise DataError(
@@ -225,10 +227,10 @@ def _fit_series(history: pl.DataFrame, hier: Hierarchy, cfg: ForecastConfig) -> 
         # Only the levels above the lanes are fitted and reconciled.
         fit_hier = upper_hierarchy(hier)
         end = last_date(history)
-        y = level_series(history, fit_hier.levels, cfg.fit_days)
+        y = level_series(history, fit_hier.levels, cfg.fit_days, config_freq(cfg))
     else:
         fit_hier = hier
-        daily, end = lane_series(history, cfg.fit_days)
+        daily, end = lane_series(history, cfg.fit_days, config_freq(cfg))
         y = aggregate(daily, hier)
     return FitSeries(fit_hier, y, end)
 
@@ -267,9 +269,7 @@ def _forecast_table(
 ) -> pl.DataFrame:
     """The forecast table: point forecasts, clipped intervals and the model of each series."""
     horizon = cfg.horizon
-    dates = pl.date_range(
-        end + dt.timedelta(days=1), end + dt.timedelta(days=cfg.horizon), eager=True
-    )
+    dates = future_dates(end, cfg.horizon, config_freq(cfg))
     out = {
         "unique_id": np.repeat(hier.series["unique_id"].to_numpy(), horizon),
         "date": np.tile(dates.to_numpy(), hier.series.height),
@@ -279,9 +279,9 @@ def _forecast_table(
         out[f"lo_{p}"] = np.maximum(point - bands.half_lo[p], 0.0).ravel()
         out[f"hi_{p}"] = (point + bands.half_hi[p]).ravel()
     model = pl.col("model")
-    if not mstl_seasons(cfg.season_length, yearly=False):
+    if not mstl_seasons(season(cfg), yearly=False):
         # MSTL on a series too short for the yearly season has no season: its trend fits it.
-        no_season = (model == "MSTL") & (pl.col("length") < MIN_YEARLY_DAYS)
+        no_season = (model == "MSTL") & ~yearly_season(config_freq(cfg))
         model = pl.when(no_season).then(pl.lit(mstl_label(cfg.mstl_trend))).otherwise(model)
     model_label = plan.select(
         "unique_id",

@@ -65,7 +65,7 @@ class Bands:
         full, half_lo, half_hi = self.mean, self.half_lo, self.half_hi
         order = series.select("unique_id").with_row_index("_row")
         rec = rec.join(order, on="unique_id").with_columns(
-            (pl.col("ds") - pl.lit(end)).dt.total_days().cast(pl.Int64).alias("_step")
+            pl.col("ds").rank("dense").cast(pl.Int64).alias("_step")  # 1..horizon, any freq
         )
         rows, steps = rec["_row"].to_numpy(), rec["_step"].to_numpy() - 1
         full[rows, steps] = rec["mean"].to_numpy()
@@ -241,8 +241,8 @@ def reconcile_sparse(
         out[rows["_row"].to_numpy(), rows[col].to_numpy()] = rows["_v"].to_numpy()
         return out
 
-    first = base.get_column("ds").min()
-    base = base.with_columns((pl.col("ds") - pl.lit(first)).dt.total_days().alias("_step"))
+    dates = base.get_column("ds").unique().sort()  # the horizon's, at any frequency
+    base = base.with_columns((pl.col("ds").rank("dense").cast(pl.Int64) - 1).alias("_step"))
     y_hat = matrix(base, pl.col("base"), horizon, "_step")
     # Base standard deviation per step, from each interval's half-width over z, averaged
     # over the levels (hierarchicalforecast's normality does the same).
@@ -284,7 +284,5 @@ def reconcile_sparse(
         z = norm.ppf(0.5 + p / 200)
         out[f"lo_{p}"] = (rec.mean - z * sd).ravel()
         out[f"hi_{p}"] = (rec.mean + z * sd).ravel()
-    frame = pl.DataFrame(out).with_columns(
-        ds=pl.lit(first) + pl.duration(days=pl.col("_step")),
-    )
+    frame = pl.DataFrame(out).with_columns(ds=dates.gather(out["_step"]))
     return frame.select("unique_id", "ds", *[c for c in out if c not in ("unique_id", "_step")])

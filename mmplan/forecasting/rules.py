@@ -2,13 +2,15 @@
 
 The rule shows in the `model` column of the output as ``<model>/<rule>``:
 
-- closed: no volume in the last `closed_after_days` days (or never) -> zero;
-- short: fewer than max(`min_history_days`, 2 x horizon + 1) days since the series
+- closed: no volume in the last `closed_after_days` periods (or never) -> zero;
+- short: fewer than max(`min_history_days`, 2 x horizon + 1) periods since the series
   started -> `short_model` (HistoricAverage below two seasons);
-- sparse: average inter-demand interval (days / non-zero days, over the last year) above
-  `sparse_adi` (1.32, the Syntetos-Boylan cut-off) -> `sparse_model`, with conformal
+- sparse: average inter-demand interval (periods / non-zero periods, over the last year)
+  above `sparse_adi` (1.32, the Syntetos-Boylan cut-off) -> `sparse_model`, with conformal
   intervals since intermittent models have no native ones;
 - otherwise the series' champion from a backtest, if given, else `model`.
+
+Periods are the history's days, weeks or months (mmplan.forecasting.frequency).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import datetime as dt
 import polars as pl
 
 from mmplan.config import ForecastConfig
+from mmplan.forecasting.frequency import PER_YEAR, config_freq, periods_between, season, shift
 from mmplan.tables import check
 
 __all__ = ["is_closed", "assign_models"]
@@ -25,7 +28,7 @@ __all__ = ["is_closed", "assign_models"]
 
 def is_closed(end: dt.date, cfg: ForecastConfig) -> pl.Expr:
     """The closed rule on a `last_volume` column: no volume in `closed_after_days`, or never."""
-    idle = (pl.lit(end) - pl.col("last_volume")).dt.total_days()
+    idle = periods_between(pl.col("last_volume"), pl.lit(end), config_freq(cfg))
     return pl.col("last_volume").is_null() | (idle >= cfg.closed_after_days)
 
 
@@ -33,9 +36,10 @@ def assign_models(
     y: pl.DataFrame, end: dt.date, cfg: ForecastConfig, champions: pl.DataFrame | None = None
 ) -> pl.DataFrame:
     """One row per series: the model it gets, the rule that chose it (module docstring) and
-    its length in days."""
+    its length in periods."""
+    freq = config_freq(cfg)
     short_days = max(cfg.min_history_days, 2 * cfg.horizon + 1)
-    recent = y.filter(pl.col("ds") > end - dt.timedelta(days=365))
+    recent = y.filter(pl.col("ds") > shift(end, -PER_YEAR[freq], freq))
     stats = (
         y.group_by("unique_id")
         .agg(
@@ -50,12 +54,12 @@ def assign_models(
             how="left",
         )
     )
-    length = (pl.lit(end) - pl.col("start")).dt.total_days() + 1
+    length = periods_between(pl.col("start"), pl.lit(end), freq) + 1
     closed = is_closed(end, cfg)
     short = length < short_days
     if cfg.fit_days is not None:
         # A series that starts on the first day of the fit window is older than the window.
-        short &= pl.col("start") > pl.lit(end - dt.timedelta(days=cfg.fit_days - 1))
+        short &= pl.col("start") > pl.lit(shift(end, -(cfg.fit_days - 1), freq))
     sparse = pl.col("adi") > cfg.sparse_adi
     plan = stats.with_columns(
         rule=pl.when(closed)
@@ -79,7 +83,7 @@ def assign_models(
     else:
         plan = plan.with_columns(champion=pl.lit(None, pl.String))
     short_model = (
-        pl.when(pl.col("length") < 2 * cfg.season_length)
+        pl.when(pl.col("length") < 2 * season(cfg))
         .then(pl.lit("HistoricAverage"))
         .otherwise(pl.lit(cfg.short_model))
     )

@@ -1,7 +1,8 @@
-"""Daily series from a history: per lane, per level, and the event regressors.
+"""Series from a history, one value per period: per lane, per level, and the event regressors.
 
-Each lane runs from its first row to the last date of the history; a missing day is a
-zero (DESIGN.md). `fit_days` keeps only the most recent days.
+Each lane runs from its first row to the last date of the history; a missing period (day,
+week or month: mmplan.forecasting.frequency) is a zero (DESIGN.md). `fit_days` keeps only
+the most recent periods.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from typing import NamedTuple, cast
 
 import polars as pl
 
+from mmplan.forecasting.frequency import Freq, period_range, period_start, shift
 from mmplan.forecasting.hierarchy import Hierarchy, Level, series_id
 from mmplan.tables import LANE_KEYS
 
@@ -26,7 +28,7 @@ __all__ = [
 
 
 class LaneSeries(NamedTuple):
-    """Daily volume per lane (origin, destination, date, volume) and the history's end."""
+    """Volume per lane and period (origin, destination, date, volume) and the history's end."""
 
     daily: pl.DataFrame
     end: dt.date
@@ -42,16 +44,18 @@ def last_date(frame: pl.DataFrame, column: str = "date") -> dt.date:
     return cast(dt.date, frame.get_column(column).max())
 
 
-def lane_series(history: pl.DataFrame, fit_days: int | None = None) -> LaneSeries:
-    """Daily volume per lane from its first row to the history's end, zeros filled in."""
+def lane_series(
+    history: pl.DataFrame, fit_days: int | None = None, freq: Freq = "day"
+) -> LaneSeries:
+    """Volume per lane and period from its first row to the history's end, zeros filled in."""
     end = last_date(history)
     spans = history.group_by(LANE_KEYS).agg(pl.col("date").min().alias("start"))
     if fit_days is not None:
-        first = end - dt.timedelta(days=fit_days - 1)
+        first = shift(end, -(fit_days - 1), freq)
         spans = spans.with_columns(pl.max_horizontal("start", pl.lit(first)).alias("start"))
-    grid = spans.select(*LANE_KEYS, pl.date_ranges("start", pl.lit(end)).alias("date")).explode(
-        "date"
-    )
+    grid = spans.select(
+        *LANE_KEYS, period_range(pl.col("start"), pl.lit(end), freq).alias("date")
+    ).explode("date")
     daily = grid.join(
         history.select(*LANE_KEYS, "date", pl.col("volume").cast(pl.Float64)),
         on=[*LANE_KEYS, "date"],
@@ -61,7 +65,7 @@ def lane_series(history: pl.DataFrame, fit_days: int | None = None) -> LaneSerie
 
 
 def level_series(
-    history: pl.DataFrame, levels: list[Level], fit_days: int | None = None
+    history: pl.DataFrame, levels: list[Level], fit_days: int | None = None, freq: Freq = "day"
 ) -> pl.DataFrame:
     """Long series (unique_id, ds, y) of the given levels, summed from the history's rows.
 
@@ -77,7 +81,7 @@ def level_series(
     )
     first = first_date(history)
     if fit_days is not None:
-        first = max(first, end - dt.timedelta(days=fit_days - 1))
+        first = max(first, shift(end, -(fit_days - 1), freq))
     parts = []
     for name, cols in levels:
         # Sum first, name after: building an id string per history row is the slow part.
@@ -93,7 +97,9 @@ def level_series(
         grid = (
             sums.group_by("unique_id")
             .agg(
-                pl.date_ranges(pl.max_horizontal(pl.col("date").min(), pl.lit(first)), pl.lit(end))
+                period_range(
+                    pl.max_horizontal(pl.col("date").min(), pl.lit(first)), pl.lit(end), freq
+                )
                 .first()
                 .alias("ds")
             )
@@ -122,12 +128,22 @@ def aggregate(daily: pl.DataFrame, hier: Hierarchy) -> pl.DataFrame:
     return pl.concat(parts).sort("unique_id", "ds")
 
 
-def event_features(dates: pl.Series, events: dict[str, list[dt.date]]) -> pl.DataFrame:
-    """0/1 columns, one per configured event, for the given dates (known in advance)."""
+def event_features(
+    dates: pl.Series, events: dict[str, list[dt.date]], freq: Freq = "day"
+) -> pl.DataFrame:
+    """0/1 columns, one per configured event, for the given period dates (known in advance).
+
+    Events are days; in a weekly or monthly series an event marks the period that holds
+    one of its days (Black Friday marks its week, or November).
+    """
     frame = pl.DataFrame({"ds": dates})
+    anchor = dates[0] if dates.len() else dt.date(2000, 1, 1)
     return frame.with_columns(
         [
-            pl.col("ds").is_in(list(days)).cast(pl.Float64).alias(f"event_{name}")
+            pl.col("ds")
+            .is_in(sorted({period_start(d, anchor, freq) for d in days}))
+            .cast(pl.Float64)
+            .alias(f"event_{name}")
             for name, days in sorted(events.items())
         ]
     )

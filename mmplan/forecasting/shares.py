@@ -18,6 +18,14 @@ import numpy.typing as npt
 import polars as pl
 
 from mmplan.config import ForecastConfig
+from mmplan.forecasting.frequency import (
+    config_freq,
+    future_dates,
+    period_range,
+    periods_between,
+    season,
+    shift,
+)
 from mmplan.forecasting.hierarchy import Hierarchy
 from mmplan.forecasting.reconcile import Bands
 from mmplan.forecasting.rules import is_closed
@@ -51,7 +59,7 @@ class SharedLanes:
 
 
 def _window_grid(
-    rows: pl.DataFrame, per_lane: pl.DataFrame, first: dt.date, end: dt.date
+    rows: pl.DataFrame, per_lane: pl.DataFrame, first: dt.date, end: dt.date, cfg: ForecastConfig
 ) -> pl.DataFrame:
     """The window's days, zero-filled, for each lane that existed in it, with its parent's
     volume that day and the weekday (0 = Monday)."""
@@ -61,7 +69,9 @@ def _window_grid(
             "_col",
             "_parent",
             *LANE_KEYS,
-            pl.date_ranges(pl.max_horizontal("start", pl.lit(first)), pl.lit(end)).alias("date"),
+            period_range(
+                pl.max_horizontal("start", pl.lit(first)), pl.lit(end), config_freq(cfg)
+            ).alias("date"),
         )
         .explode("date")
         .join(rows.filter(pl.col("date") >= first), on=[*LANE_KEYS, "date"], how="left")
@@ -102,6 +112,11 @@ def _profiles(grid: pl.DataFrame, flat: pl.DataFrame, weekly: bool) -> pl.DataFr
     )
 
 
+def _weekly(cfg: ForecastConfig) -> bool:
+    """Whether shares have a weekday profile: daily histories with a weekly season."""
+    return config_freq(cfg) == "day" and season(cfg) == WEEK
+
+
 def lane_shares(
     history: pl.DataFrame, hier: Hierarchy, upper: Hierarchy, cfg: ForecastConfig
 ) -> LaneShares:
@@ -111,9 +126,10 @@ def lane_shares(
     A lane's flat share is its mean daily volume over the last `share_days` days (over the
     days it existed, so a lane opened last week is not diluted), over the sum of those means
     for its parent's lanes; its weekday shares are those of its volume on each weekday,
-    shrunk towards the flat share (`_profiles`). With a season other than a week, the share
-    is flat. Closed lanes (no volume in `closed_after_days`) get no share. A parent with no
-    volume in the window falls back to the lanes' means over the fit window (all the
+    shrunk towards the flat share (`_profiles`). With a season other than a week (or a
+    weekly or monthly history), the share is flat. Closed lanes (no volume in
+    `closed_after_days`) get no share. A parent with no volume in the window falls back to
+    the lanes' means over the fit window (all the
     history unless `fit_days` is set). The noise variance is the mean square of volume -
     share x parent volume over the window: what the lane does that its parent's forecast
     cannot tell.
@@ -122,12 +138,12 @@ def lane_shares(
     end = last_date(history)
     fit_first = first_date(history)
     if cfg.fit_days is not None:
-        fit_first = max(fit_first, end - dt.timedelta(days=cfg.fit_days - 1))
+        fit_first = max(fit_first, shift(end, -(cfg.fit_days - 1), config_freq(cfg)))
     parent_of_lane = hier.S[upper.bottom_rows].T.tocsr().indices
     lanes = hier.lanes.select(LANE_KEYS).with_columns(
         _col=pl.int_range(hier.lanes.height, dtype=pl.Int64), _parent=pl.Series(parent_of_lane)
     )
-    first = end - dt.timedelta(days=cfg.share_days - 1)
+    first = shift(end, -(cfg.share_days - 1), config_freq(cfg))
     recent = pl.col("date") >= first
     per_lane = (
         rows.lazy()
@@ -144,7 +160,7 @@ def lane_shares(
     )
 
     def days(since: pl.Expr) -> pl.Expr:
-        return (pl.lit(end) - since).dt.total_days() + 1
+        return periods_between(since, pl.lit(end), config_freq(cfg)) + 1
 
     per_lane = (
         lanes.join(per_lane, on=LANE_KEYS, how="left")
@@ -165,12 +181,10 @@ def lane_shares(
             .otherwise(0.0)
         )
     )
-    grid = _window_grid(rows, per_lane, first, end)
+    grid = _window_grid(rows, per_lane, first, end, cfg)
     # Closed lanes and parents without volume in the window keep their flat share.
     profiled = per_lane.filter(~pl.col("closed") & (pl.col("rate").sum().over("_parent") > 0))
-    profile = _profiles(
-        grid.join(profiled.select("_col"), on="_col"), profiled, cfg.season_length == WEEK
-    )
+    profile = _profiles(grid.join(profiled.select("_col"), on="_col"), profiled, _weekly(cfg))
     share = (
         per_lane.select("_col", "flat")
         .join(pl.DataFrame({"_dow": list(range(WEEK))}, schema={"_dow": pl.Int8}), how="cross")
@@ -209,7 +223,7 @@ def share_lanes(
     shares = lane_shares(history, hier, upper, cfg)
     parent = shares.parent
     end = last_date(history)
-    weekdays = [(end + dt.timedelta(days=k)).weekday() for k in range(1, cfg.horizon + 1)]
+    weekdays = [d.weekday() for d in future_dates(end, cfg.horizon, config_freq(cfg)).to_list()]
     share = shares.share[:, weekdays]  # lanes x horizon
     bottom = bands.mean[parent] * share
     # The lane's error is its share of the parent's error plus its own noise around

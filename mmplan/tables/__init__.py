@@ -107,9 +107,12 @@ def _too_large(
     return flag(df, column, mask, message)
 
 
-def validate_history(df: pl.DataFrame, max_gap_days: int | None = None) -> list[Problem]:
+def validate_history(
+    df: pl.DataFrame, max_gap_days: int | None = None, freq: str | None = None
+) -> list[Problem]:
     """Problems with a history table (one row per lane and date); with `max_gap_days`
-    ([forecast] max_history_gap_days), also a stretch longer than that with no row at all."""
+    ([forecast] max_history_gap_days), also a stretch longer than that with no row at all;
+    with `freq` ([forecast] freq) "week" or "month", also dates that do not fit it."""
     problems = require_columns(
         df, {"date": pl.Date, "origin": pl.String, "destination": pl.String, "volume": NUMERIC}
     )
@@ -149,6 +152,8 @@ def validate_history(df: pl.DataFrame, max_gap_days: int | None = None) -> list[
         problems += flag(df, "destination", loop, message, lane_name(df))
     if max_gap_days is not None and df.schema["date"] == pl.Date:
         problems += _date_gap(df, max_gap_days)
+    if freq in ("week", "month") and df.schema["date"] == pl.Date:
+        problems += _off_period(df, freq)
     for col in attrs:
         if col not in text_attrs:
             problems.append(
@@ -194,6 +199,31 @@ def _date_gap(df: pl.DataFrame, max_gap_days: int) -> list[Problem]:
         "the history really has such a gap"
     )
     return flag(df, "date", side, message)
+
+
+def _off_period(df: pl.DataFrame, freq: str) -> list[Problem]:
+    """Rows whose date is not a period's date under an explicit [forecast] freq: a month is
+    dated by its 1st; a week by one weekday, the one most rows fall on (the others are
+    named). `auto` refuses nothing (mmplan.forecasting.frequency)."""
+    date = pl.col("date")
+    if freq == "month":
+        off = date.is_not_null() & (date.dt.day() != 1)
+        rule = "a monthly history dates each month by its first day"
+    else:
+        weekday = df.select(date.drop_nulls().dt.weekday().mode().min()).item()
+        if weekday is None:
+            return []
+        off = date.is_not_null() & (date.dt.weekday() != weekday)
+        name = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+        rule = (
+            f"a weekly history dates each week by one weekday, and most rows fall on a "
+            f"{name[weekday - 1]}"
+        )
+    message = (
+        f'has dates that do not fit [forecast] freq = "{freq}": {rule}. Fix those dates '
+        'upstream, or set freq = "auto" or "day" if the history is daily'
+    )
+    return flag(df, "date", off, message, date.cast(pl.String))
 
 
 def validate_nodes(df: pl.DataFrame) -> list[Problem]:
@@ -594,12 +624,13 @@ def validate(
     nodes: pl.DataFrame | None = None,
     column: str = "volume",
     max_gap_days: int | None = None,
+    freq: str | None = None,
 ) -> list[Problem]:
     """All problems of `df` read as a table of `kind`: with `nodes`, lanes must name known
     facilities; a demand table is checked for the volume `column`; a history for gaps
-    longer than `max_gap_days`."""
+    longer than `max_gap_days` and for dates off an explicit weekly or monthly `freq`."""
     if kind == "history":
-        return validate_history(df, max_gap_days)
+        return validate_history(df, max_gap_days, freq)
     if kind == "lanes":
         return validate_lanes(df, nodes)
     if kind == "demand":
