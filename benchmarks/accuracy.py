@@ -61,6 +61,7 @@ import polars as pl
 
 from mmplan.config import Config, ForecastConfig, SampleConfig, load_config
 from mmplan.evaluate import NEW_MODEL, actuals, backtest, cutoffs
+from mmplan.forecasting.frequency import season
 
 REPO = Path(__file__).resolve().parents[1]
 # The real histories, laid beside the checkout (not shipped with mmplan).
@@ -136,7 +137,7 @@ def set_cutoffs(history: pl.DataFrame, windows: int, step: int, horizon: int) ->
     """mmplan's rolling-origin cutoffs, with the minimum training window mmplan uses."""
     dates = history.get_column("date")
     start, end = cast(dt.date, dates.min()), cast(dt.date, dates.max())
-    min_train = 2 * ForecastConfig().season_length  # as mmplan.evaluate.run_backtest
+    min_train = 2 * season(ForecastConfig())  # as mmplan.evaluate.run_backtest (daily sets)
     return cutoffs(start, end, windows, step, horizon, min_train)
 
 
