@@ -552,3 +552,19 @@ def test_calibration_of_the_old_format_is_refused_naming_its_version(gate_run, t
     assert res.exit_code == EXIT_DATA, res.output
     assert "format 1" in res.output and "old.parquet" in res.output
     assert not (tmp_path / "f.parquet").exists()
+
+
+def test_a_cutoff_on_a_day_without_rows_still_scores_every_step_after_it():
+    # A shop closed on the cutoff day: no lane has a row then. The window still ends on the
+    # cutoff, so the forecast covers the `horizon` days after it, steps 1..horizon.
+    history = make_history(n_lanes=5, days=100)
+    cfg = fast(windows=2)
+    cuts = backtest(history, cfg).points["cutoff"].unique().sort().to_list()
+    closed = history.filter(~pl.col("date").is_in(cuts))
+    points = backtest(closed, cfg).points
+    horizon = cfg.backtest.horizon or cfg.forecast.horizon
+    for cutoff in cuts:
+        at = points.filter(pl.col("cutoff") == cutoff, pl.col("level") == "total")
+        want = [cutoff + dt.timedelta(days=k) for k in range(1, horizon + 1)]
+        assert at.get_column("date").unique().sort().to_list() == want
+        assert at.get_column("step").unique().sort().to_list() == list(range(1, horizon + 1))

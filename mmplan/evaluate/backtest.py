@@ -193,7 +193,7 @@ def _points(
     y, series = actuals(history, fcfg)
     parts, done, total = [], 0, len(cuts) * len(runs)
     for cutoff in cuts:
-        train = history.filter(pl.col("date") <= cutoff)
+        train = _through(history.filter(pl.col("date") <= cutoff), cutoff)
         scale = mase_scale(y, cutoff, fcfg)
         for run, run_cfg in runs.items():
             if progress is not None:
@@ -209,6 +209,22 @@ def _points(
         .select("run", pl.exclude("run"))
         .sort("run", "level", "unique_id", "cutoff", "date")
     )
+
+
+def _through(train: pl.DataFrame, cutoff: dt.date) -> pl.DataFrame:
+    """The training window, ending on the cutoff even when no lane has a row that day.
+
+    A forecast starts after the history's last date; a cutoff on a day without rows (a shop
+    closed on a holiday) would start it a day early, score a day less and shift every step.
+    A zero row on the cutoff (missing days are zeros in the contract anyway) keeps the
+    window's end where the backtest put it."""
+    if train.is_empty() or train.get_column("date").max() == cutoff:
+        return train
+    last = train.filter(pl.col("date") == pl.col("date").max()).head(1)
+    zero = last.with_columns(
+        pl.lit(cutoff).alias("date"), pl.lit(0).cast(last["volume"].dtype).alias("volume")
+    )
+    return pl.concat([train, zero])
 
 
 def _metrics_json(
