@@ -84,13 +84,17 @@ def print_validation(
 
 # --------------------------------------------------------------------------- forecast
 
-__all__ += ["forecast_summary", "print_forecast"]
+__all__ += ["forecast_summary", "print_forecast", "print_notes"]
 
 
 def forecast_summary(
-    result: pl.DataFrame, output: str | Path, calibration: pl.DataFrame | None = None
+    result: pl.DataFrame,
+    output: str | Path,
+    calibration: pl.DataFrame | None = None,
+    notes: list[str] | None = None,
 ) -> dict[str, Any]:
-    """Counts per level and model, the horizon, the forecast total and any calibration."""
+    """Counts per level and model, the horizon, the forecast total, any calibration, and
+    notes on what the run settled for the planner (e.g. a default level left out)."""
     lanes = result.filter(pl.col("level") == "lane")
     factors = None
     if calibration is not None:
@@ -113,6 +117,7 @@ def forecast_summary(
         ),
         "total_forecast": float(result.filter(pl.col("level") == "total")["forecast"].sum()),
         "calibration": factors,
+        "notes": list(notes or []),
     }
 
 
@@ -135,6 +140,13 @@ def print_forecast(console: Console, summary: dict[str, Any]) -> None:
     if cal and cal["factors"]:
         factors = ", ".join(f"{level} x{f:.2f}" for level, f in cal["factors"].items())
         console.print(f"intervals calibrated on backtest errors ({cal['interval']}%): {factors}")
+    print_notes(console, summary)
+
+
+def print_notes(console: Console, summary: dict[str, Any]) -> None:
+    """A summary's notes, one line each, in yellow: the run worked, but read these."""
+    for note in summary.get("notes") or []:
+        console.print(f"note: {note}", style="yellow", markup=False, highlight=False)
 
 
 # --------------------------------------------------------------------------- optimize
@@ -321,8 +333,11 @@ def _rule_text(g: GateResult) -> tuple[str, str, str]:
     return threshold, measured, g.status
 
 
-def backtest_summary(result: BacktestResult, outdir: str | Path) -> dict[str, Any]:
-    """What a planner reads after a backtest: per level, the primary run against naive."""
+def backtest_summary(
+    result: BacktestResult, outdir: str | Path, notes: list[str] | None = None
+) -> dict[str, Any]:
+    """What a planner reads after a backtest: per level, the primary run against naive,
+    and notes on what the run settled (e.g. a default level left out)."""
     record = result.metrics_json
     primary, naive = record["primary"], record["baseline"]
     p = min(record["interval_levels"]) if record["interval_levels"] else None
@@ -359,6 +374,7 @@ def backtest_summary(result: BacktestResult, outdir: str | Path) -> dict[str, An
         if p
         else None,
         "gate": record["gate"],
+        "notes": list(notes or []),
     }
 
 
@@ -397,6 +413,7 @@ def print_backtest(console: Console, summary: dict[str, Any]) -> None:
     if summary["champions"]:
         counts = ", ".join(f"{m} {n}" for m, n in summary["champions"].items())
         console.print(f"champions: {counts} (champions.parquet, for mmplan forecast --champions)")
+    print_notes(console, summary)
 
 
 def gate_lines(gates: list[GateResult]) -> list[str]:
