@@ -192,11 +192,9 @@ def plan_summary(plan: Plan, output: str | Path, top: int = 5) -> dict[str, Any]
             "pairs": unserved.select("origin", "destination").unique().height,
             "penalty_per_package": s["unserved_penalty"],
             "penalty_cost": s["totals"]["unserved_penalty_cost"],
-            "worst_pairs": unserved.group_by("origin", "destination")
-            .agg(pl.col("volume").sum())
-            .sort("volume", descending=True)
-            .head(top)
-            .to_dicts(),
+            # Per reason (penalty below the carrying cost, part-full trucks, capacity).
+            "reasons": s.get("unserved_reasons", []),
+            "worst_pairs": s.get("unserved_pairs", [])[:top],
         },
     }
 
@@ -291,19 +289,32 @@ def print_plan(console: Console, summary: dict[str, Any]) -> None:
                 f"{row['mean_utilization']:.0%}",
             )
         console.print(table)
-    u = summary["unserved"]
-    if u["volume"] > 0:
-        worst = ", ".join(
-            f"{r['origin']}->{r['destination']} {r['volume']:,.0f}" for r in u["worst_pairs"]
-        )
-        console.print(
-            f"[bold yellow]unserved:[/] {u['volume']:,.0f} packages on {u['pairs']} pairs, "
-            f"penalty {u['penalty_per_package']:,.2f} each = {u['penalty_cost']:,.0f} "
-            f"(capacity ran out; most: {escape(worst)})",
-            markup=True,
-        )
-    else:
+    _print_unserved(console, summary["unserved"])
+
+
+def _print_unserved(console: Console, u: dict[str, Any]) -> None:
+    """The unserved line, and under it one line per reason with its worst pairs: the penalty
+    below the cost of carrying, part-full trucks, or capacity."""
+    if u["volume"] <= 0:
         console.print("unserved: none; every package has a route.")
+        return
+    console.print(
+        f"[bold yellow]unserved:[/] {u['volume']:,.0f} packages on {u['pairs']} pairs, "
+        f"penalty {u['penalty_per_package']:,.4g} each = {u['penalty_cost']:,.0f}",
+        markup=True,
+    )
+    for r in u["reasons"]:
+        worst = ", ".join(
+            f"{p['origin']}->{p['destination']} {p['volume']:,.0f}"
+            for p in u["worst_pairs"]
+            if p["reason"] == r["reason"]
+        )
+        most = f"; most: {worst}" if worst else ""
+        console.print(
+            f"  {r['volume']:,.0f} on {r['pairs']} pairs: {r['message']}{most}",
+            markup=False,
+            highlight=False,
+        )
 
 
 # --------------------------------------------------------------------------- backtest

@@ -21,6 +21,7 @@ from mmplan.plan.model import Model
 from mmplan.plan.network import NOISE, Network
 from mmplan.plan.paths import PairFlows, decompose
 from mmplan.plan.solve import NOT_RUN, DateOutcome, DayOutcome, clean
+from mmplan.plan.unserved import unserved_reasons
 
 _TRUCKS = {
     "origin": pl.String,
@@ -367,6 +368,9 @@ def assemble(
         demand=float(sum(float(o.q.sum()) for o in outcomes)),
         dates=len(outcomes),
     )
+    # Per pair, whether the penalty, part-full trucks or capacity left it unserved.
+    why = unserved_reasons(net, plan.unserved, penalty)
+    plan.summary["unserved_reasons"], plan.summary["unserved_pairs"] = why["reasons"], why["pairs"]
     return plan
 
 
