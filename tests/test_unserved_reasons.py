@@ -16,20 +16,21 @@ from mmplan.plan.network import index_network
 from mmplan.plan.unserved import carry_costs
 
 # On LANES (handling 0), F1 -> D and F2 -> D both cost 7.2 per package at full trucks (via S:
-# 30/10 + 0.1 + 40/10 + 0.1) and 70.2 for one package paying whole trucks (30.1 + 40.1).
+# 30/10 + 0.1 + 40/10 + 0.1); 6 packages alone on those trucks pay 70/6 + 0.2 each.
 BOTH = demand(("F1", "D", 6), ("F2", "D", 4))
 
 
 def test_carry_costs_price_the_cheapest_path_through_transit_facilities():
     net = index_network(NODES, LANES, OptimizeConfig())
     ix = {n: i for i, n in enumerate(net.names.tolist())}
-    po = np.array([ix["F1"], ix["F2"], ix["F1"]])
-    pt = np.array([ix["D"], ix["D"], ix["S"]])
-    full, whole = carry_costs(net, po, pt)
-    np.testing.assert_allclose(full, [7.2, 7.2, 3.1])
-    np.testing.assert_allclose(whole, [70.2, 70.2, 30.1])
+    po = np.array([ix["F1"], ix["F2"], ix["F1"], ix["F1"]])
+    pt = np.array([ix["D"], ix["D"], ix["S"], ix["D"]])
+    full, alone = carry_costs(net, po, pt, np.array([1.0, 5.0, 20.0, 1e-3]))
+    np.testing.assert_allclose(full, [7.2, 7.2, 3.1, 7.2])
+    # Alone on the path via S: 30/v + 0.1 + 40/v + 0.1, a truck holding at most 10.
+    np.testing.assert_allclose(alone, [70.2, 14.2, 3.1, 70_000.2])
     # A DS is no transit facility: nothing reaches F1 from D, nor S through D.
-    back, _ = carry_costs(net, np.array([ix["D"]]), np.array([ix["F1"]]))
+    back, _ = carry_costs(net, np.array([ix["D"]]), np.array([ix["F1"]]), np.ones(1))
     assert np.isinf(back).all()
 
 
@@ -52,6 +53,13 @@ def test_a_penalty_that_pays_only_for_full_trucks_says_so():
     reasons = plan.summary["unserved_reasons"]
     assert [r["reason"] for r in reasons] == ["truck_fill"]
     assert "part-full" in reasons[0]["message"]
+
+
+def test_less_than_a_package_a_day_is_not_blamed_on_capacity():
+    # The default penalty beats a whole truck per package, not per 1e-6 of a package.
+    plan = solve(demand(("F1", "D", 1e-6)), NODES, LANES)
+    assert plan.unserved["volume"].sum() == 1e-6
+    assert [r["reason"] for r in plan.summary["unserved_reasons"]] == ["truck_fill"]
 
 
 def test_capacity_is_blamed_when_capacity_binds():

@@ -1,18 +1,20 @@
 """Why volume went unserved, per demand pair: the penalty, part-full trucks, or capacity.
 
 A package goes unserved when the penalty π is the cheapest thing to pay for it. For a pair
-(o, t) let the cheapest path (intermediate facilities of transit kinds only) be priced two
-ways, handling at every facility on it included:
+(o, t) take the cheapest path at full trucks (intermediate facilities of transit kinds
+only), handling at every facility on it included, and price it two ways:
 
-    full  = Σ_lanes (f_a / u_a + c_a) + Σ_facilities h_n   (every truck full)
-    whole = Σ_lanes (f_a + c_a) + Σ_facilities h_n         (one package pays a whole truck)
+    full  = Σ_lanes (f_a / u_a + c_a) + Σ_facilities h_n          (every truck full)
+    alone = Σ_lanes (f_a / min(v, u_a) + c_a) + Σ_facilities h_n  (the pair's day volume v
+                                                                   alone on its trucks)
 
 π < full: no plan would carry it, however full its trucks (the reason is the penalty,
-"raise [optimize] unserved_penalty"); full <= π < whole: carrying it pays only on trucks
-fuller than its volume fills; π >= whole: carrying one more package costs less than π on
-an empty path, so what stopped it is capacity (a facility, or a lane's max_trucks, or the
-price of adding capacity). The default penalty is above `whole` for every pair
-(mmplan.plan.network.default_penalty), so with it the reason is always capacity.
+"raise [optimize] unserved_penalty"); full <= π < alone: carrying it pays only on trucks
+fuller than its volume fills; π >= alone: carrying it alone would cost less than π, so
+what stopped it is capacity (a facility, a lane's max_trucks, or the price of adding
+capacity). The default penalty is above `alone` for any pair of at least one package a day
+(mmplan.plan.network.default_penalty), so with it the reason is capacity unless a pair asks
+for less than a package.
 """
 
 from __future__ import annotations
@@ -30,39 +32,50 @@ __all__ = ["REASONS", "carry_costs", "unserved_reasons"]
 REASONS = ("penalty", "truck_fill", "capacity", "no_route")
 
 
-def _cheapest(net: Network, origin: int, weight: np.ndarray) -> np.ndarray:
+def _cheapest(net: Network, origin: int, weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Cost from `origin` to every facility over paths whose inner facilities are transit
-    kinds (Bellman-Ford, at most |T| + 1 lanes), handling at the origin included."""
+    kinds (Bellman-Ford, at most |T| + 1 lanes), handling at the origin included, and the
+    last lane of each cheapest path (-1 where none)."""
     dist = np.full(net.n, np.inf)
     dist[origin] = net.handling[origin]
-    leaves = net.transit[net.lo] | (net.lo == origin)
-    lo, ld, w = net.lo[leaves], net.ld[leaves], weight[leaves]
+    pred = np.full(net.n, -1, dtype=np.int64)
+    lanes = np.flatnonzero(net.transit[net.lo] | (net.lo == origin))
     for _ in range(int(net.transit.sum()) + 1):
-        new = dist.copy()
-        np.minimum.at(new, ld, dist[lo] + w)
-        if np.array_equal(new, dist):
+        cand = dist[net.lo[lanes]] + weight[lanes]
+        better = cand < dist[net.ld[lanes]]
+        if not better.any():
             break
-        dist = new
-    return dist
+        a, c = lanes[better], cand[better]
+        order = np.lexsort((c, net.ld[a]))  # by facility, cheapest first
+        a, c = a[order], c[order]
+        _, first = np.unique(net.ld[a], return_index=True)
+        dist[net.ld[a[first]]] = c[first]
+        pred[net.ld[a[first]]] = a[first]
+    return dist, pred
 
 
 def carry_costs(
-    net: Network, origins: np.ndarray, destinations: np.ndarray
+    net: Network, origins: np.ndarray, destinations: np.ndarray, volumes: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per pair (facility indices), the cost per package of its cheapest path with full
-    trucks and with a whole truck per lane for one package (see the module docstring)."""
+    trucks, and on that path the cost per package of `volumes` (a day's) carried alone,
+    paying its trucks (see the module docstring)."""
     full_w = net.f / net.u + net.c + net.handling[net.ld]
-    whole_w = net.f + net.c + net.handling[net.ld]
     full = np.full(len(origins), np.inf)
-    whole = np.full(len(origins), np.inf)
+    alone = np.full(len(origins), np.inf)
     for o in np.unique(origins).tolist():
-        at = origins == o
-        full[at] = _cheapest(net, o, full_w)[destinations[at]]
-        whole[at] = _cheapest(net, o, whole_w)[destinations[at]]
-    return full, whole
+        dist, pred = _cheapest(net, o, full_w)
+        for i in np.flatnonzero(origins == o).tolist():
+            t = int(destinations[i])
+            full[i] = alone[i] = dist[t]
+            while t != o and pred[t] >= 0 and np.isfinite(full[i]):
+                a = pred[t]
+                alone[i] += net.f[a] / min(float(volumes[i]), net.u[a]) - net.f[a] / net.u[a]
+                t = int(net.lo[a])
+    return full, alone
 
 
-def _message(reason: str, penalty: float, full: float, whole: float) -> str:
+def _message(reason: str, penalty: float, full: float, alone: float) -> str:
     """What the summary says of a reason, with the penalty and the pair's carrying costs."""
     if reason == "penalty":
         return (
@@ -73,8 +86,8 @@ def _message(reason: str, penalty: float, full: float, whole: float) -> str:
     if reason == "truck_fill":
         return (
             f"the penalty ({penalty:,.4g} per package) pays for full trucks ({full:,.4g} per "
-            f"package) but not for part-full ones (up to {whole:,.4g}): its volume does not "
-            "fill trucks, or capacity binds; raise [optimize] unserved_penalty to serve it"
+            f"package) but not for the part-full trucks its volume fills ({alone:,.4g} per "
+            "package alone), or capacity binds; raise [optimize] unserved_penalty to serve it"
         )
     if reason == "no_route":
         return "no path of lanes through transit facilities reaches it"
@@ -88,7 +101,7 @@ def unserved_reasons(
     (the costs of its worst pair), and the `top` pairs by volume with their reason."""
     pairs = (
         unserved.group_by("origin", "destination")
-        .agg(pl.col("volume").sum())
+        .agg(pl.col("volume").sum(), pl.col("volume").mean().alias("per_day"))
         .sort("volume", "origin", "destination", descending=[True, False, False])
     )
     if pairs.is_empty():
@@ -96,17 +109,17 @@ def unserved_reasons(
     index = {name: i for i, name in enumerate(net.names.tolist())}
     po = np.array([index[o] for o in pairs["origin"].to_list()], dtype=np.int64)
     pt = np.array([index[t] for t in pairs["destination"].to_list()], dtype=np.int64)
-    full, whole = carry_costs(net, po, pt)
+    full, alone = carry_costs(net, po, pt, pairs["per_day"].to_numpy())
     reason = np.select(
-        [~np.isfinite(full), penalty < full, penalty < whole],
+        [~np.isfinite(full), penalty < full, penalty < alone],
         ["no_route", "penalty", "truck_fill"],
         "capacity",
     )
-    pairs = pairs.with_columns(
+    pairs = pairs.drop("per_day").with_columns(
         pl.Series("reason", reason, dtype=pl.String),
         # null, not infinity, where no path reaches: summary.json is JSON
         pl.Series("cost_full_trucks", np.where(np.isfinite(full), full, np.nan)).fill_nan(None),
-        pl.Series("cost_one_package", np.where(np.isfinite(whole), whole, np.nan)).fill_nan(None),
+        pl.Series("cost_alone", np.where(np.isfinite(alone), alone, np.nan)).fill_nan(None),
     )
     reasons = []
     for code in REASONS:
@@ -119,9 +132,7 @@ def unserved_reasons(
                 "reason": code,
                 "volume": float(mine["volume"].sum()),
                 "pairs": mine.height,
-                "message": _message(
-                    code, penalty, first["cost_full_trucks"], first["cost_one_package"]
-                ),
+                "message": _message(code, penalty, first["cost_full_trucks"], first["cost_alone"]),
             }
         )
     return {"reasons": reasons, "pairs": pairs.head(top).to_dicts()}
