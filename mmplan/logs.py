@@ -14,7 +14,8 @@ checkpoint; unset, a checkpoint costs one dictionary lookup. Names in use:
 `write_parquet.renaming` / `.renamed`, `write_text.renaming` / `.renamed`,
 `output_folder.swapping` / `.old-moved` / `.swapped`, `forecast.fitting`,
 `forecast.reconciling`, `optimize.solving` (the main thread, every tenth of a second while a
-solve is in flight: reached only by solves that take longer), `optimize.date-solved`.
+solve is in flight: reached only by solves that take longer), `optimize.date-started` (a
+solving thread, as it begins a date), `optimize.date-solved`.
 """
 
 from __future__ import annotations
