@@ -1,6 +1,6 @@
 """Ctrl-C (SIGINT) and SIGTERM during forecast, backtest and optimize: exit 130 and 143,
 nothing written, the previous output intact, and no lock, holder or temporary file left
-behind.
+behind; after the output's rename, the same exit codes and a message saying it was written.
 
 Each run stops itself at a checkpoint (mmplan.logs.checkpoint), is signalled there and
 continued, so the signal lands at the same point however fast the machine is.
@@ -21,6 +21,8 @@ from tests.test_robustness import (
     HANG_GUARD,
     OTHER_FORECAST,
     OTHER_PLAN,
+    _assert_complete_forecast,
+    _assert_complete_plan,
     _forecast_args,
     _optimize_args,
     _run_cli,
@@ -107,3 +109,41 @@ def test_signals_during_backtest_exit_130_and_143_and_leave_nothing(tmp_path):
 @pytest.mark.slow
 def test_signals_during_optimize_exit_130_and_143_and_leave_nothing(tmp_path):
     _signal_at_checkpoints("optimize", OPTIMIZE_POINTS, tmp_path)
+
+
+def _run_cli_logged(args: list[str], stop_at: str, stderr: str) -> None:
+    """`_run_cli` with the run's stderr (its messages) going to file `stderr`."""
+    fd = os.open(stderr, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+    os.dup2(fd, 2)
+    _run_cli(args, stop_at)
+
+
+@pytest.mark.parametrize(
+    "command, where", [("forecast", "write_parquet.renamed"), ("optimize", "output_folder.swapped")]
+)
+def test_a_signal_after_the_rename_says_the_output_was_written(tmp_path, command, where):
+    # The message claimed "no output was written" while the new output stood complete.
+    complete = {"forecast": _assert_complete_forecast, "optimize": _assert_complete_plan}
+    cfg = tmp_path / "other.toml"
+    cfg.write_text(CONFIGS[command][1])
+    for sig, code in SIGNALS:
+        out, err = tmp_path / f"out-{sig.name}", tmp_path / f"stderr-{sig.name}.txt"
+        proc = CTX.Process(target=_run_cli_logged, args=(ARGS[command](out, cfg), where, str(err)))
+        proc.start()
+        assert proc.pid is not None
+        try:
+            _wait_until_stopped(proc.pid, proc.is_alive, where)
+            os.kill(proc.pid, sig)
+            os.kill(proc.pid, signal.SIGCONT)
+            proc.join(HANG_GUARD)
+        finally:
+            if proc.is_alive():
+                proc.kill()
+                proc.join()
+        message = " ".join(err.read_text().split())
+        assert proc.exitcode == code, (sig, message)
+        assert "no output was written" not in message
+        assert f"{out} was written completely" in message, message
+        complete[command](out)
+        left = sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("."))
+        assert left == [], f"{sig.name} at {where} left {left}"
