@@ -31,7 +31,7 @@ from typing import Any
 import polars as pl
 
 from mmplan.errors import InputFileError, LockedError, OutputError
-from mmplan.logs import checkpoint
+from mmplan.logs import checkpoint, output_in_place
 from mmplan.tables import check, normalise, validate
 
 __all__ = [
@@ -219,6 +219,7 @@ def _rename_into_place(tmp: Path, target: Path, checkpoints: str) -> None:
         tmp.unlink(missing_ok=True)
         raise
     _replace(tmp, target)
+    output_in_place(target)
     checkpoint(f"{checkpoints}.renamed")
 
 
@@ -365,6 +366,7 @@ def output_folder(path: str | Path, record: dict[str, Any] | None = None) -> Ite
         if isinstance(exc, OSError):
             raise OutputError(f"cannot write {target}: {exc.strerror}.") from None
         raise
+    output_in_place(target)
     checkpoint("output_folder.swapped")
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)

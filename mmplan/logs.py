@@ -14,7 +14,12 @@ checkpoint; unset, a checkpoint costs one dictionary lookup. Names in use:
 `write_parquet.renaming` / `.renamed`, `write_text.renaming` / `.renamed`,
 `output_folder.swapping` / `.old-moved` / `.swapped`, `forecast.fitting`,
 `forecast.reconciling`, `optimize.solving` (the main thread, every tenth of a second while a
-solve is in flight: reached only by solves that take longer), `optimize.date-solved`.
+solve is in flight: reached only by solves that take longer), `optimize.date-started` (a
+solving thread, as it begins a date), `optimize.date-solved`.
+
+`output_in_place(path)` records an output this run has renamed into place complete, so that
+a Ctrl-C or SIGTERM arriving afterwards is reported as what it is (the output was written)
+and not as "no output was written"; `outputs_in_place()` lists those still there.
 """
 
 from __future__ import annotations
@@ -29,7 +34,37 @@ import time
 import warnings
 from typing import Any, TextIO
 
-__all__ = ["set_format", "json_logs", "emit", "checkpoint", "JsonLines"]
+__all__ = [
+    "set_format",
+    "json_logs",
+    "emit",
+    "checkpoint",
+    "JsonLines",
+    "output_in_place",
+    "outputs_in_place",
+    "forget_outputs",
+]
+
+# The outputs this run has renamed into place, complete (see output_in_place).
+_IN_PLACE: list[str] = []
+
+
+def output_in_place(path: os.PathLike[str] | str) -> None:
+    """Record that output `path` is in place and complete (just after its atomic rename)."""
+    _IN_PLACE.append(os.fspath(path))
+
+
+def outputs_in_place() -> list[str]:
+    """The outputs this run put in place that are still there, in the order written. A file
+    renamed inside a temporary folder that was dropped or swapped in is gone from its path,
+    so only outputs a user sees are listed."""
+    return [p for p in dict.fromkeys(_IN_PLACE) if os.path.exists(p)]
+
+
+def forget_outputs() -> None:
+    """Start a run's record afresh (a process may run several commands, as tests do)."""
+    _IN_PLACE.clear()
+
 
 _FORMAT = {"value": "text"}
 

@@ -27,7 +27,7 @@ import typer
 
 from mmplan import __version__
 from mmplan.errors import EXIT_INTERNAL, MmplanError, UsageError
-from mmplan.logs import emit, json_logs, set_format
+from mmplan.logs import emit, forget_outputs, json_logs, outputs_in_place, set_format
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -129,6 +129,15 @@ def _exit_now_if_solves_run(code: int) -> None:
     os._exit(code)
 
 
+def _stopped_message(what: str) -> str:
+    """What a Ctrl-C or SIGTERM left: nothing, or (arriving after an output's rename) the
+    outputs that were written completely before it."""
+    done = outputs_in_place()
+    if not done:
+        return f"{what}; no output was written."
+    return f"{what} after {', '.join(done)} was written completely; no other output was written."
+
+
 class Terminated(KeyboardInterrupt):
     """SIGTERM, raised in the main thread as Ctrl-C is, so that the same cleanup runs (the
     temporary output and the lock files are removed) and the run ends with exit 143."""
@@ -162,6 +171,7 @@ def handled(func: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         debug = bool(kwargs.get("debug"))
         started = time.perf_counter()
+        forget_outputs()
         emit("start", command=func.__name__, argv=sys.argv[1:])
         try:
             with sigterm_raises():
@@ -181,14 +191,15 @@ def handled(func: Callable[..., Any]) -> Callable[..., Any]:
             stderr_console().print(f"[bold red]error:[/] {escape(exc.message)}")
             raise typer.Exit(exc.exit_code) from None
         except Terminated:
-            message = "terminated (SIGTERM); no output was written."
+            message = _stopped_message("terminated (SIGTERM)")
             emit("error", command=func.__name__, exit_code=EXIT_TERMINATED, message=message)
             stderr_console().print(message, markup=False)
             _exit_now_if_solves_run(EXIT_TERMINATED)
             raise typer.Exit(EXIT_TERMINATED) from None
         except KeyboardInterrupt:
-            stderr_console().print("interrupted; no output was written.")
-            emit("interrupted", command=func.__name__, exit_code=130)
+            message = _stopped_message("interrupted")
+            stderr_console().print(message, markup=False)
+            emit("interrupted", command=func.__name__, exit_code=130, message=message)
             _exit_now_if_solves_run(130)
             raise typer.Exit(130) from None
         except Exception:

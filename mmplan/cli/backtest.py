@@ -84,7 +84,7 @@ def backtest(
             "backtest", setup.config, seconds, history=history, baseline=baseline
         )
         outputs.write_backtest(outdir, result, record)
-    summary = render.backtest_summary(result, outdir)
+    summary = render.backtest_summary(result, outdir, inputs.backtest_notes(setup))
     emit("summary", command="backtest", **summary, gate_passed=result.passed)
     outputs.write_gate_reports(result, summary, seconds, junit, summary_md)
     if json_out:

@@ -59,6 +59,7 @@ def forecast(
     from mmplan.cli import inputs, outputs, render
     from mmplan.config import load_config
     from mmplan.forecasting import forecast as run_forecast
+    from mmplan.forecasting import hierarchy_notes
     from mmplan.io import check_output_file, output_lock, write_parquet
 
     cfg = load_config(config, forecast={"horizon": horizon}, engine=engine_flags(engine, scheduler))
@@ -78,6 +79,7 @@ def forecast(
         seconds = time.perf_counter() - started
         paths = {"history": history, "champions": champions, "calibration": calibration}
         write_parquet(result, output, outputs.run_record("forecast", cfg, seconds, **paths))
-    summary = render.forecast_summary(result, output, read.calibration)
+    notes = hierarchy_notes(cfg.forecast, read.history.columns)
+    summary = render.forecast_summary(result, output, read.calibration, notes)
     summarize("forecast", summary, json_out)
     render.print_forecast(stderr_console(quiet), summary)

@@ -24,6 +24,7 @@ __all__ = [
     "ForecastInputs",
     "PlanInputs",
     "read_backtest_inputs",
+    "backtest_notes",
     "parse_date",
     "check_kind",
     "parse_scenarios",
@@ -97,6 +98,13 @@ class ForecastInputs(NamedTuple):
     def backtest_tables(self) -> dict[str, pl.DataFrame | None]:
         """The backtest's champions and calibration, as `forecast()` takes them."""
         return {"champions": self.champions, "calibration": self.calibration}
+
+
+def backtest_notes(setup: BacktestSetup) -> list[str]:
+    """What the backtest summary notes about its inputs: default levels left out."""
+    from mmplan.forecasting import hierarchy_notes
+
+    return hierarchy_notes(setup.config.forecast, setup.history.columns)
 
 
 def read_forecast_inputs(

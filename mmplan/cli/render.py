@@ -84,13 +84,17 @@ def print_validation(
 
 # --------------------------------------------------------------------------- forecast
 
-__all__ += ["forecast_summary", "print_forecast"]
+__all__ += ["forecast_summary", "print_forecast", "print_notes"]
 
 
 def forecast_summary(
-    result: pl.DataFrame, output: str | Path, calibration: pl.DataFrame | None = None
+    result: pl.DataFrame,
+    output: str | Path,
+    calibration: pl.DataFrame | None = None,
+    notes: list[str] | None = None,
 ) -> dict[str, Any]:
-    """Counts per level and model, the horizon, the forecast total and any calibration."""
+    """Counts per level and model, the horizon, the forecast total, any calibration, and
+    notes on what the run settled for the planner (e.g. a default level left out)."""
     lanes = result.filter(pl.col("level") == "lane")
     factors = None
     if calibration is not None:
@@ -113,6 +117,7 @@ def forecast_summary(
         ),
         "total_forecast": float(result.filter(pl.col("level") == "total")["forecast"].sum()),
         "calibration": factors,
+        "notes": list(notes or []),
     }
 
 
@@ -135,6 +140,13 @@ def print_forecast(console: Console, summary: dict[str, Any]) -> None:
     if cal and cal["factors"]:
         factors = ", ".join(f"{level} x{f:.2f}" for level, f in cal["factors"].items())
         console.print(f"intervals calibrated on backtest errors ({cal['interval']}%): {factors}")
+    print_notes(console, summary)
+
+
+def print_notes(console: Console, summary: dict[str, Any]) -> None:
+    """A summary's notes, one line each, in yellow: the run worked, but read these."""
+    for note in summary.get("notes") or []:
+        console.print(f"note: {note}", style="yellow", markup=False, highlight=False)
 
 
 # --------------------------------------------------------------------------- optimize
@@ -180,11 +192,9 @@ def plan_summary(plan: Plan, output: str | Path, top: int = 5) -> dict[str, Any]
             "pairs": unserved.select("origin", "destination").unique().height,
             "penalty_per_package": s["unserved_penalty"],
             "penalty_cost": s["totals"]["unserved_penalty_cost"],
-            "worst_pairs": unserved.group_by("origin", "destination")
-            .agg(pl.col("volume").sum())
-            .sort("volume", descending=True)
-            .head(top)
-            .to_dicts(),
+            # Per reason (penalty below the carrying cost, part-full trucks, capacity).
+            "reasons": s.get("unserved_reasons", []),
+            "worst_pairs": s.get("unserved_pairs", [])[:top],
         },
     }
 
@@ -279,19 +289,32 @@ def print_plan(console: Console, summary: dict[str, Any]) -> None:
                 f"{row['mean_utilization']:.0%}",
             )
         console.print(table)
-    u = summary["unserved"]
-    if u["volume"] > 0:
-        worst = ", ".join(
-            f"{r['origin']}->{r['destination']} {r['volume']:,.0f}" for r in u["worst_pairs"]
-        )
-        console.print(
-            f"[bold yellow]unserved:[/] {u['volume']:,.0f} packages on {u['pairs']} pairs, "
-            f"penalty {u['penalty_per_package']:,.2f} each = {u['penalty_cost']:,.0f} "
-            f"(capacity ran out; most: {escape(worst)})",
-            markup=True,
-        )
-    else:
+    _print_unserved(console, summary["unserved"])
+
+
+def _print_unserved(console: Console, u: dict[str, Any]) -> None:
+    """The unserved line, and under it one line per reason with its worst pairs: the penalty
+    below the cost of carrying, part-full trucks, or capacity."""
+    if u["volume"] <= 0:
         console.print("unserved: none; every package has a route.")
+        return
+    console.print(
+        f"[bold yellow]unserved:[/] {u['volume']:,.0f} packages on {u['pairs']} pairs, "
+        f"penalty {u['penalty_per_package']:,.4g} each = {u['penalty_cost']:,.0f}",
+        markup=True,
+    )
+    for r in u["reasons"]:
+        worst = ", ".join(
+            f"{p['origin']}->{p['destination']} {p['volume']:,.0f}"
+            for p in u["worst_pairs"]
+            if p["reason"] == r["reason"]
+        )
+        most = f"; most: {worst}" if worst else ""
+        console.print(
+            f"  {r['volume']:,.0f} on {r['pairs']} pairs: {r['message']}{most}",
+            markup=False,
+            highlight=False,
+        )
 
 
 # --------------------------------------------------------------------------- backtest
@@ -321,8 +344,11 @@ def _rule_text(g: GateResult) -> tuple[str, str, str]:
     return threshold, measured, g.status
 
 
-def backtest_summary(result: BacktestResult, outdir: str | Path) -> dict[str, Any]:
-    """What a planner reads after a backtest: per level, the primary run against naive."""
+def backtest_summary(
+    result: BacktestResult, outdir: str | Path, notes: list[str] | None = None
+) -> dict[str, Any]:
+    """What a planner reads after a backtest: per level, the primary run against naive,
+    and notes on what the run settled (e.g. a default level left out)."""
     record = result.metrics_json
     primary, naive = record["primary"], record["baseline"]
     p = min(record["interval_levels"]) if record["interval_levels"] else None
@@ -359,6 +385,7 @@ def backtest_summary(result: BacktestResult, outdir: str | Path) -> dict[str, An
         if p
         else None,
         "gate": record["gate"],
+        "notes": list(notes or []),
     }
 
 
@@ -397,6 +424,7 @@ def print_backtest(console: Console, summary: dict[str, Any]) -> None:
     if summary["champions"]:
         counts = ", ".join(f"{m} {n}" for m, n in summary["champions"].items())
         console.print(f"champions: {counts} (champions.parquet, for mmplan forecast --champions)")
+    print_notes(console, summary)
 
 
 def gate_lines(gates: list[GateResult]) -> list[str]:

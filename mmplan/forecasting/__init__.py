@@ -23,6 +23,7 @@ from mmplan.forecasting.hierarchy import (
     Hierarchy,
     build_hierarchy,
     hierarchy_levels,
+    hierarchy_notes,
     history_hierarchy,
     upper_hierarchy,
 )
@@ -44,6 +45,7 @@ __all__ = [
     "Hierarchy",
     "build_hierarchy",
     "hierarchy_levels",
+    "hierarchy_notes",
     "history_hierarchy",
     "upper_hierarchy",
     "LaneSeries",

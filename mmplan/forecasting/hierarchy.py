@@ -25,6 +25,7 @@ __all__ = [
     "Level",
     "Hierarchy",
     "hierarchy_levels",
+    "hierarchy_notes",
     "series_id",
     "build_hierarchy",
     "history_hierarchy",
@@ -62,10 +63,45 @@ class Hierarchy:
         return True
 
 
+def _default_hierarchy(cfg: ForecastConfig) -> bool:
+    """True when `[forecast].hierarchy` is the default, not set by a file or a caller."""
+    return "hierarchy" not in cfg.model_fields_set
+
+
+def _absent_default_levels(cfg: ForecastConfig, columns: list[str]) -> list[list[str]]:
+    """The default hierarchy's levels naming a column the history does not have."""
+    if not _default_hierarchy(cfg):
+        return []
+    return [cols for cols in cfg.hierarchy if any(c not in columns for c in cols)]
+
+
+def hierarchy_notes(cfg: ForecastConfig, columns: list[str]) -> list[str]:
+    """What the summary says about levels of the default hierarchy left out: one sentence
+    per level whose column the history lacks. Empty for a configured hierarchy (a missing
+    column there is an error, raised by `hierarchy_levels`)."""
+    notes = []
+    for cols in _absent_default_levels(cfg, columns):
+        missing = ", ".join(c for c in cols if c not in columns)
+        notes.append(
+            f"the default [forecast].hierarchy level '{'/'.join(cols)}' was left out: the "
+            f"history has no {missing} column. Add the column, or set [forecast].hierarchy "
+            "to the levels you want."
+        )
+    return notes
+
+
 def hierarchy_levels(cfg: ForecastConfig, columns: list[str]) -> list[Level]:
-    """(name, key columns) for every level, total first and lane last."""
+    """(name, key columns) for every level, total first and lane last.
+
+    A level naming a column the history does not have is a ConfigError when the hierarchy
+    was configured; with the default hierarchy it is left out (`hierarchy_notes` says so),
+    so a history with only the contract's required columns forecasts with the defaults.
+    """
     levels: list[Level] = [(TOTAL, [])]
+    absent = _absent_default_levels(cfg, columns)
     for cols in cfg.hierarchy:
+        if cols in absent:
+            continue
         missing = [c for c in cols if c not in columns]
         if missing:
             raise ConfigError(

@@ -52,7 +52,8 @@ The package, in the order a run goes through it: `network` (the nodes and lanes 
 `demand` (the rows to plan, per date), `model` (one date's MIP), `threads` (Ctrl-C-safe
 solving threads), `solve` (one date's phases), `parallel` (the dates across threads or a
 Dask engine), `paths` (per-pair paths from commodity flows), `check` (the plan's own
-check) and `assemble` (the plan tables and summary).
+check), `assemble` (the plan tables and summary) and `unserved` (why volume went
+unserved, per pair).
 """
 
 from __future__ import annotations

@@ -21,6 +21,7 @@ from mmplan.plan.model import Model
 from mmplan.plan.network import NOISE, Network
 from mmplan.plan.paths import PairFlows, decompose
 from mmplan.plan.solve import NOT_RUN, DateOutcome, DayOutcome, clean
+from mmplan.plan.unserved import unserved_reasons
 
 _TRUCKS = {
     "origin": pl.String,
@@ -89,15 +90,19 @@ class _TruckRows(NamedTuple):
     package_cost: float
 
 
-def _repair(net: Network, m: Model, v: np.ndarray, flows: PairFlows, dst: np.ndarray) -> PairFlows:
+def _repair(
+    net: Network, m: Model, v: np.ndarray, flows: PairFlows, dst: np.ndarray, whole: bool
+) -> PairFlows:
     """Primal residuals of a first-order LP solver (PDLP) gone: a pair whose flows overload
     a lane's trucks or a facility's capacity (by solver noise, 0.02 packages on a sample
     plan) has all its flows scaled down by the worst overload, the rest unserved, so loads
-    fit exactly and every pair's flow still conserves. Updates `v`'s unserved in place."""
+    fit exactly and every pair's flow still conserves. Updates `v`'s unserved in place.
+    With `whole` trucks the rounded ones count: a 1e-9 truck is integral to the solver and
+    carries a tiny demand, but the plan has none."""
     fp, fl, fv = flows
     lanes = len(net.lo)
     trucks = np.zeros(lanes)
-    trucks[m.y_lane] = v[m.y_cols]
+    trucks[m.y_lane] = np.round(v[m.y_cols]) if whole else v[m.y_cols]
     load = np.bincount(fl, weights=fv, minlength=lanes)
     lane_room = np.divide(trucks * net.u, load, out=np.ones(lanes), where=load > 0)
     z = np.bincount(m.z_node, weights=v[m.n_x + m.n_y : m.n_x + m.n_y + m.n_z], minlength=net.n)
@@ -118,6 +123,21 @@ def _repair(net: Network, m: Model, v: np.ndarray, flows: PairFlows, dst: np.nda
     return PairFlows(fp, fl, fv * factor[fp])
 
 
+def _conserve(
+    net: Network, m: Model, v: np.ndarray, flows: PairFlows, dst: np.ndarray, q: np.ndarray
+) -> PairFlows:
+    """Every pair's unserved volume made exactly its demand less what its paths bring into
+    its destination, so served + unserved = demand whatever the solver's tolerances left
+    (an absolute 1e-6 is most of a pair's demand when volumes are tiny). A pair its paths
+    would over-serve by noise has them scaled to its demand. Updates `v`'s unserved in place."""
+    fp, fl, fv = flows
+    arrives = net.ld[fl] == dst[fp]
+    served = np.bincount(fp[arrives], weights=fv[arrives], minlength=len(q))
+    factor = np.divide(q, served, out=np.ones(len(q)), where=served > q)
+    v[m.s_cols] = q - np.minimum(served, q)
+    return PairFlows(fp, fl, fv * factor[fp])
+
+
 def _checked_day(
     net: Network, date_outcome: DateOutcome, config: OptimizeConfig, scale: float
 ) -> _CheckedDay:
@@ -127,7 +147,7 @@ def _checked_day(
     n2 = net.reversed() if rev else net
     flows = decompose(m, v, n2, a, b, q, scale)
     v = v.copy()
-    flows = _repair(n2, m, v, flows, b)
+    flows = _conserve(n2, m, v, _repair(n2, m, v, flows, b, not config.relax), b, q)
     fp, fl, fv = flows
     # Rebuild the commodity flows from the paths: a cycle the solver left in a plan
     # carries nothing anywhere, so it goes, with its cost.
@@ -205,10 +225,12 @@ def _downgrades(per_day: dict[str, dict[str, Any]], relax: bool) -> dict[str, An
     }
 
 
-def _truck_rows(net: Network, day: _CheckedDay) -> _TruckRows:
-    """Trucks, volume, utilization and cost of every lane the date uses."""
+def _truck_rows(net: Network, day: _CheckedDay, scale: float) -> _TruckRows:
+    """Trucks, volume, utilization and cost of every lane the date uses: with trucks above
+    solver noise, or carrying volume above noise relative to the demand (an LP plan of tiny
+    volumes has tiny fractional trucks)."""
     y, load = day.y, day.loads.lane
-    used = y > NOISE
+    used = (y > NOISE) | ((y > 0) & (load[day.model.y_lane] > NOISE * scale))
     lanes_used = day.model.y_lane[used]
     truck_cost = net.f[lanes_used] * y[used]
     pkg_cost = net.c[lanes_used] * load[lanes_used]
@@ -283,10 +305,11 @@ def _node_rows(net: Network, day: _CheckedDay, duals: np.ndarray | None) -> pl.D
     ).with_columns(pl.col("capacity", "utilization", "shadow_price").fill_nan(None))
 
 
-def _unserved_rows(net: Network, day: _CheckedDay, scale: float) -> pl.DataFrame:
-    """Volume of every pair not served (above solver noise)."""
+def _unserved_rows(net: Network, day: _CheckedDay) -> pl.DataFrame:
+    """Volume of every pair not served, above noise relative to the pair's own demand (a
+    cut-off relative to the largest demand would drop a small pair's whole demand)."""
     s = day.s
-    lost = s > NOISE * scale
+    lost = s > NOISE * day.q
     return pl.DataFrame(
         {
             "origin": net.names[day.po[lost]],
@@ -331,11 +354,11 @@ def assemble(
         objective += day.objective
         bound += out.bound
         heuristic_total += out.heuristic if math.isfinite(out.heuristic) else 0.0
-        truck_rows = _truck_rows(net, day)
+        truck_rows = _truck_rows(net, day, scale)
         trucks.append(truck_rows.frame)
         flows.append(_flow_rows(net, day))
         node_rows.append(_node_rows(net, day, out.duals))
-        unserved.append(_unserved_rows(net, day, scale))
+        unserved.append(_unserved_rows(net, day))
         totals["truck_cost"] += truck_rows.truck_cost
         totals["package_cost"] += truck_rows.package_cost
         totals["handling_cost"] += float((net.handling * day.loads.throughput).sum())
@@ -367,6 +390,9 @@ def assemble(
         demand=float(sum(float(o.q.sum()) for o in outcomes)),
         dates=len(outcomes),
     )
+    # Per pair, whether the penalty, part-full trucks or capacity left it unserved.
+    why = unserved_reasons(net, plan.unserved, penalty)
+    plan.summary["unserved_reasons"], plan.summary["unserved_pairs"] = why["reasons"], why["pairs"]
     return plan
 
 

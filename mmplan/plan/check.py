@@ -45,7 +45,9 @@ def check_plan(
     `y` holds the trucks on lanes `y_lane`, `z` the capacity added per facility, `s` the
     unserved volume per pair."""
     fp, fl, fv = flows
-    tol = TOL * max(scale, 1.0)
+    # Relative to the demand, however small: an absolute floor (1e-5) is all of a pair's
+    # demand when volumes are 1e-9 packages, and let unconserved plans through.
+    tol = TOL * scale
     problems = []
     if integral and np.any(np.abs(y - np.round(y)) > 1e-6):
         problems.append("trucks are not integral")

@@ -74,6 +74,7 @@ def solve_dates(
         now = time.perf_counter()
         share = 1.0 / math.ceil(max(left_days, 1) / workers)
         limit = max(deadline - now, 0.0) * share
+        checkpoint("optimize.date-started")
         outcome = solve_date(days[i], net, penalty, config, limit)
         outcome.day.started = now - started
         finished(i)

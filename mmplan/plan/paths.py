@@ -50,7 +50,7 @@ def decompose(
         for p in mine.tolist():
             need = q[p] - s[p]
             t = int(pt[p])
-            while need > NOISE * scale:
+            while need > NOISE * q[p]:  # relative to the pair, however small
                 path = _path_back(flow, into, net, t, k, NOISE * scale)
                 if not path:
                     break  # the checker reports the pair as not conserved
