@@ -40,7 +40,7 @@ __all__ = [
     "default_events",
 ]
 
-# Models a planner may name; each maps to a statsforecast class in mmplan.models.
+# Models a planner may name: statsforecast classes (mmplan.forecasting.models), and LightGBM.
 FORECAST_MODELS = (
     "AutoETS",
     "AutoTheta",
@@ -55,6 +55,7 @@ FORECAST_MODELS = (
     "ADIDA",
     "IMAPA",
     "TSB",
+    "LightGBM",  # one global model across the series (mmplan.forecasting.gbm)
 )
 ModelName = Literal[FORECAST_MODELS]  # type: ignore[valid-type]
 

@@ -22,6 +22,7 @@ from mmplan.forecasting.frequency import (
     season,
     statsforecast_freq,
 )
+from mmplan.forecasting.gbm import GBM_MODEL, gbm_forecasts
 from mmplan.forecasting.series import event_features
 from mmplan.logs import checkpoint
 
@@ -195,6 +196,12 @@ def base_forecasts(
         progress(done, todo.height, f"fitting {model} on {ids.len():,} series")
         checkpoint("forecast.fitting")
         data = y.filter(pl.col("unique_id").is_in(ids.implode()))
+        if model == GBM_MODEL:  # one global model over the group, in this process
+            fc, fit_values = gbm_forecasts(data, end, cfg)
+            futures.append(fc)
+            fitted.append(fit_values)
+            done += ids.len()
+            continue
         x_future = None
         if model in EXOGENOUS_MODELS and cfg.events:
             feats = event_features(data["ds"].unique().sort(), cfg.events, freq)

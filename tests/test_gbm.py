@@ -1,0 +1,89 @@
+"""`model = "LightGBM"`: the global model across series (mmplan.forecasting.gbm)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import polars as pl
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mmplan.forecasting import forecast
+from tests.conftest import START, fast_config, make_history
+
+
+def gbm(**overrides):
+    return fast_config(model="LightGBM", horizon=14, n_jobs=1, **overrides)
+
+
+def weekday_lanes(days: int, idle: list[int], seed: int) -> pl.DataFrame:
+    """Six lanes of two origins, every one idle on the weekdays in `idle` (0 = Monday)."""
+    rng = np.random.default_rng(seed)
+    dates = [START + dt.timedelta(days=k) for k in range(days)]
+    busy = np.array([d.weekday() not in idle for d in dates], dtype=float)
+    frames = []
+    for i in range(6):
+        level = rng.uniform(20, 400)
+        frames.append(
+            pl.DataFrame(
+                {
+                    "date": dates,
+                    "origin": f"FC{i % 2}",
+                    "destination": f"DS{i}",
+                    "volume": rng.poisson(level * busy).astype(float),
+                    "origin_region": "EAST",
+                }
+            )
+        )
+    return pl.concat(frames)
+
+
+@settings(max_examples=4, deadline=None)
+@given(idle=st.integers(0, 6).map(lambda d: [d]), seed=st.integers(0, 99))
+def test_the_global_model_learns_the_weekdays_a_lane_does_not_run(idle, seed):
+    # One idle weekday: with two, the lanes ship on 5 days of 7, an inter-demand interval
+    # of 1.4 > sparse_adi, and the sparse rule gives them Croston instead.
+    fc = forecast(weekday_lanes(140, idle, seed), gbm())
+    lanes = fc.filter(pl.col("level") == "lane")
+    off = (lanes.get_column("date").dt.weekday() - 1).is_in(idle)
+    assert lanes.filter(off)["forecast"].max() < 0.05 * lanes.filter(~off)["forecast"].mean()
+    assert set(lanes["model"]) == {"LightGBM"}
+
+
+def test_forecasts_are_non_negative_ordered_and_add_up():
+    fc = forecast(make_history(n_lanes=9, days=150), gbm(reconciliation="MinTrace(wls_var)"))
+    assert (fc["lo_95"] >= 0).all()
+    assert ((fc["lo_95"] <= fc["lo_80"]) & (fc["lo_80"] <= fc["forecast"])).all()
+    assert ((fc["forecast"] <= fc["hi_80"]) & (fc["hi_80"] <= fc["hi_95"])).all()
+    lanes = fc.filter(pl.col("level") == "lane").group_by("date").agg(pl.col("forecast").sum())
+    total = fc.filter(pl.col("level") == "total").select("date", "forecast")
+    both = lanes.join(total, on="date", suffix="_total")
+    assert (
+        (both["forecast"] - both["forecast_total"]).abs() <= 1e-6 * both["forecast_total"]
+    ).all()
+
+
+def test_a_rerun_is_identical_and_units_do_not_change_the_forecast():
+    history = make_history(n_lanes=6, days=120, seed=3)
+    first, again = forecast(history, gbm()), forecast(history, gbm())
+    assert first.equals(again)
+    scaled = forecast(history.with_columns(pl.col("volume") * 1000.0), gbm())
+    lane = pl.col("level") == "lane"
+    a = first.filter(lane)["forecast"].to_numpy()
+    b = scaled.filter(lane)["forecast"].to_numpy() / 1000.0
+    assert np.allclose(a, b, rtol=1e-3, atol=1e-6 * a.max())
+
+
+def test_a_day_the_whole_network_was_closed_does_not_drag_the_next_days():
+    # The last day has no rows at all (a holiday closure): the recursive model must not
+    # carry that zero into the week after it.
+    history = make_history(n_lanes=6, days=150, new_lane=False, closed_lane=False, sparse_every=0)
+    end = history.get_column("date").max()
+    closed = history.filter(pl.col("date") != end).vstack(
+        history.filter(pl.col("date") == end).with_columns(pl.lit(0.0).alias("volume"))
+    )
+    fc = forecast(closed, gbm())
+    total = fc.filter(pl.col("level") == "total").sort("date")["forecast"][:7].sum()
+    week = history.filter(pl.col("date") > end - dt.timedelta(days=8), pl.col("date") < end)
+    assert total > 0.8 * week["volume"].sum()
