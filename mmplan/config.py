@@ -166,6 +166,9 @@ class ForecastConfig(Section):
     levels: list[int] = Field(default_factory=lambda: [80, 95])
     hierarchy: list[list[str]] = Field(default_factory=lambda: [["origin_region"], ["origin"]])
     model: ModelName = "AutoETS"
+    # Models the validation windows try against `model` for the regular series; the one
+    # with the lowest lane error there forecasts (mmplan.forecasting.pipeline.forecast).
+    candidates: list[ModelName] = Field(default_factory=list)
     # None: by frequency (7 days, 52 weeks, 12 months; mmplan.forecasting.frequency.season).
     season_length: int | None = Field(default=None, ge=1)
     mstl_trend: Literal["ARIMA", "AutoARIMA", "AutoETS"] = "ARIMA"

@@ -106,3 +106,18 @@ def test_auto_gives_a_lane_with_its_own_trend_its_own_model():
         .to_numpy()
     )
     np.testing.assert_allclose(lanes, total, rtol=1e-9)
+
+
+def test_the_validation_windows_pick_the_candidate_that_erred_least():
+    # Strong weekday profile: SeasonalNaive(7) forecasts it, Naive (yesterday) does not.
+    history = two_lanes(150, [0, 1, 2, 3, 4], seed=1, level=400)
+    for model, candidates in (("Naive", ["SeasonalNaive"]), ("SeasonalNaive", ["Naive"])):
+        cfg = ForecastConfig(
+            model=model, candidates=candidates, lanes="model", horizon=14, n_jobs=1
+        )
+        fc = forecast(history, cfg)
+        regular = fc.filter(pl.col("level") != "lane")["model"].unique().to_list()
+        assert regular == ["SeasonalNaive"], (model, regular)
+    # Without candidates the configured model stays, however it does.
+    fc = forecast(history, ForecastConfig(model="Naive", lanes="model", horizon=14, n_jobs=1))
+    assert fc.filter(pl.col("level") != "lane")["model"].unique().to_list() == ["Naive"]

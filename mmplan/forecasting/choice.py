@@ -73,6 +73,7 @@ class Validation:
     use_share: npt.NDArray[np.bool_]  # per lane of the final hierarchy: take the share
     factors: pl.DataFrame  # level, rule ("all"), interval, factor, points
     cutoffs: list[dt.date]
+    lane_error: float  # absolute error summed over the windows' lanes, as chosen
 
 
 def compose(parts: Parts, use_share: npt.NDArray[np.bool_]) -> LaneForecast:
@@ -172,7 +173,8 @@ def validate(
     has_share = windows[0].parts.shared is not None
     use_share = (err_share < err_model) | ~seen if has_share else np.zeros(n_lanes, dtype=bool)
     factors = _factors(windows, use_share, cfg.levels)
-    return Validation(use_share, factors, [w.parts.end for w in windows])
+    error = float(np.where(use_share, err_share, err_model)[seen].sum())
+    return Validation(use_share, factors, [w.parts.end for w in windows], error)
 
 
 def _factors(

@@ -50,7 +50,7 @@ import polars as pl
 from mmplan.config import Config, ForecastConfig
 from mmplan.errors import ConfigError, DataError
 from mmplan.forecasting.calibration import calibrate, check_calibration
-from mmplan.forecasting.choice import Parts, compose, validate
+from mmplan.forecasting.choice import Parts, Validation, compose, validate
 from mmplan.forecasting.frequency import config_freq, future_dates, n_periods, resolve, season
 from mmplan.forecasting.hierarchy import Hierarchy, history_hierarchy, upper_hierarchy
 from mmplan.forecasting.models import (
@@ -110,18 +110,14 @@ def forecast(
         check_calibration(calibration, [name for name, _ in hier.levels], cfg)
     cfg = cfg.model_copy(update={"lanes": lanes_mode(cfg, hier)})
     report = progress or no_progress
-    parts = forecast_parts(history, hier, cfg, champions, report, engine)
     checked = None
-    if cfg.validation_windows and (cfg.lanes == "auto" or calibration is None):
+    if cfg.validation_windows and (
+        cfg.lanes == "auto" or calibration is None or len(_tries(cfg)) > 1
+    ):
         report(0, cfg.validation_windows, "validating")
         checkpoint("forecast.validating")
-
-        def run(train: pl.DataFrame) -> Parts:
-            return forecast_parts(
-                train, history_hierarchy(train, cfg), cfg, champions, no_progress, engine
-            )
-
-        checked = validate(history, hier, cfg, run)
+        cfg, checked = _validated(history, hier, cfg, champions, engine)
+    parts = forecast_parts(history, hier, cfg, champions, report, engine)
     n_lanes = hier.lanes.height
     use_share = np.full(n_lanes, cfg.lanes == "share")
     if cfg.lanes == "auto":
@@ -139,6 +135,39 @@ def forecast(
     table = _forecast_table(hier, parts.plan, parts.end, point, bands, lanes.labels, cfg)
     _check_finite(table, cfg)
     return table
+
+
+def _tries(cfg: ForecastConfig) -> list[str]:
+    """The models the validation windows compare: `model` and its candidates."""
+    return list(dict.fromkeys([cfg.model, *cfg.candidates]))
+
+
+def _validated(
+    history: pl.DataFrame,
+    hier: Hierarchy,
+    cfg: ForecastConfig,
+    champions: pl.DataFrame | None,
+    engine: Engine | None,
+) -> tuple[ForecastConfig, Validation | None]:
+    """The validation windows, once per model tried: the config of the model whose lanes
+    (shared or its own, as each lane chose) erred least in them, and what they measured.
+    Candidates tie-break in their order, `model` first."""
+    best: tuple[ForecastConfig, Validation | None] | None = None
+    for model in _tries(cfg):
+        tried = cfg.model_copy(update={"model": model})
+
+        def run(train: pl.DataFrame, tried: ForecastConfig = tried) -> Parts:
+            return forecast_parts(
+                train, history_hierarchy(train, tried), tried, champions, no_progress, engine
+            )
+
+        checked = validate(history, hier, tried, run)
+        if best is None or (
+            checked is not None and (best[1] is None or checked.lane_error < best[1].lane_error)
+        ):
+            best = (tried, checked)
+    assert best is not None  # _tries always holds `model`
+    return best
 
 
 def lanes_mode(cfg: ForecastConfig, hier: Hierarchy) -> str:
