@@ -200,10 +200,14 @@ def _features(panel: _Panel, z: npt.NDArray[np.float64], t: int) -> npt.NDArray[
             means.append(np.full(n, np.nan))
         else:
             block = z[:, lo:hi]
-            with np.errstate(all="ignore"):
-                means.append(
-                    np.nanmean(block, axis=1) if np.isnan(block).any() else block.mean(axis=1)
-                )
+            if np.isnan(block).any():
+                # A series younger than the window: the mean of the days it has (NaN,
+                # silently, when it has none).
+                seen = (~np.isnan(block)).sum(axis=1)
+                total = np.nansum(block, axis=1)
+                means.append(np.where(seen > 0, total / np.maximum(seen, 1), np.nan))
+            else:
+                means.append(block.mean(axis=1))
     calendar = np.broadcast_to(panel.calendar[t], (n, panel.calendar.shape[1]))
     series = np.arange(n, dtype=float)
     return np.column_stack([*lags, *means, calendar, series, panel.levels.astype(float)])
