@@ -165,7 +165,7 @@ class ForecastConfig(Section):
     horizon: int = Field(default=28, ge=1, le=366)
     levels: list[int] = Field(default_factory=lambda: [80, 95])
     hierarchy: list[list[str]] = Field(default_factory=lambda: [["origin_region"], ["origin"]])
-    model: ModelName = "AutoETS"
+    model: ModelName = "LightGBM"
     # Models the validation windows try against `model` for the regular series; the one
     # with the lowest lane error there forecasts (mmplan.forecasting.pipeline.forecast).
     candidates: list[ModelName] = Field(default_factory=list)

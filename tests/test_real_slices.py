@@ -75,7 +75,7 @@ def test_each_lane_is_shared_or_modelled_by_the_validation_rule(real):
     )
     # One rule per lane over the whole horizon, and the label says which.
     assert (lane_models["model"].list.len() == 1).all()
-    assert set(lane_models["model"].list.first()) <= {"Share", "AutoETS", "Zero/closed"}
+    assert set(lane_models["model"].list.first()) <= {"Share", "LightGBM", "Zero/closed"}
 
 
 def test_the_default_backtest_beats_the_per_lane_seasonal_naive_at_every_level(real):

@@ -10,9 +10,9 @@ measurement"), at a tenth of the fitting time.
 - **Units**: each series is divided by its mean over its own days, so lanes of 5 and 5,000
   packages a day share one model; forecasts are scaled back.
 - **Features** for period t: the value 1, 7, 14 and 28 periods back; the means of the 7
-  and 28 periods ending 7 and 28 periods back; the weekday (daily series), the day of year
-  and month once the history holds two years, the configured calendar events, and the
-  series and its level as categories.
+  and 28 periods ending 7 and 28 periods back; the weekday (daily series); the day of year
+  and month once the history holds a year plus the horizon; the configured calendar
+  events; and the series and its level as categories.
   Before a series' first row its values are missing (LightGBM routes them), never zeros.
 - **Closed days**: a day on which every series is zero (the whole network shut, or no row
   at all) is fitted as the same day a week earlier, so a holiday closure does not drag the
@@ -172,12 +172,12 @@ def _calendar(
     dates: pl.Series, n_hist: int, cfg: ForecastConfig, freq: Freq
 ) -> npt.NDArray[np.float64]:
     """Per period: the weekday (daily series); day of year and month (daily) or month
-    (weekly, monthly) when the history holds two years; the 0/1 event columns."""
+    (weekly, monthly) when the history holds a year and the horizon; the 0/1 event columns."""
     cols = [dates.dt.weekday()] if freq == "day" else []
-    if n_hist >= 2 * SEASON_OF_YEAR[freq]:
-        # The season of the year only once two years show it: on less, a split on the day
-        # of year memorises the history's own weeks, and the horizon's days of year (never
-        # seen) fall in its last leaf.
+    if n_hist >= SEASON_OF_YEAR[freq] + cfg.horizon:
+        # The season of the year only once the history has seen every day of year the
+        # horizon holds: on less, the horizon's days of year fall in the last leaf of a
+        # split that memorised the history's own weeks (pizza, 358 days, lost 2% with it).
         cols += [dates.dt.ordinal_day()] if freq == "day" else []
         cols.append(dates.dt.month())
     if not cols:
