@@ -304,10 +304,20 @@ def test_an_interrupted_optimize_leaves_nothing_that_stops_the_next_one():
         if done == 1:
             _thread.interrupt_main()
 
-    with pytest.raises(KeyboardInterrupt):
-        optimize(
-            demand, nodes, lanes, one_at_a_time, "volume", progress=ctrl_c_once_a_date_is_solved
-        )
+    # Python's own Ctrl-C handler, as in a notebook, whatever an earlier test left installed.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            optimize(
+                demand,
+                nodes,
+                lanes,
+                one_at_a_time,
+                "volume",
+                progress=ctrl_c_once_a_date_is_solved,
+            )
+    finally:
+        signal.signal(signal.SIGINT, previous)
     one_day = demand.filter(pl.col("date") == demand["date"].max())
     plan = optimize(one_day, nodes, lanes, OptimizeConfig(time_limit=10), "volume")
     assert plan.summary["status"] in ("OPTIMAL", "FEASIBLE")
