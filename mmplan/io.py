@@ -429,6 +429,22 @@ def _try_lock(lock_path: Path) -> int | None:
         os.close(fd)
 
 
+# A release interrupted by a signal is begun again; each try is cheap and idempotent.
+_RELEASE_TRIES = 5
+
+
+def _release(fd: int, lock_path: Path, info_path: Path) -> None:
+    """Remove the lock files and close the lock; safe to call again if interrupted."""
+    checkpoint("output_lock.releasing")
+    # Removed while still held, so no other run can be holding the file removed.
+    with contextlib.suppress(OSError):
+        info_path.unlink()
+    with contextlib.suppress(OSError):
+        lock_path.unlink()
+    with contextlib.suppress(OSError):  # EBADF when an interrupted try had closed it
+        os.close(fd)
+
+
 @contextlib.contextmanager
 def output_lock(path: str | Path, wait: float = 0.0) -> Iterator[None]:
     """Hold an exclusive lock on output `path` for the duration of a run.
@@ -466,12 +482,18 @@ def output_lock(path: str | Path, wait: float = 0.0) -> Iterator[None]:
             )
         yield
     finally:
-        # Removed while still held, so no other run can be holding the file removed.
-        with contextlib.suppress(OSError):
-            info_path.unlink()
-        with contextlib.suppress(OSError):
-            lock_path.unlink()
-        os.close(fd)
+        # A Ctrl-C or SIGTERM that lands here (just after a run's last output was renamed
+        # into place) must not skip the release and leave the lock files behind: the
+        # release is finished first and the interrupt raised after it.
+        interrupted: BaseException | None = None
+        for _ in range(_RELEASE_TRIES):
+            try:
+                _release(fd, lock_path, info_path)
+                break
+            except KeyboardInterrupt as exc:
+                interrupted = exc
+        if interrupted is not None:
+            raise interrupted
 
 
 __all__ += ["write_text"]

@@ -119,7 +119,15 @@ def _run_cli_logged(args: list[str], stop_at: str, stderr: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "command, where", [("forecast", "write_parquet.renamed"), ("optimize", "output_folder.swapped")]
+    "command, where",
+    [
+        ("forecast", "write_parquet.renamed"),
+        ("optimize", "output_folder.swapped"),
+        # The lock's release, the last thing a run does: a signal there skipped it and
+        # left the lock files behind.
+        ("forecast", "output_lock.releasing"),
+        ("optimize", "output_lock.releasing"),
+    ],
 )
 def test_a_signal_after_the_rename_says_the_output_was_written(tmp_path, command, where):
     # The message claimed "no output was written" while the new output stood complete.
