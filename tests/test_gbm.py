@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
+import subprocess
+import sys
 
 import numpy as np
 import polars as pl
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -87,3 +91,14 @@ def test_a_day_the_whole_network_was_closed_does_not_drag_the_next_days():
     total = fc.filter(pl.col("level") == "total").sort("date")["forecast"][:7].sum()
     week = history.filter(pl.col("date") > end - dt.timedelta(days=8), pl.col("date") < end)
     assert total > 0.8 * week["volume"].sum()
+
+
+@pytest.mark.parametrize("chosen, expected", [(None, "PASSIVE"), ("ACTIVE", "ACTIVE")])
+def test_importing_mmplan_makes_openmp_wait_passively_unless_the_user_chose(chosen, expected):
+    # Spinning OpenMP threads slowed two concurrent forecasts 2.3x (mmplan/__init__.py).
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    if chosen is not None:
+        env["OMP_WAIT_POLICY"] = chosen
+    code = "import os, mmplan; print(os.environ['OMP_WAIT_POLICY'])"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.stdout.strip() == expected, out.stderr
