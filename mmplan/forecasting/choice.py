@@ -146,8 +146,12 @@ def validate(
     docstring); `run(train)` forecasts a training window as the final forecast will. None
     when the history is too short for any window."""
     windows = []
+    # A window's training rows are a copy: of the columns the forecast reads only, and one
+    # window at a time (at 100k lanes a full copy of the history is gigabytes).
+    used = [*LANE_KEYS, *(c for _, cols in hier.levels for c in cols), "date", "volume"]
+    slim = history.select(list(dict.fromkeys(used)))
     for cutoff in _window_cutoffs(history, cfg):
-        train = history.filter(pl.col("date") <= cutoff)
+        train = slim.filter(pl.col("date") <= cutoff)
         if train.is_empty() or train.get_column("volume").sum() == 0:
             continue
         try:
@@ -156,6 +160,8 @@ def validate(
             # A window the pipeline cannot forecast (e.g. a lane too young for MinTrace's
             # covariance there) is left out: the final forecast is checked on its own.
             continue
+        finally:
+            del train  # before the next window's copy is made, not after
         actual = _lane_actuals(history, parts.hier, cutoff, cfg)
         windows.append(_Window(parts, actual, _lane_index(parts.hier, hier)))
     if not windows:
