@@ -20,9 +20,11 @@ import json
 import logging
 import os
 import shutil
+import signal
 import socket
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -211,15 +213,47 @@ def _replace(tmp: Path, target: Path) -> None:
         raise OutputError(f"cannot write {target}: {exc.strerror}.") from None
 
 
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """Hold Ctrl-C and SIGTERM over steps that must not be split (a rename and the record
+    that it happened); the signal is raised when they are done.
+
+    Python raises a signal in the main thread at its next check, which may be some
+    bytecodes after it arrived: without the hold it could land between the two steps."""
+    stops = (signal.SIGINT, signal.SIGTERM)
+    # Handlers can be swapped in the main thread only, and one set outside Python (None
+    # here) could not be put back.
+    if threading.current_thread() is not threading.main_thread() or any(
+        signal.getsignal(sig) is None for sig in stops
+    ):
+        yield
+        return
+    held: list[int] = []
+    previous = {sig: signal.signal(sig, lambda signum, _: held.append(signum)) for sig in stops}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if held:
+            handler = previous[signal.Signals(held[0])]
+            if callable(handler):
+                handler(held[0], None)
+            elif handler == signal.SIG_DFL:
+                os.kill(os.getpid(), held[0])
+
+
 def _rename_into_place(tmp: Path, target: Path, checkpoints: str) -> None:
-    """Rename the complete `tmp` over `target`; a signal before the rename removes `tmp`."""
+    """Rename the complete `tmp` over `target`; a signal before the rename removes `tmp`,
+    one after it is raised once the rename is recorded (the stop message names it)."""
     try:
         checkpoint(f"{checkpoints}.renaming")
+        with _signals_held():
+            _replace(tmp, target)
+            output_in_place(target)
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)  # gone already if the rename happened
         raise
-    _replace(tmp, target)
-    output_in_place(target)
     checkpoint(f"{checkpoints}.renamed")
 
 
@@ -338,6 +372,7 @@ def output_folder(path: str | Path, record: dict[str, Any] | None = None) -> Ite
             f"cannot write {target}: {exc.strerror} in folder {parent}. "
             "Check that it is writable and has free space."
         ) from None
+    old: Path | None = None  # set before: nothing may run between the two try blocks
     try:
         yield tmp
         if record is not None:
@@ -350,7 +385,6 @@ def output_folder(path: str | Path, record: dict[str, Any] | None = None) -> Ite
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    old: Path | None = None
     try:
         checkpoint("output_folder.swapping")
         if target.exists():
@@ -358,7 +392,12 @@ def output_folder(path: str | Path, record: dict[str, Any] | None = None) -> Ite
             os.rmdir(old)
             os.replace(target, old)
             checkpoint("output_folder.old-moved")
-        os.replace(tmp, target)
+        with _signals_held():  # the new folder in place, recorded and the old one removed
+            os.replace(tmp, target)
+            output_in_place(target)
+            checkpoint("output_folder.swapped")
+            if old is not None:
+                shutil.rmtree(old, ignore_errors=True)
     except BaseException as exc:  # a failed rename, or Ctrl-C / SIGTERM before the swap
         if old is not None and old.exists() and not target.exists():
             os.replace(old, target)  # put the previous output back
@@ -366,10 +405,6 @@ def output_folder(path: str | Path, record: dict[str, Any] | None = None) -> Ite
         if isinstance(exc, OSError):
             raise OutputError(f"cannot write {target}: {exc.strerror}.") from None
         raise
-    output_in_place(target)
-    checkpoint("output_folder.swapped")
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def _recover(target: Path) -> None:

@@ -19,6 +19,7 @@ import pytest
 from typer.testing import CliRunner
 
 from mmplan.cli import app
+from tests.test_robustness import signal_stopped_run
 
 GOOD = Path(__file__).parent / "data" / "good"
 FAST = '[forecast]\nmodel = "SeasonalNaive"\nhorizon = 7\nn_jobs = 1\n'
@@ -184,8 +185,7 @@ def signal_sample_at(outdir: Path, where: str, sig: signal.Signals) -> subproces
                 pytest.fail(f"the run ended without reaching checkpoint {where}")
             assert time.monotonic() < guard, f"the run never reached {where}"
             time.sleep(0.01)
-        proc.send_signal(sig)
-        proc.send_signal(signal.SIGCONT)
+        signal_stopped_run(proc.pid, sig)
         _, err = proc.communicate(timeout=HANG_GUARD)
     finally:
         proc.kill()

@@ -28,6 +28,7 @@ from tests.test_robustness import (
     _run_cli,
     _snapshot,
     _wait_until_stopped,
+    signal_stopped_run,
 )
 
 BACKTEST = EARLIER_FORECAST + "[backtest]\nwindows = 2\n"
@@ -83,8 +84,7 @@ def _signal_at_checkpoints(command: str, points: list[str], tmp_path: Path) -> N
             assert proc.pid is not None
             try:
                 _wait_until_stopped(proc.pid, proc.is_alive, where)
-                os.kill(proc.pid, sig)  # delivered once the run goes on
-                os.kill(proc.pid, signal.SIGCONT)
+                signal_stopped_run(proc.pid, sig)  # delivered once the run goes on
                 proc.join(HANG_GUARD)
             finally:
                 if proc.is_alive():
@@ -141,8 +141,7 @@ def test_a_signal_after_the_rename_says_the_output_was_written(tmp_path, command
         assert proc.pid is not None
         try:
             _wait_until_stopped(proc.pid, proc.is_alive, where)
-            os.kill(proc.pid, sig)
-            os.kill(proc.pid, signal.SIGCONT)
+            signal_stopped_run(proc.pid, sig)
             proc.join(HANG_GUARD)
         finally:
             if proc.is_alive():
