@@ -28,11 +28,11 @@ demo: install
 		--lanes data/sample/lanes.parquet -o $(DEMO)/plan
 
 test: install
-	.venv/bin/pytest -q
+	.venv/bin/pytest -q -n auto
 
 # For development: everything but the tests marked slow. `make test` still runs them all.
 test-fast: install
-	.venv/bin/pytest -q -m "not slow"
+	.venv/bin/pytest -q -n auto -m "not slow"
 
 bench: install
 	.venv/bin/python benchmarks/forecast_bench.py
