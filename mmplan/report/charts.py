@@ -191,7 +191,7 @@ def figure_div(figure: Figure, div_id: str) -> str:
     """The figure as a `<div>` and the script that draws it, without plotly.js (the page
     holds it once). "</" in the JSON (a name like `</script>`) cannot end the script."""
     spec = json.dumps(
-        [figure["data"], figure["layout"], PLOT_CONFIG], separators=(",", ":")
+        [figure["data"], figure["layout"], PLOT_CONFIG], separators=(",", ":"), ensure_ascii=False
     ).replace("</", "<\\/")
     height = figure["layout"]["height"]
     return (
