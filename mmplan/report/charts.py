@@ -140,8 +140,8 @@ def coverage_chart(
             | {"line": line}
         )
         notes.append(
-            {"xref": "paper", "x": 0, "y": p / 100, "text": f"nominal {p}%", "showarrow": False}
-            | {"xanchor": "left", "yanchor": "bottom", "font": {"color": colour}}
+            {"xref": "paper", "x": 1, "y": p / 100, "text": f"nominal {p}%", "showarrow": False}
+            | {"xanchor": "right", "yanchor": "bottom", "font": {"color": colour}}
         )
     layout = _layout(title, "share of actuals inside", barmode="group", hovermode="closest")
     layout["yaxis"].update({"tickformat": ".0%", "range": [0, 1.05]})
