@@ -213,6 +213,31 @@ def test_a_failed_run_leaves_the_earlier_report_untouched(outputs, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["other.parquet", "r.html"]
 
 
+def test_series_without_a_forecast_is_a_usage_error(outputs, tmp_path):
+    args = ["report", "-o", str(tmp_path / "r.html"), *_args(outputs, "plan"), "--series", "A/B"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2
+    assert "--forecast" in result.stderr
+
+
+def test_header_warns_of_inputs_not_made_from_each_other(outputs, tmp_path):
+    """Same network, another file: a rewritten forecast, a plan table changed since its
+    manifest. Not errors; the header and the summary say so."""
+    forecast = tmp_path / "forecast.parquet"
+    pl.read_parquet(outputs["forecast"]).write_parquet(forecast)
+    plan = tmp_path / "plan"
+    shutil.copytree(outputs["plan"], plan)
+    pl.read_parquet(plan / "unserved.parquet").write_parquet(plan / "unserved.parquet")
+    out = tmp_path / "r.html"
+    args = ["report", "-o", str(out), "--forecast", str(forecast), "--plan", str(plan), "--json"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    notes = json.loads(result.stdout.strip().splitlines()[-1])["notes"]
+    assert any("not from the forecast given here" in n for n in notes), notes
+    assert any("unserved.parquet changed since" in n for n in notes), notes
+    assert "not from the forecast given here" in out.read_text()
+
+
 def test_output_in_a_missing_folder_is_73_before_reading(outputs, tmp_path):
     out = tmp_path / "no" / "r.html"
     result = runner.invoke(app, ["report", "-o", str(out), *_args(outputs, "forecast")])

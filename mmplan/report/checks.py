@@ -90,7 +90,11 @@ def notes(inputs: dict[str, Loaded], hashes: dict[str, str]) -> list[str]:
     files changed since their folder's manifest recorded them. `hashes` maps each
     source's label to the SHA-256 of the file as read."""
     found = []
-    made_from = {"plan": ("demand", "forecast"), "forecast": ("history", "history")}
+    made_from = {
+        "plan": ("demand", "forecast"),
+        "forecast": ("history", "history"),
+        "backtest": ("history", "history"),
+    }
     for kind, (key, other) in made_from.items():
         if kind not in inputs or other not in inputs:
             continue
