@@ -37,7 +37,11 @@ def report(
     ] = None,
     series: Annotated[
         list[str] | None,
-        typer.Option(help="Also draw this forecast series: a lane ORIGIN/DESTINATION or an id."),
+        typer.Option(
+            metavar="LANE_ID",
+            help="Also draw this forecast series: a lane ORIGIN/DESTINATION (or ORIGIN->"
+            "DESTINATION) or a series id such as origin:FC01. Repeat for more.",
+        ),
     ] = None,
     config: ConfigOpt = None,
     wait: WaitOpt = 0.0,
