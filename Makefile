@@ -8,7 +8,7 @@ DEMO := out/demo
 # The shipped sample (data/sample/) is made with these flags.
 SAMPLE_FLAGS := --seed 7 --regions 2 --fcs 2 --scs 6 --dss 40 --days 730
 
-.PHONY: install demo test test-fast bench bench-large lint sample clean
+.PHONY: install demo test test-fast bench bench-large lint sample clean browser
 
 $(UV):
 	$(PYTHON) -m venv .tools
@@ -26,12 +26,22 @@ demo: install
 		--calibration $(DEMO)/backtest/calibration.parquet
 	$(MMPLAN) optimize $(DEMO)/forecast.parquet --nodes data/sample/nodes.parquet \
 		--lanes data/sample/lanes.parquet -o $(DEMO)/plan
+	$(MMPLAN) report -o $(DEMO)/report.html --history data/sample/history.parquet \
+		--forecast $(DEMO)/forecast.parquet --backtest $(DEMO)/backtest --plan $(DEMO)/plan
+	@echo "report: $(DEMO)/report.html"
 
-test: install
+# The report's browser test drives the system's Chromium (Playwright never downloads one):
+# installed here when missing and we are root; otherwise that test fails saying how.
+browser:
+	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || \
+		{ [ "$$(id -u)" = 0 ] && { apt-get install -y -q chromium || \
+			{ apt-get update -q && apt-get install -y -q chromium; }; }; } || true
+
+test: install browser
 	.venv/bin/pytest -q -n auto
 
 # For development: everything but the tests marked slow. `make test` still runs them all.
-test-fast: install
+test-fast: install browser
 	.venv/bin/pytest -q -n auto -m "not slow"
 
 bench: install
@@ -45,6 +55,7 @@ bench: install
 	.venv/bin/python benchmarks/reconcile_bench.py --lanes 10000
 	.venv/bin/python benchmarks/scale.py
 	.venv/bin/python benchmarks/accuracy.py
+	.venv/bin/python benchmarks/report_bench.py
 
 # Reconciliation and the scale ladder with their 100k-lane rungs (about 45 minutes on 2 cores).
 bench-large: install

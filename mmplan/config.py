@@ -34,6 +34,7 @@ __all__ = [
     "GateConfig",
     "OptimizeConfig",
     "EngineConfig",
+    "ReportConfig",
     "load_config",
     "FORECAST_MODELS",
     "RECONCILERS",
@@ -343,6 +344,16 @@ class EngineConfig(Section):
         return value
 
 
+class ReportConfig(Section):
+    """What `mmplan report` draws: aggregates and the top series, never every lane."""
+
+    top_series: int = Field(default=6, ge=1, le=50)
+    worst_series: int = Field(default=10, ge=1, le=100)
+    top_lanes: int = Field(default=10, ge=1, le=100)
+    history_periods: int = Field(default=91, ge=7, le=3660)
+    max_facilities: int = Field(default=60, ge=1, le=1000)
+
+
 class Config(Section):
     sample: SampleConfig = Field(default_factory=SampleConfig)
     forecast: ForecastConfig = Field(default_factory=ForecastConfig)
@@ -350,6 +361,7 @@ class Config(Section):
     gate: GateConfig = Field(default_factory=GateConfig)
     optimize: OptimizeConfig = Field(default_factory=OptimizeConfig)
     engine: EngineConfig = Field(default_factory=EngineConfig)
+    report: ReportConfig = Field(default_factory=ReportConfig)
 
     def as_record(self) -> dict[str, Any]:
         """The effective config as plain JSON-able data, for provenance metadata."""

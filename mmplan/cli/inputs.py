@@ -31,6 +31,7 @@ __all__ = [
     "read_baseline",
     "read_forecast_inputs",
     "read_plan_inputs",
+    "check_report_request",
 ]
 
 
@@ -143,3 +144,15 @@ def read_plan_inputs(demand: Path, nodes: Path, lanes: Path, columns: list[str])
     lane_table = read_table(lanes, "lanes", node_table)
     picked = demand_columns(read_parquet(demand, what="demand"), columns, demand)
     return PlanInputs(picked.table, node_table, lane_table, picked.planned)
+
+
+def check_report_request(paths: dict[str, Path], series: list[str] | None) -> None:
+    """Usage errors of `mmplan report`, before anything is read: no input at all, or
+    --series without the forecast it names series of."""
+    if not paths:
+        raise UsageError(
+            "nothing to report: give at least one input (--history, --forecast, --backtest "
+            "or --plan)."
+        )
+    if series and "forecast" not in paths:
+        raise UsageError("--series names forecast series: give --forecast too.")

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
     from mmplan.evaluate import BacktestResult, GateResult
     from mmplan.plan import Plan
+    from mmplan.report import Report
     from mmplan.tables import Problem
 
 __all__ = ["sample_summary", "print_sample", "validation_summary", "print_validation"]
@@ -543,3 +544,28 @@ def gate_markdown(summary: dict[str, Any], gates: list[GateResult], passed: bool
         counts = ", ".join(f"{m}: {n}" for m, n in summary["champions"].items())
         lines += ["", f"Champions: {counts}."]
     return "\n".join(lines) + "\n"
+
+
+def report_summary(output: str | Path, page: Report, seconds: float) -> dict[str, Any]:
+    """What `mmplan report` wrote: the file, its size, its sections and any warnings."""
+    size = Path(output).stat().st_size
+    return {
+        "output": str(output),
+        "bytes": size,
+        "megabytes": round(size / 1e6, 2),
+        "seconds": round(seconds, 2),
+        "sections": page.sections,
+        "inputs": {k: v["sha256"] for k, v in page.record["inputs"].items()},
+        "notes": page.notes,
+    }
+
+
+def print_report(console: Console, summary: dict[str, Any]) -> None:
+    """One line for the page, then its warnings."""
+    console.print(
+        f"wrote {escape(summary['output'])}: {summary['megabytes']:.2f} MB "
+        f"({summary['bytes']:,} bytes) in {summary['seconds']:.1f} s, sections "
+        f"{', '.join(summary['sections'])}"
+    )
+    for note in summary["notes"]:
+        console.print(f"[yellow]note:[/] {escape(note)}")

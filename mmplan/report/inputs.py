@@ -1,0 +1,204 @@
+"""Reading what a report is made from: a history, a forecast, a backtest or plan folder.
+
+Every table is read with `mmplan.io.read_table`, so a missing or unreadable file is exit 66
+and a table that breaks its contract is exit 65 naming the file. A folder is recognised by
+the files `mmplan backtest` or `mmplan optimize` writes into it; any other folder is exit
+65 naming it and what it lacks. Each file read becomes a `Source`: its path, the provenance
+mmplan stored in its Parquet metadata (or the folder's manifest.json), and the SHA-256 the
+folder's manifest recorded for it, so the page can say whether a file changed since.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from mmplan.errors import DataError, InputFileError
+from mmplan.io import read_provenance, read_table
+
+__all__ = [
+    "Source",
+    "Loaded",
+    "HistoryInput",
+    "ForecastInput",
+    "BacktestInput",
+    "PlanInput",
+    "read_history",
+    "read_forecast",
+    "read_backtest",
+    "read_plan",
+    "interval_levels",
+]
+
+BACKTEST_FILES = ("points.parquet", "metrics.parquet")
+PLAN_FILES = ("trucks.parquet", "flows.parquet", "nodes.parquet", "unserved.parquet")
+
+
+@dataclass(frozen=True)
+class Source:
+    """One file a report read: its label on the page, its path, the provenance mmplan
+    stored with it, and the SHA-256 its folder's manifest.json recorded (None outside a
+    folder)."""
+
+    label: str
+    path: Path
+    record: dict[str, Any] | None
+    manifest_sha256: str | None = None
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """An input read and checked: its kind (`forecast`, `plan`, ...), the path given on
+    the command line, the kind's data, and every file read for it."""
+
+    kind: str
+    path: Path
+    data: Any
+    sources: list[Source] = field(default_factory=list)
+
+    def record(self) -> dict[str, Any] | None:
+        """The provenance of the run that wrote it: a folder's manifest.json, or the
+        record in a file's Parquet metadata."""
+        manifest = getattr(self.data, "manifest", None)
+        if manifest:
+            return dict(manifest)
+        return self.sources[0].record if self.sources else None
+
+
+@dataclass(frozen=True)
+class HistoryInput:
+    table: pl.DataFrame
+
+
+@dataclass(frozen=True)
+class ForecastInput:
+    table: pl.DataFrame
+    levels: list[int]  # interval levels p with lo_p and hi_p columns, narrowest first
+
+
+@dataclass(frozen=True)
+class BacktestInput:
+    points: pl.DataFrame
+    metrics: pl.DataFrame
+    manifest: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
+class PlanInput:
+    trucks: pl.DataFrame
+    flows: pl.DataFrame
+    nodes: pl.DataFrame
+    unserved: pl.DataFrame
+    summary: dict[str, Any]
+    manifest: dict[str, Any] | None
+
+
+def interval_levels(columns: list[str]) -> list[int]:
+    """The interval levels p that have both lo_p and hi_p columns, narrowest first."""
+    found = []
+    for name in columns:
+        if name.startswith("lo_") and name[3:].isdigit() and f"hi_{name[3:]}" in columns:
+            found.append(int(name[3:]))
+    return sorted(found)
+
+
+def read_history(path: Path) -> Loaded:
+    """A history table, checked against its contract."""
+    table = read_table(path, "history")
+    return Loaded("history", path, HistoryInput(table), [Source("history", path, _record(path))])
+
+
+def read_forecast(path: Path) -> Loaded:
+    """A forecast table, checked against its contract (levels add up, intervals ordered)."""
+    table = read_table(path, "forecast")
+    data = ForecastInput(table, interval_levels(table.columns))
+    return Loaded("forecast", path, data, [Source("forecast", path, _record(path))])
+
+
+def _record(path: Path) -> dict[str, Any] | None:
+    return read_provenance(path)
+
+
+def _folder(path: Path, what: str, needs: tuple[str, ...], hint: str) -> dict[str, Any] | None:
+    """Check that `path` is a folder holding `needs` (66 if it does not exist, 65 if it
+    is something else); returns its manifest.json, if any."""
+    if not path.exists():
+        raise InputFileError(f"{what} folder not found: {path}. Check the path and try again.")
+    if not path.is_dir():
+        raise DataError(f"{path} is not a {what} folder but a file; {hint}")
+    manifest = _manifest(path)
+    command = (manifest or {}).get("command")
+    wanted = "optimize" if what == "plan" else what
+    if command is not None and command != wanted:
+        raise DataError(
+            f"{path} is not a {what} folder: its manifest.json says `mmplan {command}` wrote "
+            f"it. {hint}"
+        )
+    missing = [name for name in needs if not (path / name).is_file()]
+    if missing:
+        inner = sorted(p.name for p in path.iterdir() if (p / "summary.json").is_file())
+        extra = (
+            f" It holds plan folders ({', '.join(inner[:4])}): give one of them."
+            if inner and what == "plan"
+            else ""
+        )
+        raise DataError(
+            f"{path} is not a {what} folder: it has no {', '.join(missing)}.{extra} {hint}"
+        )
+    return manifest
+
+
+def _manifest(folder: Path) -> dict[str, Any] | None:
+    path = folder / "manifest.json"
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DataError(f"{path} is not a readable mmplan manifest ({exc}).") from None
+    if not isinstance(data, dict):
+        raise DataError(f"{path} is not an mmplan manifest: it holds no JSON object.")
+    return data
+
+
+def _sources(
+    folder: Path, kind: str, names: tuple[str, ...], manifest: dict[str, Any] | None
+) -> list[Source]:
+    files = (manifest or {}).get("files", {})
+    return [
+        Source(f"{kind}/{name}", folder / name, _record(folder / name), files.get(name))
+        for name in names
+    ]
+
+
+def read_backtest(path: Path) -> Loaded:
+    """The folder `mmplan backtest` writes: points and metrics (and its manifest)."""
+    hint = "Give the folder `mmplan backtest HISTORY -o OUTDIR` wrote."
+    manifest = _folder(path, "backtest", BACKTEST_FILES, hint)
+    points = read_table(path / "points.parquet", "points")
+    metrics = read_table(path / "metrics.parquet", "metrics")
+    for column in ("skill", "sum_abs_error", "sum_actual"):
+        if column not in metrics.columns:
+            raise DataError(f"{path / 'metrics.parquet'}: column {column} is missing. {hint}")
+    data = BacktestInput(points, metrics, manifest)
+    return Loaded("backtest", path, data, _sources(path, "backtest", BACKTEST_FILES, manifest))
+
+
+def read_plan(path: Path) -> Loaded:
+    """The folder `mmplan optimize` writes: trucks, flows, nodes, unserved, summary.json."""
+    hint = "Give the folder `mmplan optimize ... -o PLANDIR` wrote."
+    manifest = _folder(path, "plan", (*PLAN_FILES, "summary.json"), hint)
+    kinds = {"trucks": "trucks", "flows": "flows", "nodes": "plan_nodes", "unserved": "unserved"}
+    tables = {name: read_table(path / f"{name}.parquet", kind) for name, kind in kinds.items()}
+    try:
+        summary = json.loads((path / "summary.json").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DataError(f"{path / 'summary.json'} is not a plan summary ({exc}).") from None
+    if not isinstance(summary, dict):
+        raise DataError(f"{path / 'summary.json'} is not a plan summary: no JSON object.")
+    data = PlanInput(**tables, summary=summary, manifest=manifest)
+    return Loaded("plan", path, data, _sources(path, "plan", PLAN_FILES, manifest))

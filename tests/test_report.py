@@ -1,0 +1,322 @@
+"""`mmplan report`: the page, its exit codes, its atomicity, and the page in a real browser.
+
+The inputs are made once per session by the real commands on a tiny sample network
+(`mmplan sample`, `forecast`, `backtest` with one cutoff, `optimize`), so the report reads
+exactly what those commands write. The browser test opens the page in the system's
+headless Chromium through Playwright (which never downloads a browser here) and fails,
+never skips, when Chromium is missing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import polars as pl
+import pytest
+from typer.testing import CliRunner
+
+from mmplan.cli import app
+from mmplan.config import Config
+from mmplan.report import KINDS, InputKind, build_report, register
+from mmplan.report.inputs import Loaded
+from mmplan.report.registry import Context, Part, Section
+
+runner = CliRunner()
+
+FAST = """
+[forecast]
+model = "SeasonalNaive"
+horizon = 7
+min_history_days = 28
+validation_windows = 0
+n_jobs = 1
+
+[backtest]
+windows = 1
+step = 7
+horizon = 7
+
+[optimize]
+time_limit = 20.0
+workers = 1
+"""
+
+
+def _run(*args: str | Path) -> None:
+    result = runner.invoke(app, [str(a) for a in args])
+    assert result.exit_code == 0, result.output
+
+
+@pytest.fixture(scope="session")
+def outputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """History, forecast, backtest and plan of a 10-facility sample, by the real commands."""
+    root = tmp_path_factory.mktemp("report-inputs")
+    config = root / "fast.toml"
+    config.write_text(FAST)
+    sample = root / "sample"
+    sizes = ["--regions", "2", "--fcs", "2", "--scs", "2", "--dss", "6", "--days", "120"]
+    _run("sample", sample, "--seed", "3", *sizes)
+    history, forecast = sample / "history.parquet", root / "forecast.parquet"
+    _run("forecast", history, "-o", forecast, "-c", config)
+    _run("backtest", history, "-o", root / "backtest", "-c", config)
+    network = ["--nodes", sample / "nodes.parquet", "--lanes", sample / "lanes.parquet"]
+    _run("optimize", forecast, *network, "-o", root / "plan", "-c", config)
+    return {
+        "history": history,
+        "forecast": forecast,
+        "backtest": root / "backtest",
+        "plan": root / "plan",
+    }
+
+
+def _args(outputs: dict[str, Path], *kinds: str) -> list[str]:
+    return [a for k in kinds for a in (f"--{k}", str(outputs[k]))]
+
+
+ALL = ("history", "forecast", "backtest", "plan")
+
+
+@pytest.fixture(scope="session")
+def page(outputs: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The report of every input, with one lane drawn by --series."""
+    out = tmp_path_factory.mktemp("report") / "report.html"
+    lane = pl.read_parquet(outputs["forecast"]).filter(pl.col("level") == "lane")["unique_id"][0]
+    result = runner.invoke(
+        app, ["report", "-o", str(out), *_args(outputs, *ALL), "--series", lane, "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def test_report_holds_every_section_and_prints_its_size(outputs, tmp_path):
+    out = tmp_path / "r.html"
+    result = runner.invoke(app, ["report", "-o", str(out), *_args(outputs, *ALL), "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["sections"] == ["forecast", "backtest", "plan"]
+    assert summary["bytes"] == out.stat().st_size
+    assert "MB" in result.stderr and f"{summary['bytes']:,} bytes" in result.stderr
+    html = out.read_text()
+    for anchor in ("forecast", "backtest", "plan", "provenance"):
+        assert f'id="{anchor}"' in html
+    # provenance: every file read, with the SHA-256 the report's record holds
+    for label, entry in summary["inputs"].items():
+        assert entry in html and label in html
+    assert "plan/trucks.parquet" in summary["inputs"]
+
+
+def test_page_is_self_contained_with_plotly_js_once(page):
+    from mmplan.report.charts import plotly_js
+
+    html = page.read_text()
+    js = plotly_js()
+    assert html.count(js) == 1  # plotly.js, inline, once
+    rest = html.replace(js, "")
+    assert rest.count("Plotly.newPlot(") >= 8
+    assert rest.count("<script") == rest.count("</script>")
+    # nothing the page itself loads from elsewhere (plotly.js names URLs in strings it never
+    # fetches here: the browser test records every request)
+    lowered = rest.lower()
+    for external in ("<script src", "<link", "<img", "@import", "src=", 'href="http', "url("):
+        assert external not in lowered, external
+    assert page.stat().st_size < 10_000_000
+
+
+def test_series_draws_the_named_lane(page, outputs):
+    lane = pl.read_parquet(outputs["forecast"]).filter(pl.col("level") == "lane")["unique_id"][0]
+    origin, destination = lane.split(":")[1].split("/")
+    assert f"lane {origin} → {destination}" in page.read_text()
+
+
+def test_unknown_series_is_a_usage_error(outputs, tmp_path):
+    out = tmp_path / "r.html"
+    args = ["report", "-o", str(out), *_args(outputs, "forecast"), "--series", "NOPE/X"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2
+    assert "--series NOPE/X" in result.stderr
+    assert not out.exists()
+
+
+def test_no_input_is_a_usage_error(tmp_path):
+    result = runner.invoke(app, ["report", "-o", str(tmp_path / "r.html")])
+    assert result.exit_code == 2
+    assert "nothing to report" in result.stderr
+
+
+def test_missing_file_or_folder_is_66(outputs, tmp_path):
+    out = tmp_path / "r.html"
+    for flag, missing in (("--forecast", "none.parquet"), ("--plan", "noplan")):
+        result = runner.invoke(app, ["report", "-o", str(out), flag, str(tmp_path / missing)])
+        assert result.exit_code == 66, result.output
+        assert missing in result.stderr
+    assert not out.exists()
+
+
+def test_a_folder_that_is_not_a_backtest_or_plan_is_65(outputs, tmp_path):
+    out = tmp_path / "r.html"
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "notes.txt").write_text("not a plan")
+    cases = [("--backtest", outputs["plan"]), ("--plan", outputs["backtest"]), ("--plan", other)]
+    for flag, folder in cases:
+        result = runner.invoke(app, ["report", "-o", str(out), flag, str(folder)])
+        assert result.exit_code == 65, result.output
+        assert str(folder) in " ".join(result.stderr.split())
+    # a forecast where a history goes is a table that breaks its contract
+    result = runner.invoke(app, ["report", "-o", str(out), "--history", str(outputs["forecast"])])
+    assert result.exit_code == 65
+    assert not out.exists()
+
+
+def _renamed(path: Path, target: Path, column: str) -> Path:
+    """`path` with every DS facility in `column` (and the lane ids) renamed: another network."""
+    table = pl.read_parquet(path)
+    exprs = [pl.col(column).str.replace("^DS", "XS")]
+    if "unique_id" in table.columns:
+        exprs.append(pl.col("unique_id").str.replace("/DS", "/XS"))
+    table.with_columns(exprs).write_parquet(target)
+    return target
+
+
+def test_forecast_and_plan_of_different_networks_are_65(outputs, tmp_path):
+    out = tmp_path / "r.html"
+    other = _renamed(outputs["forecast"], tmp_path / "other.parquet", "destination")
+    result = runner.invoke(
+        app, ["report", "-o", str(out), "--forecast", str(other), "--plan", str(outputs["plan"])]
+    )
+    assert result.exit_code == 65, result.output
+    message = " ".join(result.stderr.split())
+    assert str(other) in message and str(outputs["plan"]) in message
+    assert "same network" in message
+
+
+def test_forecast_and_history_of_different_networks_are_65(outputs, tmp_path):
+    out = tmp_path / "r.html"
+    other = _renamed(outputs["history"], tmp_path / "h.parquet", "destination")
+    args = ["report", "-o", str(out), "--history", str(other), *_args(outputs, "forecast")]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 65, result.output
+    assert str(other) in " ".join(result.stderr.split())
+
+
+def test_a_failed_run_leaves_the_earlier_report_untouched(outputs, tmp_path):
+    out = tmp_path / "r.html"
+    assert runner.invoke(app, ["report", "-o", str(out), *_args(outputs, "plan")]).exit_code == 0
+    before = out.read_bytes()
+    other = _renamed(outputs["forecast"], tmp_path / "other.parquet", "destination")
+    args = ["report", "-o", str(out), "--forecast", str(other), *_args(outputs, "plan")]
+    assert runner.invoke(app, args).exit_code == 65
+    assert out.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["other.parquet", "r.html"]
+
+
+def test_series_without_a_forecast_is_a_usage_error(outputs, tmp_path):
+    args = ["report", "-o", str(tmp_path / "r.html"), *_args(outputs, "plan"), "--series", "A/B"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2
+    assert "--forecast" in result.stderr
+
+
+def test_header_warns_of_inputs_not_made_from_each_other(outputs, tmp_path):
+    """Same network, another file: a rewritten forecast, a plan table changed since its
+    manifest. Not errors; the header and the summary say so."""
+    forecast = tmp_path / "forecast.parquet"
+    pl.read_parquet(outputs["forecast"]).write_parquet(forecast)
+    plan = tmp_path / "plan"
+    shutil.copytree(outputs["plan"], plan)
+    pl.read_parquet(plan / "unserved.parquet").write_parquet(plan / "unserved.parquet")
+    out = tmp_path / "r.html"
+    args = ["report", "-o", str(out), "--forecast", str(forecast), "--plan", str(plan), "--json"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    notes = json.loads(result.stdout.strip().splitlines()[-1])["notes"]
+    assert any("not from the forecast given here" in n for n in notes), notes
+    assert any("unserved.parquet changed since" in n for n in notes), notes
+    assert "not from the forecast given here" in out.read_text()
+
+
+def test_output_in_a_missing_folder_is_73_before_reading(outputs, tmp_path):
+    out = tmp_path / "no" / "r.html"
+    result = runner.invoke(app, ["report", "-o", str(out), *_args(outputs, "forecast")])
+    assert result.exit_code == 73
+
+
+def test_history_alone_draws_the_history(outputs, tmp_path):
+    out = tmp_path / "r.html"
+    result = runner.invoke(app, ["report", "-o", str(out), *_args(outputs, "history"), "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout.strip().splitlines()[-1])["sections"] == ["history"]
+
+
+def test_a_registered_kind_adds_its_section(outputs):
+    """The extension point later commands use: one InputKind, read and rendered."""
+
+    def read(path: Path) -> Loaded:
+        return Loaded("extra", path, path.read_text())
+
+    def render(ctx: Context) -> Section:
+        return Section("extra", "Extra", [Part(f"<p>{ctx.inputs['extra'].data}</p>")])
+
+    note = outputs["plan"].parent / "extra.txt"
+    note.write_text("hello from a new command")
+    register(InputKind("extra", read, render, order=99))
+    try:
+        page = build_report({"extra": note, "plan": outputs["plan"]}, Config())
+    finally:
+        KINDS.pop("extra")
+    assert page.sections == ["plan", "extra"]
+    assert "hello from a new command" in page.html
+
+
+# --- the page in a real browser ---------------------------------------------------------
+
+INSTALL = (
+    "Chromium is needed for the browser test and was not found (looked for $MMPLAN_CHROMIUM, "
+    "chromium, chromium-browser). Install it: `sudo apt-get install -y chromium` on Debian "
+    "or Ubuntu (`make test` does this itself when run as root), or point MMPLAN_CHROMIUM at "
+    "a Chromium or Chrome binary. Playwright's own browser download is not used."
+)
+
+
+def _chromium() -> str:
+    for candidate in (os.environ.get("MMPLAN_CHROMIUM"), "chromium", "chromium-browser"):
+        if candidate and (found := shutil.which(candidate)):
+            return found
+    pytest.fail(INSTALL)
+
+
+def test_page_in_headless_chromium(page, tmp_path):
+    from io import BytesIO
+
+    from PIL import Image, ImageStat
+    from playwright.sync_api import sync_playwright
+
+    executable = _chromium()
+    url = page.resolve().as_uri()
+    problems: list[str] = []
+    requests: list[str] = []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=executable, args=["--no-sandbox"])
+        try:
+            tab = browser.new_page(viewport={"width": 1280, "height": 900})
+            tab.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+            tab.on("pageerror", lambda e: problems.append(str(e)))
+            tab.on("request", lambda r: requests.append(r.url))
+            tab.goto(url, wait_until="load")
+            charts = tab.locator(".plotly-graph-div").count()
+            tab.wait_for_function(
+                f"document.querySelectorAll('.plotly-graph-div .main-svg').length >= {charts}"
+            )
+            for anchor in ("provenance", "forecast", "backtest", "plan"):
+                assert tab.locator(f"#{anchor}").is_visible(), anchor
+            shot = tab.screenshot(full_page=False)
+        finally:
+            browser.close()
+    assert problems == []
+    assert requests == [url], "the page fetched something besides itself"
+    assert charts >= 8
+    pixels = Image.open(BytesIO(shot)).convert("L")
+    assert ImageStat.Stat(pixels).stddev[0] > 10, "the screenshot is blank"
