@@ -32,6 +32,8 @@ __all__ = [
     "ForecastConfig",
     "BacktestConfig",
     "GateConfig",
+    "MonitorConfig",
+    "OverflowKey",
     "OptimizeConfig",
     "EngineConfig",
     "load_config",
@@ -285,6 +287,23 @@ class GateConfig(Section):
     max_regression: dict[str, NonNegative] = Field(default_factory=dict)
 
 
+OverflowKey = Literal["lane", "network"]
+
+
+class MonitorConfig(Section):
+    """`mmplan monitor` alert rules, in the shapes of [gate]: each keyed by hierarchy level
+    (max_overflow_share by `lane` and `network`). A level the forecast lacks is an error."""
+
+    max_wape: dict[str, NonNegative] = Field(default_factory=dict)
+    max_wape_ratio: dict[str, NonNegative] = Field(default_factory=dict)
+    min_coverage: dict[str, Share] = Field(default_factory=dict)
+    coverage_interval: int | None = Field(default=None, gt=0, lt=100)
+    max_abs_tracking_signal: dict[str, NonNegative] = Field(default_factory=dict)
+    max_overflow_share: dict[OverflowKey, Share] = Field(default_factory=dict)
+    drift_bound: float = Field(default=4.0, gt=0)
+    top_series: int = Field(default=5, ge=1, le=1000)
+
+
 NodeKind = Literal["FC", "SC", "DS"]
 
 
@@ -348,6 +367,7 @@ class Config(Section):
     forecast: ForecastConfig = Field(default_factory=ForecastConfig)
     backtest: BacktestConfig = Field(default_factory=BacktestConfig)
     gate: GateConfig = Field(default_factory=GateConfig)
+    monitor: MonitorConfig = Field(default_factory=MonitorConfig)
     optimize: OptimizeConfig = Field(default_factory=OptimizeConfig)
     engine: EngineConfig = Field(default_factory=EngineConfig)
 

@@ -71,6 +71,8 @@ __all__ = [
     "BacktestResult",
     "BacktestSetup",
     "cutoffs",
+    "baseline_config",
+    "through_cutoff",
     "prepare_backtest",
     "run_backtest",
     "backtest",
@@ -143,13 +145,19 @@ def _runs(cfg: Config) -> dict[str, ForecastConfig]:
     if cfg.backtest.select:
         models += cfg.backtest.candidates
     runs = {m: fcfg.model_copy(update={"model": m, "horizon": horizon}) for m in models}
+    runs[BASELINE_RUN] = baseline_config(fcfg, horizon)
+    return runs
+
+
+def baseline_config(fcfg: ForecastConfig, horizon: int) -> ForecastConfig:
+    """The forecast config of the baseline run: every lane its own SeasonalNaive, summed
+    bottom-up, no validation windows (what `mmplan monitor` rebuilds its skill from)."""
     naive: dict[str, object] = dict.fromkeys(
         ["model", "sparse_model", "short_model"], BASELINE_MODEL
     )
     naive |= {"lanes": "model", "reconciliation": "BottomUp", "intervals": "model"}
     naive["validation_windows"] = 0  # a hand-built naive has no validation windows
-    runs[BASELINE_RUN] = fcfg.model_copy(update={**naive, "horizon": horizon})
-    return runs
+    return fcfg.model_copy(update={**naive, "horizon": horizon})
 
 
 def _horizon(cfg: Config) -> int:
@@ -193,7 +201,7 @@ def _points(
     y, series = actuals(history, fcfg)
     parts, done, total = [], 0, len(cuts) * len(runs)
     for cutoff in cuts:
-        train = _through(history.filter(pl.col("date") <= cutoff), cutoff)
+        train = through_cutoff(history.filter(pl.col("date") <= cutoff), cutoff)
         scale = mase_scale(y, cutoff, fcfg)
         for run, run_cfg in runs.items():
             if progress is not None:
@@ -211,7 +219,7 @@ def _points(
     )
 
 
-def _through(train: pl.DataFrame, cutoff: dt.date) -> pl.DataFrame:
+def through_cutoff(train: pl.DataFrame, cutoff: dt.date) -> pl.DataFrame:
     """The training window, ending on the cutoff even when no lane has a row that day.
 
     A forecast starts after the history's last date; a cutoff on a day without rows (a shop

@@ -186,9 +186,15 @@ def ratio(num: pl.Expr, den: pl.Expr) -> pl.Expr:
 
 
 def compute_metrics(
-    points: pl.DataFrame, interval_levels: list[int], baseline_run: str = BASELINE_RUN
+    points: pl.DataFrame,
+    interval_levels: list[int],
+    baseline_run: str = BASELINE_RUN,
+    by: tuple[str, ...] = ("level",),
 ) -> pl.DataFrame:
-    """Pooled metrics per run x level, per step and overall (step null), from points."""
+    """Pooled metrics per run x level, per step and overall (step null), from points.
+
+    `by` are the columns a group is keyed by besides run and step: the level (the
+    backtest), or level and unique_id (the monitor's per-series scores)."""
     err = pl.col("forecast") - pl.col("actual")
     sums = [
         pl.len().alias("points"),
@@ -205,15 +211,16 @@ def compute_metrics(
             for p in interval_levels
         ],
     ]
-    by_step = points.group_by("run", "level", "step").agg(sums)
+    keys = list(by)
+    by_step = points.group_by("run", *keys, "step").agg(sums)
     overall = (
-        points.group_by("run", "level").agg(sums).with_columns(pl.lit(None, pl.Int32).alias("step"))
+        points.group_by("run", *keys).agg(sums).with_columns(pl.lit(None, pl.Int32).alias("step"))
     )
     table = pl.concat([by_step, overall.select(by_step.columns)])
     naive = table.filter(pl.col("run") == baseline_run).select(
-        "level", "step", pl.col("sum_abs_error").alias("_naive")
+        *keys, "step", pl.col("sum_abs_error").alias("_naive")
     )
-    table = table.join(naive, on=["level", "step"], how="left", nulls_equal=True)
+    table = table.join(naive, on=[*keys, "step"], how="left", nulls_equal=True)
     return (
         table.with_columns(
             ratio(pl.col("sum_abs_error"), pl.col("sum_actual")).alias("wape"),
@@ -229,7 +236,7 @@ def compute_metrics(
         )
         .select(
             "run",
-            "level",
+            *keys,
             "step",
             "points",
             "sum_actual",
@@ -241,7 +248,7 @@ def compute_metrics(
             "skill",
             *[f"coverage_{p}" for p in interval_levels],
         )
-        .sort("run", "level", "step", nulls_last=True)
+        .sort("run", *keys, "step", nulls_last=True)
     )
 
 
