@@ -104,6 +104,10 @@ def check_monitor(
             )
 
 
+def _num(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"
+
+
 def _verdict(
     rule: str, level: str, threshold: float, measured: float | None, detail: str = ""
 ) -> GateResult:
@@ -142,7 +146,7 @@ def evaluate_alerts(
             why = row.get("baseline_note") or "no --baseline metrics.json given"
             results.append(_skipped("max_wape_ratio", level, t, why))
             continue
-        detail = f"expected WAPE {row.get('expected_wape')}, observed {row.get('wape')}"
+        detail = f"expected WAPE {_num(row.get('expected_wape'))}, observed {_num(row.get('wape'))}"
         results.append(_verdict("max_wape_ratio", level, t, row.get("wape_ratio"), detail))
     for level, t in mcfg.min_coverage.items():
         value = levels.get(level, {}).get(f"coverage_{p}")

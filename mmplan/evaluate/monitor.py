@@ -395,8 +395,9 @@ def _summary(
     keep = [c for c in overall.columns if c.startswith(("wape", "bias", "mase", "skill"))]
     keep += [c for c in overall.columns if "coverage" in c or c == "expected_wape"]
     keep += ["points", "sum_actual", "sum_abs_error"]
+    order = [TOTAL, *("/".join(c) for c in fcfg.hierarchy), LANE]
     levels = {}
-    for row in overall.iter_rows(named=True):
+    for row in sorted(overall.iter_rows(named=True), key=lambda r: order.index(r["level"])):
         entry = {k: finite(row[k]) for k in dict.fromkeys(keep)}
         ts, which = drifting.get(row["level"], (None, ""))
         entry |= {"max_abs_tracking_signal": finite(ts), "drift": which}
