@@ -505,3 +505,15 @@ def test_wape_bias_and_tracking_signal_do_not_change_with_the_units(rows, k):
             assert b[key] is None or abs(b[key]) < 1e-6
         else:
             assert b[key] == pytest.approx(a[key], rel=1e-6, abs=1e-9)
+
+
+def test_help_has_an_example_and_the_outputs_validate(net, tmp_path):
+    result = run("monitor", "--help")
+    assert result.exit_code == 0 and "Example: mmplan monitor" in " ".join(result.output.split())
+    gated = monitor(net, tmp_path / "m", net.config, "--gate")
+    assert gated.exit_code == EXIT_CHECK_FAILED  # the sample's coverage is under 65%
+    for name, kind in (("scores", "scores"), ("alerts", "alerts")):
+        checked = run("validate", tmp_path / "m" / f"{name}.parquet")
+        assert checked.exit_code == 0 and f"valid {kind} table" in checked.output
+    manifest = json.loads((tmp_path / "m" / "manifest.json").read_text())
+    assert {"scores.parquet", "alerts.parquet", "summary.json"} <= set(manifest["files"])
