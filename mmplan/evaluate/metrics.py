@@ -50,6 +50,7 @@ from mmplan.forecasting.frequency import (
     season,
     shift,
 )
+from mmplan.forecasting.hierarchy import LANE, Level, series_id
 
 __all__ = [
     "METRICS_FORMAT",
@@ -65,6 +66,8 @@ __all__ = [
     "compute_metrics",
     "finite",
     "metrics_record",
+    "lane_markets",
+    "market_points",
 ]
 
 # metrics.json's and calibration.parquet's format. 2: the baseline run is a per-lane
@@ -174,6 +177,53 @@ def score(
     )
 
 
+def lane_markets(history: pl.DataFrame, column: str, levels: list[Level]) -> pl.DataFrame:
+    """One row per lane: its series id, its market (the history's `column`) and the key
+    columns of every level, for `market_points`."""
+    keys = list(dict.fromkeys(c for _, cols in levels for c in cols))
+    return (
+        history.group_by("origin", "destination")
+        .agg(pl.col(column).first().alias("market"), *[pl.col(c).first() for c in keys[2:]])
+        .with_columns(series_id(LANE, ["origin", "destination"]).alias("unique_id"))
+    )
+
+
+def market_points(points: pl.DataFrame, lanes: pl.DataFrame, levels: list[Level]) -> pl.DataFrame:
+    """The points of every market on its own: `points` with a `market` column, each
+    market's series at every level summed from its own lanes (`lanes` from `lane_markets`).
+
+    A series whose lanes all lie in one market keeps its points (intervals and MASE scale
+    included). A series spanning markets (the total, a region of several markets) is split:
+    each market's part is the sum of its lanes' actuals and forecasts, exact because the
+    forecast is coherent (the naive too: it is summed bottom-up), but with no interval or
+    MASE scale, which do not add up (coverage and MASE are null there). Lanes without a
+    market (in the forecast, not in the actuals) belong to none."""
+    lane_pts = points.filter(pl.col("level") == LANE).join(
+        lanes.drop("origin", "destination", strict=False), on="unique_id"
+    )
+    keep = ["run", "unique_id", "cutoff", "date", "step"]
+    extra = [c for c in points.columns if c not in (*keep, "level", "actual", "forecast")]
+    parts = [lane_pts.select(points.columns, "market")]
+    for name, cols in levels:
+        if name == LANE:
+            continue
+        sid = series_id(name, cols).alias("unique_id")
+        spans = lanes.group_by(sid).agg(pl.col("market").n_unique().alias("_n"))
+        nested = spans.filter(pl.col("_n") == 1).get_column("unique_id")
+        mine = lanes.select(sid, "market").unique()
+        whole = points.filter((pl.col("level") == name) & pl.col("unique_id").is_in(nested))
+        parts.append(whole.join(mine, on="unique_id").select(points.columns, "market"))
+        split = (
+            lane_pts.with_columns(sid)
+            .filter(~pl.col("unique_id").is_in(nested))
+            .group_by("run", "market", "unique_id", "cutoff", "date", "step")
+            .agg(pl.col("actual").sum(), pl.col("forecast").sum())
+            .with_columns(pl.lit(name).alias("level"), *[pl.lit(None).alias(c) for c in extra])
+        )
+        parts.append(split.select(points.columns, "market"))
+    return pl.concat(parts, how="vertical_relaxed")
+
+
 def ratio(num: pl.Expr, den: pl.Expr) -> pl.Expr:
     """num / den, zero-safe: 0 when both are 0, null when only the denominator is."""
     return (
@@ -202,11 +252,16 @@ def compute_metrics(
         err.sum().alias("sum_error"),
         err.abs().sum().alias("sum_abs_error"),
         err.abs().filter(pl.col("mase_scale").is_not_null()).sum().alias("_mase_num"),
-        pl.col("mase_scale").sum().alias("_mase_den"),
+        # No scale at all (a market's part of a series spanning markets): MASE unknown.
+        pl.when(pl.col("mase_scale").is_not_null().any())
+        .then(pl.col("mase_scale").sum())
+        .alias("_mase_den"),
         *[
-            pl.col("actual")
-            .is_between(pl.col(f"lo_{p}"), pl.col(f"hi_{p}"))
-            .mean()
+            # A point without an interval (a market's part of a spanning series) leaves
+            # the group's coverage unknown rather than measured on the others.
+            pl.when(pl.col(f"lo_{p}").is_null().any())
+            .then(pl.lit(None, pl.Float64))
+            .otherwise(pl.col("actual").is_between(pl.col(f"lo_{p}"), pl.col(f"hi_{p}")).mean())
             .alias(f"coverage_{p}")
             for p in interval_levels
         ],
@@ -225,7 +280,9 @@ def compute_metrics(
         table.with_columns(
             ratio(pl.col("sum_abs_error"), pl.col("sum_actual")).alias("wape"),
             ratio(pl.col("sum_error"), pl.col("sum_actual")).alias("bias"),
-            ratio(pl.col("_mase_num"), pl.col("_mase_den")).alias("mase"),
+            pl.when(pl.col("_mase_den").is_not_null())
+            .then(ratio(pl.col("_mase_num"), pl.col("_mase_den")))
+            .alias("mase"),
             # Two perfect forecasts are equally good: skill 0, not 1.
             pl.when(pl.col("_naive") > 0)
             .then(1.0 - pl.col("sum_abs_error") / pl.col("_naive"))
