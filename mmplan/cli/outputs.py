@@ -98,6 +98,8 @@ def write_backtest(outdir: Path, result: BacktestResult, record: dict[str, Any])
         write_parquet(result.calibration, tmp / "calibration.parquet", record)
         if result.champions is not None:
             write_parquet(result.champions, tmp / "champions.parquet", record)
+        if result.markets is not None:
+            write_parquet(result.markets, tmp / "markets.parquet", record)
         write_json(result.metrics_json | {"provenance": record}, tmp / "metrics.json")
 
 

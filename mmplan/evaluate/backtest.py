@@ -48,6 +48,13 @@ from mmplan.evaluate.gates import (
     evaluate_gates,
     gates_passed,
 )
+from mmplan.evaluate.markets import (
+    check_markets,
+    market_gates,
+    market_scores,
+    markets_record,
+    merged_rules,
+)
 from mmplan.evaluate.metrics import (
     BASELINE_MODEL,
     BASELINE_RUN,
@@ -61,6 +68,7 @@ from mmplan.evaluate.metrics import (
     score,
 )
 from mmplan.forecasting.frequency import Freq, config_freq, n_periods, resolve, season, shift
+from mmplan.forecasting.hierarchy import hierarchy_levels
 from mmplan.tables import check, validate_history
 
 if TYPE_CHECKING:
@@ -96,6 +104,7 @@ class BacktestResult:
     champions: pl.DataFrame | None
     calibration: pl.DataFrame
     gates: list[GateResult] = field(default_factory=list)
+    markets: pl.DataFrame | None = None  # with [markets] column: run x market x level x step
 
     @property
     def passed(self) -> bool:
@@ -183,6 +192,9 @@ def prepare_backtest(
     # One frequency for every cutoff: read from the whole history, not from each slice.
     cfg = cfg.model_copy(update={"forecast": resolve(fcfg, history.get_column("date"))})
     check_gate(cfg.gate, cfg.forecast, history.columns, source)
+    check_markets(cfg, history, cfg.gate.markets, "gate", source)
+    for rules in cfg.gate.markets.values():
+        check_gate(merged_rules(cfg.gate, rules), cfg.forecast, history.columns, source)
     prior = None if baseline is None else checked_baseline(baseline)
     return BacktestSetup(history, cfg, prior)
 
@@ -278,6 +290,8 @@ def _metrics_json(
             "rules": [g.as_record() for g in result.gates],
         },
     }
+    if result.markets is not None:
+        record["markets"] = markets_record(result.markets, setup.config, setup.history.columns)
     if result.champions is not None:
         record["champions"] = {
             "select_by": bcfg.select_by,
@@ -316,7 +330,12 @@ def run_backtest(
     gates = evaluate_gates(metrics, cfg.gate, fcfg, primary, setup.baseline)
     levels = level_names(fcfg, setup.history.columns)
     calibration = calibrate(points, primary, levels, fcfg, horizon)
-    result = BacktestResult(points, metrics, {}, champions, calibration, gates)
+    markets = None
+    if cfg.markets.column is not None:
+        hier = hierarchy_levels(fcfg, setup.history.columns)
+        markets = market_scores(points, setup.history, cfg.markets.column, hier, fcfg.levels)
+        gates += market_gates(markets, cfg.gate, cfg, primary, setup.baseline)
+    result = BacktestResult(points, metrics, {}, champions, calibration, gates, markets)
     result.metrics_json = _metrics_json(setup, cuts, runs, levels, result)
     return result
 

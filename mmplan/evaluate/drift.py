@@ -22,7 +22,7 @@ import polars as pl
 
 from mmplan.evaluate.metrics import ratio
 
-__all__ = ["SERIES_SUMS", "tracking_signal", "across_runs"]
+__all__ = ["SERIES_SUMS", "tracking_signal", "across_runs", "largest_drift"]
 
 # What a run keeps per series for the tracking signal across runs.
 SERIES_SUMS = ("points", "sum_error", "sum_abs_error")
@@ -67,3 +67,20 @@ def across_runs(series: pl.DataFrame, earlier: pl.DataFrame | None) -> pl.DataFr
             )
         )
     )
+
+
+def largest_drift(scores: pl.DataFrame) -> dict[str, tuple[float | None, str]]:
+    """Per level: the largest |tracking signal| of its series and which series it is."""
+    out: dict[str, tuple[float | None, str]] = {}
+    series = scores.filter(pl.col("scope") == "series").with_columns(
+        pl.col("tracking_signal_all").abs().alias("_ts")
+    )
+    for level in series["level"].unique().sort():
+        rows = series.filter(pl.col("level") == level).sort(
+            "_ts", "unique_id", descending=[True, False], nulls_last=False
+        )
+        nulls = rows.filter(pl.col("_ts").is_null())
+        row = (nulls if nulls.height else rows).row(0, named=True)
+        flagged = int(rows["drift"].sum())
+        out[level] = (row["_ts"], f"{row['unique_id']}; {flagged} series flagged")
+    return out

@@ -51,6 +51,7 @@ from mmplan.forecasting.frequency import (
     shift,
 )
 from mmplan.forecasting.hierarchy import LANE, Level, series_id
+from mmplan.tables import LANE_KEYS
 
 __all__ = [
     "METRICS_FORMAT",
@@ -180,11 +181,12 @@ def score(
 def lane_markets(history: pl.DataFrame, column: str, levels: list[Level]) -> pl.DataFrame:
     """One row per lane: its series id, its market (the history's `column`) and the key
     columns of every level, for `market_points`."""
-    keys = list(dict.fromkeys(c for _, cols in levels for c in cols))
+    keys = dict.fromkeys(c for _, cols in levels for c in cols if c not in LANE_KEYS)
+    firsts = {c: pl.col(c).first() for c in keys} | {"market": pl.col(column).first()}
     return (
-        history.group_by("origin", "destination")
-        .agg(pl.col(column).first().alias("market"), *[pl.col(c).first() for c in keys[2:]])
-        .with_columns(series_id(LANE, ["origin", "destination"]).alias("unique_id"))
+        history.group_by(LANE_KEYS)
+        .agg(**firsts)
+        .with_columns(series_id(LANE, LANE_KEYS).alias("unique_id"))
     )
 
 
@@ -198,12 +200,10 @@ def market_points(points: pl.DataFrame, lanes: pl.DataFrame, levels: list[Level]
     forecast is coherent (the naive too: it is summed bottom-up), but with no interval or
     MASE scale, which do not add up (coverage and MASE are null there). Lanes without a
     market (in the forecast, not in the actuals) belong to none."""
-    lane_pts = points.filter(pl.col("level") == LANE).join(
-        lanes.drop("origin", "destination", strict=False), on="unique_id"
-    )
+    lane_pts = points.filter(pl.col("level") == LANE).join(lanes, on="unique_id")
     keep = ["run", "unique_id", "cutoff", "date", "step"]
     extra = [c for c in points.columns if c not in (*keep, "level", "actual", "forecast")]
-    parts = [lane_pts.select(points.columns, "market")]
+    parts = [lane_pts.select(*points.columns, "market")]
     for name, cols in levels:
         if name == LANE:
             continue
@@ -212,7 +212,7 @@ def market_points(points: pl.DataFrame, lanes: pl.DataFrame, levels: list[Level]
         nested = spans.filter(pl.col("_n") == 1).get_column("unique_id")
         mine = lanes.select(sid, "market").unique()
         whole = points.filter((pl.col("level") == name) & pl.col("unique_id").is_in(nested))
-        parts.append(whole.join(mine, on="unique_id").select(points.columns, "market"))
+        parts.append(whole.join(mine, on="unique_id").select(*points.columns, "market"))
         split = (
             lane_pts.with_columns(sid)
             .filter(~pl.col("unique_id").is_in(nested))
@@ -220,7 +220,7 @@ def market_points(points: pl.DataFrame, lanes: pl.DataFrame, levels: list[Level]
             .agg(pl.col("actual").sum(), pl.col("forecast").sum())
             .with_columns(pl.lit(name).alias("level"), *[pl.lit(None).alias(c) for c in extra])
         )
-        parts.append(split.select(points.columns, "market"))
+        parts.append(split.select(*points.columns, "market"))
     return pl.concat(parts, how="vertical_relaxed")
 
 

@@ -34,8 +34,10 @@ import polars as pl
 from mmplan.config import Config, ForecastConfig
 from mmplan.errors import DataError
 from mmplan.evaluate.alerts import check_monitor, evaluate_alerts
-from mmplan.evaluate.drift import across_runs, tracking_signal
+from mmplan.evaluate.drift import across_runs, largest_drift, tracking_signal
+from mmplan.evaluate.expected import expected_scores
 from mmplan.evaluate.gates import Baseline, GateResult, gates_passed
+from mmplan.evaluate.markets import check_markets, merged_rules
 from mmplan.evaluate.metrics import (
     BASELINE_RUN,
     NEW_MODEL,
@@ -46,6 +48,7 @@ from mmplan.evaluate.metrics import (
     ratio,
     score,
 )
+from mmplan.evaluate.monitor_markets import market_monitor
 from mmplan.evaluate.naive import naive_forecast, naive_start
 from mmplan.evaluate.plan_fit import PlanFit, plan_fit
 from mmplan.forecasting import history_hierarchy
@@ -158,7 +161,11 @@ def prepare_monitor(setup: MonitorSetup, source: str = "config") -> MonitorSetup
     fcfg = setup.config.forecast.model_copy(update={"hierarchy": sets, "levels": intervals})
     fcfg = resolve(fcfg, history.get_column("date"))
     levels = [TOTAL, *("/".join(s) for s in sets), LANE]
-    check_monitor(setup.config.monitor, levels, intervals, source)
+    mcfg = setup.config.monitor
+    check_monitor(mcfg, levels, intervals, source)
+    check_markets(setup.config, history, mcfg.markets, "monitor", source)
+    for rules in mcfg.markets.values():
+        check_monitor(merged_rules(mcfg, rules), levels, intervals, source)
     cfg = setup.config.model_copy(update={"forecast": fcfg})
     return dataclasses.replace(setup, config=cfg, prepared=True)
 
@@ -210,51 +217,6 @@ def _points(setup: MonitorSetup, win: _Window, notes: list[str]) -> pl.DataFrame
             f"{start}. Pass a history reaching back to {need}."
         )
     return pl.concat(parts).select("run", pl.exclude("run"))
-
-
-def _expected(
-    baseline: Baseline | None, levels: list[str], steps: int, intervals: list[int]
-) -> tuple[pl.DataFrame | None, str]:
-    """level, step (null: steps 1..`steps` pooled), expected_wape, expected_coverage_<p>
-    from the backtest's metrics.json; and a note when something is missing."""
-    if baseline is None:
-        return None, "no --baseline metrics.json given"
-    record = baseline.record
-    by_level = record["metrics"].get(record["primary"], {})
-    rows, short = [], []
-    for level in levels:
-        by_step = (by_level.get(level) or {}).get("by_step") or {}
-        got = [by_step[str(s)] | {"step": s} for s in range(1, steps + 1) if str(s) in by_step]
-        if len(got) < steps:
-            short.append(level)
-        for r in got:
-            rows.append({"level": level, "step": r["step"], **_expect([r], intervals)})
-        if got:
-            rows.append({"level": level, "step": None, **_expect(got, intervals)})
-    note = ""
-    if short:
-        note = (
-            f"the baseline lacks some of steps 1..{steps} at {', '.join(short)} (its horizon "
-            f"is {record.get('horizon')}); expectations use the steps it has"
-        )
-    schema = {"level": pl.String, "step": pl.Int32, "expected_wape": pl.Float64}
-    schema |= {f"expected_coverage_{p}": pl.Float64 for p in intervals}
-    return pl.DataFrame(rows, schema=schema), note
-
-
-def _expect(got: list[dict[str, Any]], intervals: list[int]) -> dict[str, Any]:
-    """Pooled WAPE and point-weighted coverage over the backtest's steps `got`."""
-    actual = sum(r.get("sum_actual") or 0.0 for r in got)
-    abs_err = sum(r.get("sum_abs_error") or 0.0 for r in got)
-    points = sum(r.get("points") or 0 for r in got)
-    out: dict[str, Any] = {"expected_wape": abs_err / actual if actual else None}
-    for p in intervals:
-        cov = [(r.get(f"coverage_{p}"), r.get("points") or 0) for r in got]
-        known = [(c, n) for c, n in cov if c is not None]
-        out[f"expected_coverage_{p}"] = (
-            sum(c * n for c, n in known) / points if points and len(known) == len(cov) else None
-        )
-    return out
 
 
 def _scores(
@@ -326,23 +288,6 @@ def _excess(scores: pl.DataFrame, level: str, wape: float | None, top: int) -> l
         }
         for r in rows.head(top).iter_rows(named=True)
     ]
-
-
-def _drifting(scores: pl.DataFrame) -> dict[str, tuple[float | None, str]]:
-    """Per level: the largest |tracking signal| of its series and which series it is."""
-    out: dict[str, tuple[float | None, str]] = {}
-    series = scores.filter(pl.col("scope") == "series").with_columns(
-        pl.col("tracking_signal_all").abs().alias("_ts")
-    )
-    for level in series["level"].unique().sort():
-        rows = series.filter(pl.col("level") == level).sort(
-            "_ts", "unique_id", descending=[True, False], nulls_last=False
-        )
-        nulls = rows.filter(pl.col("_ts").is_null())
-        row = (nulls if nulls.height else rows).row(0, named=True)
-        flagged = int(rows["drift"].sum())
-        out[level] = (row["_ts"], f"{row['unique_id']}; {flagged} series flagged")
-    return out
 
 
 def _plan(setup: MonitorSetup, win: _Window) -> PlanFit | None:
@@ -447,11 +392,11 @@ def monitor(setup: MonitorSetup) -> MonitorResult:
             f"forecasts ({NEW_MODEL}), e.g. {', '.join(ids.head(3).to_list())}"
         )
     levels = [TOTAL, *("/".join(s) for s in fcfg.hierarchy), LANE]
-    expected, why = _expected(setup.baseline, levels, win.observed, fcfg.levels)
+    expected, why = expected_scores(setup.baseline, levels, win.observed, fcfg.levels)
     if why and setup.baseline is not None:
         notes.append(why)
     scores = _scores(points, setup, win, expected)
-    drifting = _drifting(scores)
+    drifting = largest_drift(scores)
     fit = _plan(setup, win)
     plan = _plan_record(fit, setup.config.monitor.top_series)
     summary = _summary(setup, win, scores, notes, drifting)
@@ -460,6 +405,17 @@ def monitor(setup: MonitorSetup) -> MonitorResult:
         for lv, v in summary["levels"].items()
     }
     gates = evaluate_alerts(setup.config.monitor, by_level, drifting, fcfg.levels, plan)
+    if setup.config.markets.column is not None:
+        mk = market_monitor(
+            points, setup.config, history, win.observed, setup.baseline, PRIMARY_RUN
+        )
+        gates += mk.gates
+        same = ("forecast_sha256", "forecast_date", "observed", "horizon")
+        extra = mk.scores.with_columns(
+            [pl.lit(scores[c][0], scores.schema[c]).alias(c) for c in same]
+        )
+        scores = pl.concat([scores, extra], how="diagonal_relaxed")
+        summary["markets"] = mk.record
     alerts = pl.DataFrame(
         [g.as_record() for g in gates],
         schema={

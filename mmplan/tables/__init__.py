@@ -554,7 +554,7 @@ def validate_points(df: pl.DataFrame) -> list[Problem]:
 def validate_metrics(df: pl.DataFrame) -> list[Problem]:
     """Problems with a backtest's metrics.parquet (step is null for all steps)."""
     columns: Columns = {"run": pl.String, "level": pl.String, "step": NUMERIC, "wape": NUMERIC}
-    keys = ["run", "level", "step"]
+    keys = ["run", "level", "step", *(["market"] if "market" in df.columns else [])]
     return require_columns(df, columns) + null_keys(df, keys[:2]) + duplicates(df, keys, "rows")
 
 
