@@ -209,7 +209,7 @@ def market_points(points: pl.DataFrame, lanes: pl.DataFrame, levels: list[Level]
             continue
         sid = series_id(name, cols).alias("unique_id")
         spans = lanes.group_by(sid).agg(pl.col("market").n_unique().alias("_n"))
-        nested = spans.filter(pl.col("_n") == 1).get_column("unique_id")
+        nested = spans.filter(pl.col("_n") == 1).get_column("unique_id").to_list()
         mine = lanes.select(sid, "market").unique()
         whole = points.filter((pl.col("level") == name) & pl.col("unique_id").is_in(nested))
         parts.append(whole.join(mine, on="unique_id").select(*points.columns, "market"))
