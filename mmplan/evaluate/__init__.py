@@ -11,6 +11,9 @@ naive.py        the backtest's seasonal-naive baseline, rebuilt from actuals as 
 drift.py        tracking signals, per run and across a monitoring store's runs
 plan_fit.py     a plan's trucks and facilities against actual volume: overflow, idle
 alerts.py       [monitor] rules, the default rules and their verdicts
+expected.py     what the backtest measured per step, as monitoring's expectation
+markets.py      markets: the per-market scoreboard, merged rules, per-market gates
+monitor_markets.py  monitoring per market: scores, expectations, drift and alerts
 """
 
 from __future__ import annotations
