@@ -517,3 +517,48 @@ def test_help_has_an_example_and_the_outputs_validate(net, tmp_path):
         assert checked.exit_code == 0 and f"valid {kind} table" in checked.output
     manifest = json.loads((tmp_path / "m" / "manifest.json").read_text())
     assert {"scores.parquet", "alerts.parquet", "summary.json"} <= set(manifest["files"])
+
+
+def _state(pid: int) -> str:
+    """The process's state letter (T when stopped), or "" once it is gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return ""
+
+
+def test_a_run_killed_while_appending_leaves_the_store_as_it_was(net, tmp_path):
+    """SIGKILL at the store's rename (the run's third Parquet write): the earlier run's file
+    is intact, nothing half-written is visible, and the next run tidies up and appends."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    store = tmp_path / "store"
+    ok(monitor(net, tmp_path / "m", net.config, "--append", store))
+    (before,) = store.glob("forecast_date=*/*.parquet")
+    content = before.read_bytes()
+    later = net.cutoff + dt.timedelta(7)
+    train = net.write(net.table().filter(pl.col("date") <= later), "t3.parquet")
+    second = tmp_path / "f3.parquet"
+    ok(run("forecast", train, "-o", second, "-c", net.config))
+    args = ["--forecast", second, "--actuals", net.history, "-c", net.config, "-q"]
+    cmd = [sys.executable, "-m", "mmplan", "monitor", *map(str, args), "-o", str(tmp_path / "m2")]
+    env = os.environ | {"MMPLAN_STOP_AT": "write_parquet.renaming:3"}
+    proc = subprocess.Popen([*cmd, "--append", str(store)], env=env)
+    guard = time.monotonic() + 300
+    while _state(proc.pid) not in ("T", "t"):
+        assert proc.poll() is None, "the run ended before the store's rename"
+        assert time.monotonic() < guard
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert (tmp_path / "m2" / "summary.json").exists()  # killed after OUTDIR, at the store
+    assert list(store.glob("forecast_date=*/*.parquet")) == [before]
+    assert before.read_bytes() == content
+    ok(run("monitor", *args, "-o", tmp_path / "m2", "--append", store))
+    assert len(list(store.glob("forecast_date=*/*.parquet"))) == 2
+    assert not list(store.glob("forecast_date=*/.*"))
+    assert pl.read_parquet(store, hive_partitioning=True).height > 0

@@ -188,6 +188,10 @@ def append_store(store: Path, result: MonitorResult, record: dict[str, Any], wai
 
     sha, date = result.summary["forecast_sha256"], result.summary["forecast_date"]
     with output_lock(store, wait):
+        # A run killed mid-write leaves a hidden temporary file; we hold the lock, so it is
+        # stale (and it would trip a reader that lists the folder without a glob).
+        for stale in store.glob("forecast_date=*/.*.tmp"):
+            stale.unlink(missing_ok=True)
         part = store / f"forecast_date={date}"
         try:
             part.mkdir(parents=True, exist_ok=True)
