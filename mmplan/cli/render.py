@@ -597,6 +597,13 @@ def _monitor_notes(summary: dict[str, Any]) -> list[str]:
                 f"{t['unique_id']} {_fmt(t['share_of_excess'], True)}" for t in top[:3]
             )
             lines.append(f"excess error at {level}: {named}")
+    for market, by_level in (summary.get("markets") or {}).items():
+        shown = ", ".join(
+            f"{lv} {_fmt(r.get('wape'), True)}"
+            + (f" (x{r['wape_ratio']:.2f})" if r.get("wape_ratio") is not None else "")
+            for lv, r in by_level.items()
+        )
+        lines.append(f"market {market}: WAPE {shown}")
     plan = summary.get("plan")
     if plan:
         lines.append(
