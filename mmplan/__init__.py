@@ -34,6 +34,8 @@ _EXPORTS = {
     "forecast": "mmplan.forecasting",
     "backtest": "mmplan.evaluate",
     "optimize": "mmplan.plan",
+    "monitor": "mmplan.evaluate",
+    "MonitorSetup": "mmplan.evaluate",
     "open_engine": "mmplan.engine",
     "load_config": "mmplan.config",
     "Config": "mmplan.config",

@@ -32,6 +32,11 @@ __all__ = [
     "ForecastConfig",
     "BacktestConfig",
     "GateConfig",
+    "GateRules",
+    "MonitorConfig",
+    "MonitorRules",
+    "MarketsConfig",
+    "OverflowKey",
     "OptimizeConfig",
     "EngineConfig",
     "ReportConfig",
@@ -95,6 +100,7 @@ class SampleConfig(Section):
     dss: int = Field(default=300, ge=1)
     days: int = Field(default=730, ge=28)
     start: dt.date = dt.date(2024, 1, 1)
+    market: str | None = Field(default=None, min_length=1, pattern=r"^[^/\s]+$")
 
     @field_validator("start")
     @classmethod
@@ -273,7 +279,7 @@ NonNegative = Annotated[float, Field(ge=0)]
 Share = Annotated[float, Field(ge=0, le=1)]
 
 
-class GateConfig(Section):
+class GateRules(Section):
     """CI gate rules, each keyed by hierarchy level (total, ..., lane) and checked on the
     backtest of the configured model. A level the hierarchy does not produce is an error."""
 
@@ -284,6 +290,44 @@ class GateConfig(Section):
     coverage_interval: int | None = Field(default=None, gt=0, lt=100)
     beat_naive_by: dict[str, Annotated[float, Field(lt=1)]] = Field(default_factory=dict)
     max_regression: dict[str, NonNegative] = Field(default_factory=dict)
+
+
+class GateConfig(GateRules):
+    """[gate]: the rules, and per market ([gate.markets.<name>]) rules that override them
+    level by level for that market's scores."""
+
+    markets: dict[str, GateRules] = Field(default_factory=dict)
+
+
+OverflowKey = Literal["lane", "network"]
+
+
+class MonitorRules(Section):
+    """`mmplan monitor` alert rules, in the shapes of [gate]: each keyed by hierarchy level.
+    A level the forecast lacks is an error."""
+
+    max_wape: dict[str, NonNegative] = Field(default_factory=dict)
+    max_wape_ratio: dict[str, NonNegative] = Field(default_factory=dict)
+    min_coverage: dict[str, Share] = Field(default_factory=dict)
+    coverage_interval: int | None = Field(default=None, gt=0, lt=100)
+    max_abs_tracking_signal: dict[str, NonNegative] = Field(default_factory=dict)
+
+
+class MonitorConfig(MonitorRules):
+    """[monitor]: the rules, the plan's overflow rule (keyed by `lane` and `network`), the
+    drift flag, and per market ([monitor.markets.<name>]) overrides of the level rules."""
+
+    max_overflow_share: dict[OverflowKey, Share] = Field(default_factory=dict)
+    drift_bound: float = Field(default=4.0, gt=0)
+    top_series: int = Field(default=5, ge=1, le=1000)
+    markets: dict[str, MonitorRules] = Field(default_factory=dict)
+
+
+class MarketsConfig(Section):
+    """Markets: a history column naming each lane's market; backtest and monitor then also
+    score every market on its own (a scoreboard market x level x metric)."""
+
+    column: str | None = Field(default=None, min_length=1)
 
 
 NodeKind = Literal["FC", "SC", "DS"]
@@ -359,6 +403,8 @@ class Config(Section):
     forecast: ForecastConfig = Field(default_factory=ForecastConfig)
     backtest: BacktestConfig = Field(default_factory=BacktestConfig)
     gate: GateConfig = Field(default_factory=GateConfig)
+    monitor: MonitorConfig = Field(default_factory=MonitorConfig)
+    markets: MarketsConfig = Field(default_factory=MarketsConfig)
     optimize: OptimizeConfig = Field(default_factory=OptimizeConfig)
     engine: EngineConfig = Field(default_factory=EngineConfig)
     report: ReportConfig = Field(default_factory=ReportConfig)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple, cast
 
 from mmplan.errors import UsageError
 
@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
     from mmplan.config import Config
     from mmplan.evaluate import BacktestSetup, Baseline
+    from mmplan.evaluate.monitor import MonitorSetup
 
 __all__ = [
     "ForecastInputs",
@@ -32,6 +33,8 @@ __all__ = [
     "read_forecast_inputs",
     "read_plan_inputs",
     "check_report_request",
+    "read_monitor_inputs",
+    "read_store",
 ]
 
 
@@ -156,3 +159,59 @@ def check_report_request(paths: dict[str, Path], series: list[str] | None) -> No
         )
     if series and "forecast" not in paths:
         raise UsageError("--series names forecast series: give --forecast too.")
+
+
+def read_store(store: Path | None, sha: str) -> pl.DataFrame | None:
+    """The per-series sums of every earlier run in a monitoring store (--append), but the
+    forecast `sha`'s own (a re-run replaces it). None without a store or with an empty one."""
+    import polars as pl
+
+    from mmplan.io import read_parquet
+
+    if store is None or not store.is_dir():
+        return None
+    files = [f for f in sorted(store.glob("forecast_date=*/*.parquet")) if f.stem != sha]
+    cols = ["scope", "level", "unique_id", "points", "sum_error", "sum_abs_error"]
+    frames = [
+        read_parquet(f, what="monitoring store").select(cols).filter(pl.col("scope") == "series")
+        for f in files
+    ]
+    return pl.concat(frames, how="vertical_relaxed") if frames else None
+
+
+def read_monitor_inputs(
+    paths: dict[str, Path | None], cfg: Config, config: Path | None, gate: bool
+) -> MonitorSetup:
+    """Read and check what `mmplan monitor` takes: `paths` has forecast, actuals and
+    optionally plan (a plan folder), lanes, baseline and store. With `gate` and no
+    [monitor] rules, the default rules apply (mmplan.evaluate.alerts.default_monitor)."""
+    import dataclasses
+
+    from mmplan.evaluate.alerts import default_monitor, has_monitor_rules
+    from mmplan.evaluate.monitor import MonitorSetup, PlanTables, prepare_monitor
+    from mmplan.io import read_table, sha256_file
+
+    forecast, history = cast(Path, paths["forecast"]), cast(Path, paths["actuals"])
+    prior = read_baseline(paths.get("baseline"))
+    fc = read_table(forecast, "forecast")
+    hist = read_table(history, "history", max_gap_days=cfg.forecast.max_history_gap_days)
+    plan, folder = None, paths.get("plan")
+    if folder is not None:
+        lanes = paths.get("lanes")
+        plan = PlanTables(
+            read_table(folder / "trucks.parquet", "trucks"),
+            read_table(folder / "nodes.parquet", "plan_nodes"),
+            read_table(lanes, "lanes") if lanes is not None else None,
+        )
+    sha = sha256_file(forecast)
+    earlier = read_store(paths.get("store"), sha)
+    raw = MonitorSetup(fc, hist, cfg, sha, prior, plan, earlier, (str(forecast), str(history)))
+    setup = prepare_monitor(raw, source=str(config or "defaults"))
+    if gate and not has_monitor_rules(cfg.monitor):
+        fcfg = setup.config.forecast
+        levels = ["total", *("/".join(c) for c in fcfg.hierarchy), "lane"]
+        rules = default_monitor(cfg.monitor, levels, fcfg.levels)
+        setup = dataclasses.replace(
+            setup, config=setup.config.model_copy(update={"monitor": rules})
+        )
+    return setup

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
     from mmplan.config import Config
     from mmplan.evaluate import BacktestResult
+    from mmplan.evaluate.monitor import MonitorResult
     from mmplan.plan import Plan
 
 __all__ = [
@@ -36,6 +37,9 @@ __all__ = [
     "check_backtest_outputs",
     "write_backtest",
     "write_gate_reports",
+    "check_monitor_outputs",
+    "write_monitor",
+    "append_store",
     "plan_folder",
     "write_plans",
 ]
@@ -60,7 +64,11 @@ def write_sample(
 
 
 def check_backtest_outputs(
-    outdir: Path, junit: Path | None, summary_md: Path | None, inputs: tuple[Path | None, ...]
+    outdir: Path,
+    junit: Path | None,
+    summary_md: Path | None,
+    inputs: tuple[Path | None, ...],
+    command: str = "backtest",
 ) -> None:
     """Refuse an output folder and --junit/--summary files that cannot be written (or
     would be deleted: inside OUTDIR), before minutes of fitting rather than after."""
@@ -74,7 +82,7 @@ def check_backtest_outputs(
         if extra.resolve().is_relative_to(outdir.resolve()):
             raise OutputError(
                 f"cannot write {flag} {extra}: it is inside the output folder {outdir}, "
-                "which the next backtest replaces whole (deleting the file). Write it "
+                f"which the next {command} replaces whole (deleting the file). Write it "
                 f"beside the folder, e.g. {flag} {outdir.parent / extra.name}."
             )
         check_output_file(extra, inputs)
@@ -90,23 +98,28 @@ def write_backtest(outdir: Path, result: BacktestResult, record: dict[str, Any])
         write_parquet(result.calibration, tmp / "calibration.parquet", record)
         if result.champions is not None:
             write_parquet(result.champions, tmp / "champions.parquet", record)
+        if result.markets is not None:
+            write_parquet(result.markets, tmp / "markets.parquet", record)
         write_json(result.metrics_json | {"provenance": record}, tmp / "metrics.json")
 
 
 def write_gate_reports(
-    result: BacktestResult,
+    result: BacktestResult | MonitorResult,
     summary: dict[str, Any],
     seconds: float,
     junit: Path | None,
     summary_md: Path | None,
+    command: str = "backtest",
 ) -> None:
-    """The gate verdict as JUnit XML and as a markdown summary, for those asked for."""
-    from mmplan.cli.render import gate_junit, gate_markdown
+    """The gate verdict (a backtest's or a monitoring run's) as JUnit XML and as a
+    markdown summary, for those asked for."""
+    from mmplan.cli.render import gate_junit, gate_markdown, monitor_markdown
 
     if junit is not None:
-        write_text(gate_junit(result.gates, seconds), junit)
+        write_text(gate_junit(result.gates, seconds, command), junit)
     if summary_md is not None:
-        write_text(gate_markdown(summary, result.gates, result.passed), summary_md)
+        markdown = monitor_markdown if command == "monitor" else gate_markdown
+        write_text(markdown(summary, result.gates, result.passed), summary_md)
 
 
 def plan_folder(root: Path, column: str, scenarios: bool) -> Path:
@@ -127,3 +140,62 @@ def write_plans(
                 write_parquet(getattr(plan, name), folder / f"{name}.parquet", record)
             write_json(plan.summary, folder / "summary.json")
     return {col: plan_folder(outdir, col, scenarios) for col in plans}
+
+
+def check_monitor_outputs(
+    outdir: Path,
+    junit: Path | None,
+    summary_md: Path | None,
+    store: Path | None,
+    inputs: tuple[Path | None, ...],
+) -> None:
+    """As `check_backtest_outputs`, plus a --append store outside OUTDIR whose folder exists."""
+    from mmplan.errors import OutputError
+
+    check_backtest_outputs(outdir, junit, summary_md, inputs, "monitor")
+    if store is None:
+        return
+    if store.resolve().is_relative_to(outdir.resolve()):
+        raise OutputError(
+            f"cannot append to {store}: it is inside the output folder {outdir}, which the "
+            "next monitor run replaces whole. Keep the store beside it."
+        )
+    if store.exists() and not store.is_dir():
+        raise OutputError(f"cannot append to {store}: it is a file; the store is a folder.")
+    if not store.resolve().parent.is_dir():
+        raise OutputError(
+            f"cannot append to {store}: folder {store.resolve().parent} does not exist."
+        )
+
+
+def write_monitor(outdir: Path, result: MonitorResult, record: dict[str, Any]) -> None:
+    """OUTDIR/scores, alerts (and with a plan plan_lanes, plan_facilities) .parquet and
+    summary.json, swapped in whole."""
+    with output_folder(outdir, record) as tmp:
+        write_parquet(result.scores, tmp / "scores.parquet", record)
+        write_parquet(result.alerts, tmp / "alerts.parquet", record)
+        if result.plan is not None:
+            write_parquet(result.plan.lanes, tmp / "plan_lanes.parquet", record)
+            write_parquet(result.plan.facilities, tmp / "plan_facilities.parquet", record)
+        write_json(result.summary | {"provenance": record}, tmp / "summary.json")
+
+
+def append_store(store: Path, result: MonitorResult, record: dict[str, Any], wait: float) -> Path:
+    """Add this run's scores to the monitoring store: one Parquet file per forecast,
+    STORE/forecast_date=<origin>/<forecast SHA-256>.parquet (a Hive-partitioned dataset),
+    written atomically; a re-run of the same forecast replaces its file."""
+    from mmplan.errors import OutputError
+
+    sha, date = result.summary["forecast_sha256"], result.summary["forecast_date"]
+    with output_lock(store, wait):
+        # A run killed mid-write leaves a hidden temporary file; we hold the lock, so it is
+        # stale (and it would trip a reader that lists the folder without a glob).
+        for stale in store.glob("forecast_date=*/.*.tmp"):
+            stale.unlink(missing_ok=True)
+        part = store / f"forecast_date={date}"
+        try:
+            part.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OutputError(f"cannot append to {store}: {exc.strerror}.") from None
+        # The partition's value lives in the path; the file keeps the other columns.
+        return write_parquet(result.scores.drop("forecast_date"), part / f"{sha}.parquet", record)

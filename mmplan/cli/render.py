@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from mmplan.evaluate import BacktestResult, GateResult
+    from mmplan.evaluate.monitor import MonitorResult
     from mmplan.plan import Plan
     from mmplan.report import Report
     from mmplan.tables import Problem
@@ -339,7 +340,7 @@ def _fmt(value: Any, pct: bool = False) -> str:
 
 def _rule_text(g: GateResult) -> tuple[str, str, str]:
     """(threshold, measured, verdict) of a gate rule, as shown in every rendering."""
-    pct = g.metric not in ("mase",)
+    pct = g.metric not in ("mase", "wape_ratio", "abs_tracking_signal")
     threshold = f"{g.metric} {g.op} {_fmt(g.threshold, pct)}"
     measured = _fmt(g.measured, pct)
     return threshold, measured, g.status
@@ -440,15 +441,18 @@ def gate_lines(gates: list[GateResult]) -> list[str]:
     return lines
 
 
-def print_gate(console: Console, gates: list[GateResult], passed: bool) -> None:
+def print_gate(
+    console: Console, gates: list[GateResult], passed: bool, command: str = "backtest"
+) -> None:
     """The gate verdict: a Rich table on a terminal, plain lines otherwise."""
+    section = "monitor" if command == "monitor" else "gate"
     if not gates:
-        console.print("gate: no rules configured in [gate]; nothing to check.", markup=False)
+        console.print(f"gate: no rules configured in [{section}]; nothing to check.", markup=False)
         return
     if console.is_terminal:
         from rich.table import Table
 
-        table = Table(title="backtest gate", show_edge=False)
+        table = Table(title=f"{command} gate", show_edge=False)
         for col in ("rule", "level", "threshold", "measured", "result"):
             table.add_column(col, justify="right" if col == "measured" else "left")
         for g in gates:
@@ -466,8 +470,9 @@ def print_gate(console: Console, gates: list[GateResult], passed: bool) -> None:
     )
 
 
-def gate_junit(gates: list[GateResult], seconds: float = 0.0) -> str:
-    """JUnit XML with one testcase per gate rule (failure / skipped as CI systems expect)."""
+def gate_junit(gates: list[GateResult], seconds: float = 0.0, command: str = "backtest") -> str:
+    """JUnit XML with one testcase per gate rule (failure / skipped as CI systems expect);
+    `command` names the suite (the backtest gate, or monitor's alerts)."""
     import xml.etree.ElementTree as ET
 
     failures = sum(g.passed is False for g in gates)
@@ -479,10 +484,10 @@ def gate_junit(gates: list[GateResult], seconds: float = 0.0) -> str:
         "skipped": str(skipped),
     }
     root = ET.Element(
-        "testsuites", {"name": "mmplan backtest gate", **counts, "time": f"{seconds:.3f}"}
+        "testsuites", {"name": f"mmplan {command} gate", **counts, "time": f"{seconds:.3f}"}
     )
     suite = ET.SubElement(
-        root, "testsuite", {"name": "mmplan.backtest.gate", **counts, "time": f"{seconds:.3f}"}
+        root, "testsuite", {"name": f"mmplan.{command}.gate", **counts, "time": f"{seconds:.3f}"}
     )
     for g in gates:
         threshold, measured, status = _rule_text(g)
@@ -507,6 +512,19 @@ def gate_junit(gates: list[GateResult], seconds: float = 0.0) -> str:
     return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
 
 
+def rule_table(gates: list[GateResult], section: str) -> list[str]:
+    """Markdown lines of a rule table: one row per rule with its verdict."""
+    if not gates:
+        return [f"No rules configured in `[{section}]`."]
+    lines = ["| rule | level | threshold | measured | result |", "|---|---|---|---|---|"]
+    for g in gates:
+        threshold, measured, status = _rule_text(g)
+        shown = f"**{status}**" if status == "FAIL" else status
+        note = f" ({g.detail})" if g.detail else ""
+        lines.append(f"| {g.rule} | {g.level} | {threshold} | {measured}{note} | {shown} |")
+    return lines
+
+
 def gate_markdown(summary: dict[str, Any], gates: list[GateResult], passed: bool) -> str:
     """Markdown for a CI job summary: the verdict, each rule, and the metrics per level."""
     verdict = "passed" if passed else "FAILED"
@@ -519,15 +537,7 @@ def gate_markdown(summary: dict[str, Any], gates: list[GateResult], passed: bool
         f"{cuts[0]} .. {cuts[-1]}, horizon {summary['horizon']} days.",
         "",
     ]
-    if gates:
-        lines += ["| rule | level | threshold | measured | result |", "|---|---|---|---|---|"]
-        for g in gates:
-            threshold, measured, status = _rule_text(g)
-            shown = f"**{status}**" if status == "FAIL" else status
-            note = f" ({g.detail})" if g.detail else ""
-            lines.append(f"| {g.rule} | {g.level} | {threshold} | {measured}{note} | {shown} |")
-    else:
-        lines.append("No rules configured in `[gate]`.")
+    lines += rule_table(gates, "gate")
     p = summary["coverage_interval"]
     lines += [
         "",
@@ -569,3 +579,88 @@ def print_report(console: Console, summary: dict[str, Any]) -> None:
     )
     for note in summary["notes"]:
         console.print(f"[yellow]note:[/] {escape(note)}")
+
+
+def monitor_summary(result: MonitorResult, outdir: str | Path) -> dict[str, Any]:
+    """What a monitoring run reports: summary.json plus where it went."""
+    return {"output": str(outdir), **result.summary}
+
+
+def _monitor_rows(summary: dict[str, Any]) -> list[tuple[str, ...]]:
+    """Per level: WAPE, expected, ratio, skill, bias, coverage, max |TS| as text."""
+    p = min(summary["interval_levels"]) if summary["interval_levels"] else None
+    rows: list[tuple[str, ...]] = []
+    for level, r in summary["levels"].items():
+        rows.append(
+            (
+                level,
+                _fmt(r.get("wape"), True),
+                _fmt(r.get("expected_wape"), True),
+                _fmt(r.get("wape_ratio")),
+                _fmt(r.get("skill"), True),
+                _fmt(r.get("bias"), True),
+                _fmt(r.get(f"coverage_{p}") if p else None, True),
+                _fmt(r.get("max_abs_tracking_signal")),
+            )
+        )
+    return rows
+
+
+_MONITOR_COLUMNS = ("level", "WAPE", "expected", "ratio", "skill", "bias", "cover", "max |TS|")
+
+
+def _monitor_notes(summary: dict[str, Any]) -> list[str]:
+    """The lines under the table: window, excess error, plan, notes."""
+    lines = [
+        f"forecast of {summary['forecast_date']}: {summary['observed_share']} periods observed "
+        f"(to {summary['last_observed']}), {summary['drifting_series']} of "
+        f"{summary['series']} series drifting"
+    ]
+    for level, r in summary["levels"].items():
+        top = r.get("top_excess") or []
+        if top:
+            named = ", ".join(
+                f"{t['unique_id']} {_fmt(t['share_of_excess'], True)}" for t in top[:3]
+            )
+            lines.append(f"excess error at {level}: {named}")
+    for market, by_level in (summary.get("markets") or {}).items():
+        shown = ", ".join(
+            f"{lv} {_fmt(r.get('wape'), True)}"
+            + (f" (x{r['wape_ratio']:.2f})" if r.get("wape_ratio") is not None else "")
+            for lv, r in by_level.items()
+        )
+        lines.append(f"market {market}: WAPE {shown}")
+    plan = summary.get("plan")
+    if plan:
+        lines.append(
+            f"plan: {plan['observed_dates']} of {plan['plan_dates']} dates observed, overflow "
+            f"{plan['overflow']:.0f} packages ({_fmt(plan['overflow_share'], True)}), idle "
+            f"capacity {_fmt(plan['idle_share'], True)}, {plan['lanes_overflowing']} lanes "
+            f"overflowing, {plan['facility_days_over']} facility-days over capacity"
+        )
+    return lines + [f"note: {n}" for n in summary["notes"]]
+
+
+def print_monitor(console: Console, summary: dict[str, Any]) -> None:
+    """Rich table of the scores per level, then the window, excess error and plan."""
+    from rich.table import Table
+
+    table = Table(title=f"monitor -> {summary['output']}", show_edge=False)
+    for col in _MONITOR_COLUMNS:
+        table.add_column(col, justify="left" if col == "level" else "right")
+    for row in _monitor_rows(summary):
+        table.add_row(*row)
+    console.print(table)
+    for line in _monitor_notes(summary):
+        console.print(line, markup=False)
+
+
+def monitor_markdown(summary: dict[str, Any], gates: list[GateResult], passed: bool) -> str:
+    """Markdown for a CI job summary of a monitoring run: verdict, alerts, scores."""
+    verdict = "passed" if passed else "FAILED"
+    icon = ":white_check_mark:" if passed else ":x:"
+    lines = [f"## {icon} mmplan monitor {verdict}", "", *rule_table(gates, "monitor"), ""]
+    lines += ["| " + " | ".join(_MONITOR_COLUMNS) + " |", "|---" + "|---:" * 7 + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in _monitor_rows(summary)]
+    lines += ["", *[f"- {line}" for line in _monitor_notes(summary)]]
+    return "\n".join(lines) + "\n"

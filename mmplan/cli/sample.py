@@ -34,6 +34,9 @@ def sample(
     dss: Annotated[int | None, typer.Option(min=1, help="Delivery stations.")] = None,
     days: Annotated[int | None, typer.Option(min=28, help="Days of history.")] = None,
     start: Annotated[str | None, typer.Option(help="First history date, YYYY-MM-DD.")] = None,
+    market: Annotated[
+        str | None, typer.Option(help="Market name: a market column, facilities prefixed.")
+    ] = None,
     config: ConfigOpt = None,
     wait: WaitOpt = 0.0,
     json_out: JsonOpt = False,
@@ -52,7 +55,8 @@ def sample(
 
     folder = _output_folder(outdir)
     first = parse_date("--start", start)
-    flags = dict(seed=seed, regions=regions, fcs=fcs, scs=scs, dss=dss, days=days, start=first)
+    flags: dict[str, object] = dict(seed=seed, regions=regions, fcs=fcs, scs=scs, dss=dss)
+    flags |= dict(days=days, start=first, market=market)
     cfg = load_config(config, sample=flags)
     outputs.check_output_folder(folder, (config,))
     tables = make_sample(cfg.sample)

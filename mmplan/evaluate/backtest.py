@@ -48,6 +48,13 @@ from mmplan.evaluate.gates import (
     evaluate_gates,
     gates_passed,
 )
+from mmplan.evaluate.markets import (
+    check_markets,
+    market_gates,
+    market_scores,
+    markets_record,
+    merged_rules,
+)
 from mmplan.evaluate.metrics import (
     BASELINE_MODEL,
     BASELINE_RUN,
@@ -61,6 +68,7 @@ from mmplan.evaluate.metrics import (
     score,
 )
 from mmplan.forecasting.frequency import Freq, config_freq, n_periods, resolve, season, shift
+from mmplan.forecasting.hierarchy import hierarchy_levels
 from mmplan.tables import check, validate_history
 
 if TYPE_CHECKING:
@@ -71,6 +79,8 @@ __all__ = [
     "BacktestResult",
     "BacktestSetup",
     "cutoffs",
+    "baseline_config",
+    "through_cutoff",
     "prepare_backtest",
     "run_backtest",
     "backtest",
@@ -94,6 +104,7 @@ class BacktestResult:
     champions: pl.DataFrame | None
     calibration: pl.DataFrame
     gates: list[GateResult] = field(default_factory=list)
+    markets: pl.DataFrame | None = None  # with [markets] column: run x market x level x step
 
     @property
     def passed(self) -> bool:
@@ -143,13 +154,19 @@ def _runs(cfg: Config) -> dict[str, ForecastConfig]:
     if cfg.backtest.select:
         models += cfg.backtest.candidates
     runs = {m: fcfg.model_copy(update={"model": m, "horizon": horizon}) for m in models}
+    runs[BASELINE_RUN] = baseline_config(fcfg, horizon)
+    return runs
+
+
+def baseline_config(fcfg: ForecastConfig, horizon: int) -> ForecastConfig:
+    """The forecast config of the baseline run: every lane its own SeasonalNaive, summed
+    bottom-up, no validation windows (what `mmplan monitor` rebuilds its skill from)."""
     naive: dict[str, object] = dict.fromkeys(
         ["model", "sparse_model", "short_model"], BASELINE_MODEL
     )
     naive |= {"lanes": "model", "reconciliation": "BottomUp", "intervals": "model"}
     naive["validation_windows"] = 0  # a hand-built naive has no validation windows
-    runs[BASELINE_RUN] = fcfg.model_copy(update={**naive, "horizon": horizon})
-    return runs
+    return fcfg.model_copy(update={**naive, "horizon": horizon})
 
 
 def _horizon(cfg: Config) -> int:
@@ -175,6 +192,9 @@ def prepare_backtest(
     # One frequency for every cutoff: read from the whole history, not from each slice.
     cfg = cfg.model_copy(update={"forecast": resolve(fcfg, history.get_column("date"))})
     check_gate(cfg.gate, cfg.forecast, history.columns, source)
+    check_markets(cfg, history, cfg.gate.markets, "gate", source)
+    for rules in cfg.gate.markets.values():
+        check_gate(merged_rules(cfg.gate, rules), cfg.forecast, history.columns, source)
     prior = None if baseline is None else checked_baseline(baseline)
     return BacktestSetup(history, cfg, prior)
 
@@ -193,7 +213,7 @@ def _points(
     y, series = actuals(history, fcfg)
     parts, done, total = [], 0, len(cuts) * len(runs)
     for cutoff in cuts:
-        train = _through(history.filter(pl.col("date") <= cutoff), cutoff)
+        train = through_cutoff(history.filter(pl.col("date") <= cutoff), cutoff)
         scale = mase_scale(y, cutoff, fcfg)
         for run, run_cfg in runs.items():
             if progress is not None:
@@ -211,7 +231,7 @@ def _points(
     )
 
 
-def _through(train: pl.DataFrame, cutoff: dt.date) -> pl.DataFrame:
+def through_cutoff(train: pl.DataFrame, cutoff: dt.date) -> pl.DataFrame:
     """The training window, ending on the cutoff even when no lane has a row that day.
 
     A forecast starts after the history's last date; a cutoff on a day without rows (a shop
@@ -270,6 +290,8 @@ def _metrics_json(
             "rules": [g.as_record() for g in result.gates],
         },
     }
+    if result.markets is not None:
+        record["markets"] = markets_record(result.markets, setup.config, setup.history.columns)
     if result.champions is not None:
         record["champions"] = {
             "select_by": bcfg.select_by,
@@ -308,7 +330,12 @@ def run_backtest(
     gates = evaluate_gates(metrics, cfg.gate, fcfg, primary, setup.baseline)
     levels = level_names(fcfg, setup.history.columns)
     calibration = calibrate(points, primary, levels, fcfg, horizon)
-    result = BacktestResult(points, metrics, {}, champions, calibration, gates)
+    markets = None
+    if cfg.markets.column is not None:
+        hier = hierarchy_levels(fcfg, setup.history.columns)
+        markets = market_scores(points, setup.history, cfg.markets.column, hier, fcfg.levels)
+        gates += market_gates(markets, cfg.gate, cfg, primary, setup.baseline)
+    result = BacktestResult(points, metrics, {}, champions, calibration, gates, markets)
     result.metrics_json = _metrics_json(setup, cuts, runs, levels, result)
     return result
 

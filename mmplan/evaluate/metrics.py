@@ -50,6 +50,8 @@ from mmplan.forecasting.frequency import (
     season,
     shift,
 )
+from mmplan.forecasting.hierarchy import LANE, Level, series_id
+from mmplan.tables import LANE_KEYS
 
 __all__ = [
     "METRICS_FORMAT",
@@ -65,6 +67,8 @@ __all__ = [
     "compute_metrics",
     "finite",
     "metrics_record",
+    "lane_markets",
+    "market_points",
 ]
 
 # metrics.json's and calibration.parquet's format. 2: the baseline run is a per-lane
@@ -174,6 +178,52 @@ def score(
     )
 
 
+def lane_markets(history: pl.DataFrame, column: str, levels: list[Level]) -> pl.DataFrame:
+    """One row per lane: its series id, its market (the history's `column`) and the key
+    columns of every level, for `market_points`."""
+    keys = dict.fromkeys(c for _, cols in levels for c in cols if c not in LANE_KEYS)
+    firsts = {c: pl.col(c).first() for c in keys} | {"market": pl.col(column).first()}
+    return (
+        history.group_by(LANE_KEYS)
+        .agg(**firsts)
+        .with_columns(series_id(LANE, LANE_KEYS).alias("unique_id"))
+    )
+
+
+def market_points(points: pl.DataFrame, lanes: pl.DataFrame, levels: list[Level]) -> pl.DataFrame:
+    """The points of every market on its own: `points` with a `market` column, each
+    market's series at every level summed from its own lanes (`lanes` from `lane_markets`).
+
+    A series whose lanes all lie in one market keeps its points (intervals and MASE scale
+    included). A series spanning markets (the total, a region of several markets) is split:
+    each market's part is the sum of its lanes' actuals and forecasts, exact because the
+    forecast is coherent (the naive too: it is summed bottom-up), but with no interval or
+    MASE scale, which do not add up (coverage and MASE are null there). Lanes without a
+    market (in the forecast, not in the actuals) belong to none."""
+    lane_pts = points.filter(pl.col("level") == LANE).join(lanes, on="unique_id")
+    keep = ["run", "unique_id", "cutoff", "date", "step"]
+    extra = [c for c in points.columns if c not in (*keep, "level", "actual", "forecast")]
+    parts = [lane_pts.select(*points.columns, "market")]
+    for name, cols in levels:
+        if name == LANE:
+            continue
+        sid = series_id(name, cols).alias("unique_id")
+        spans = lanes.group_by(sid).agg(pl.col("market").n_unique().alias("_n"))
+        nested = spans.filter(pl.col("_n") == 1).get_column("unique_id").to_list()
+        mine = lanes.select(sid, "market").unique()
+        whole = points.filter((pl.col("level") == name) & pl.col("unique_id").is_in(nested))
+        parts.append(whole.join(mine, on="unique_id").select(*points.columns, "market"))
+        split = (
+            lane_pts.with_columns(sid)
+            .filter(~pl.col("unique_id").is_in(nested))
+            .group_by("run", "market", "unique_id", "cutoff", "date", "step")
+            .agg(pl.col("actual").sum(), pl.col("forecast").sum())
+            .with_columns(pl.lit(name).alias("level"), *[pl.lit(None).alias(c) for c in extra])
+        )
+        parts.append(split.select(*points.columns, "market"))
+    return pl.concat(parts, how="vertical_relaxed")
+
+
 def ratio(num: pl.Expr, den: pl.Expr) -> pl.Expr:
     """num / den, zero-safe: 0 when both are 0, null when only the denominator is."""
     return (
@@ -186,9 +236,15 @@ def ratio(num: pl.Expr, den: pl.Expr) -> pl.Expr:
 
 
 def compute_metrics(
-    points: pl.DataFrame, interval_levels: list[int], baseline_run: str = BASELINE_RUN
+    points: pl.DataFrame,
+    interval_levels: list[int],
+    baseline_run: str = BASELINE_RUN,
+    by: tuple[str, ...] = ("level",),
 ) -> pl.DataFrame:
-    """Pooled metrics per run x level, per step and overall (step null), from points."""
+    """Pooled metrics per run x level, per step and overall (step null), from points.
+
+    `by` are the columns a group is keyed by besides run and step: the level (the
+    backtest), or level and unique_id (the monitor's per-series scores)."""
     err = pl.col("forecast") - pl.col("actual")
     sums = [
         pl.len().alias("points"),
@@ -196,29 +252,37 @@ def compute_metrics(
         err.sum().alias("sum_error"),
         err.abs().sum().alias("sum_abs_error"),
         err.abs().filter(pl.col("mase_scale").is_not_null()).sum().alias("_mase_num"),
-        pl.col("mase_scale").sum().alias("_mase_den"),
+        # No scale at all (a market's part of a series spanning markets): MASE unknown.
+        pl.when(pl.col("mase_scale").is_not_null().any())
+        .then(pl.col("mase_scale").sum())
+        .alias("_mase_den"),
         *[
-            pl.col("actual")
-            .is_between(pl.col(f"lo_{p}"), pl.col(f"hi_{p}"))
-            .mean()
+            # A point without an interval (a market's part of a spanning series) leaves
+            # the group's coverage unknown rather than measured on the others.
+            pl.when(pl.col(f"lo_{p}").is_null().any())
+            .then(pl.lit(None, pl.Float64))
+            .otherwise(pl.col("actual").is_between(pl.col(f"lo_{p}"), pl.col(f"hi_{p}")).mean())
             .alias(f"coverage_{p}")
             for p in interval_levels
         ],
     ]
-    by_step = points.group_by("run", "level", "step").agg(sums)
+    keys = list(by)
+    by_step = points.group_by("run", *keys, "step").agg(sums)
     overall = (
-        points.group_by("run", "level").agg(sums).with_columns(pl.lit(None, pl.Int32).alias("step"))
+        points.group_by("run", *keys).agg(sums).with_columns(pl.lit(None, pl.Int32).alias("step"))
     )
     table = pl.concat([by_step, overall.select(by_step.columns)])
     naive = table.filter(pl.col("run") == baseline_run).select(
-        "level", "step", pl.col("sum_abs_error").alias("_naive")
+        *keys, "step", pl.col("sum_abs_error").alias("_naive")
     )
-    table = table.join(naive, on=["level", "step"], how="left", nulls_equal=True)
+    table = table.join(naive, on=[*keys, "step"], how="left", nulls_equal=True)
     return (
         table.with_columns(
             ratio(pl.col("sum_abs_error"), pl.col("sum_actual")).alias("wape"),
             ratio(pl.col("sum_error"), pl.col("sum_actual")).alias("bias"),
-            ratio(pl.col("_mase_num"), pl.col("_mase_den")).alias("mase"),
+            pl.when(pl.col("_mase_den").is_not_null())
+            .then(ratio(pl.col("_mase_num"), pl.col("_mase_den")))
+            .alias("mase"),
             # Two perfect forecasts are equally good: skill 0, not 1.
             pl.when(pl.col("_naive") > 0)
             .then(1.0 - pl.col("sum_abs_error") / pl.col("_naive"))
@@ -229,7 +293,7 @@ def compute_metrics(
         )
         .select(
             "run",
-            "level",
+            *keys,
             "step",
             "points",
             "sum_actual",
@@ -241,7 +305,7 @@ def compute_metrics(
             "skill",
             *[f"coverage_{p}" for p in interval_levels],
         )
-        .sort("run", "level", "step", nulls_last=True)
+        .sort("run", *keys, "step", nulls_last=True)
     )
 
 

@@ -132,4 +132,5 @@ def sample(cfg: SampleConfig) -> dict[str, pl.DataFrame]:
     sparse_only = np.zeros(n_lane, bool)
     sparse_only[mesh.lane[mesh.sparse]] = True
     sparse_only[list(path_lanes)] = False
-    return tables.build(cfg, rng, net, region_names, expected, volume, sparse_only, serve, gateway)
+    out = tables.build(cfg, rng, net, region_names, expected, volume, sparse_only, serve, gateway)
+    return out if cfg.market is None else tables.with_market(out, cfg.market)

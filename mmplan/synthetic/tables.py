@@ -222,3 +222,23 @@ def build(
     kind_order = {"FC": 0, "SC": 1, "DS": 2}
     nodes = nodes.sort(pl.col("kind").replace_strict(kind_order), "node")
     return {"history": history, "nodes": nodes, "lanes": lanes}
+
+
+def with_market(out: dict[str, pl.DataFrame], market: str) -> dict[str, pl.DataFrame]:
+    """The sample as one market of a bigger network (`[sample] market`, `--market`): every
+    facility name prefixed with `<market>-` and a `market` column on the history, so that
+    samples of several markets can be stacked side by side."""
+    prefix = f"{market}-"
+
+    def named(df: pl.DataFrame, cols: list[str]) -> pl.DataFrame:
+        return df.with_columns(*[(pl.lit(prefix) + pl.col(c)).alias(c) for c in cols])
+
+    history = named(out["history"], ["origin", "destination"]).with_columns(
+        pl.lit(market).alias("market")
+    )
+    return {
+        **out,
+        "history": history,
+        "nodes": named(out["nodes"], ["node"]),
+        "lanes": named(out["lanes"], ["origin", "destination"]),
+    }

@@ -49,6 +49,8 @@ __all__ = [
     "validate_unserved",
     "validate_metrics",
     "validate_points",
+    "validate_scores",
+    "validate_alerts",
     "detect_kind",
     "table_kind",
     "check",
@@ -71,6 +73,8 @@ KINDS = (
     "unserved",
     "metrics",
     "points",
+    "scores",  # mmplan monitor's
+    "alerts",
 )
 
 
@@ -550,8 +554,21 @@ def validate_points(df: pl.DataFrame) -> list[Problem]:
 def validate_metrics(df: pl.DataFrame) -> list[Problem]:
     """Problems with a backtest's metrics.parquet (step is null for all steps)."""
     columns: Columns = {"run": pl.String, "level": pl.String, "step": NUMERIC, "wape": NUMERIC}
-    keys = ["run", "level", "step"]
+    keys = ["run", "level", "step", *(["market"] if "market" in df.columns else [])]
     return require_columns(df, columns) + null_keys(df, keys[:2]) + duplicates(df, keys, "rows")
+
+
+def validate_scores(df: pl.DataFrame) -> list[Problem]:
+    """Problems with a monitor's scores.parquet (scope level, step or series)."""
+    columns: Columns = {"scope": pl.String, "level": pl.String, "wape": NUMERIC}
+    keys = ["scope", "level", "step", "unique_id"]
+    return require_columns(df, columns) + null_keys(df, keys[:2]) + duplicates(df, keys, "rows")
+
+
+def validate_alerts(df: pl.DataFrame) -> list[Problem]:
+    """Problems with a monitor's alerts.parquet: one row per rule and level."""
+    columns: Columns = dict.fromkeys(("rule", "level", "status"), pl.String)
+    return _output_table(df, columns | {"threshold": NUMERIC}, ["rule", "level"], "rules")
 
 
 VALIDATORS = {
@@ -568,6 +585,8 @@ VALIDATORS = {
     "unserved": validate_unserved,
     "metrics": validate_metrics,
     "points": validate_points,
+    "scores": validate_scores,
+    "alerts": validate_alerts,
 }
 
 
@@ -575,6 +594,10 @@ def detect_kind(df: pl.DataFrame, command: str | None = None) -> str | None:
     """Guess which mmplan table `df` is from its columns and the `command` that wrote it
     (from its provenance): a plan's unserved table has a history's columns."""
     cols = set(df.columns)
+    if {"scope", "level", "forecast_sha256"} <= cols:
+        return "scores"
+    if {"rule", "threshold", "status"} <= cols:
+        return "alerts"
     if {"run", "cutoff", "unique_id", "forecast"} <= cols:
         return "points"
     if {"unique_id", "level", "forecast"} <= cols:
