@@ -86,7 +86,8 @@ def check_inputs(inputs: dict[str, Loaded]) -> None:
 
 
 def notes(inputs: dict[str, Loaded], hashes: dict[str, str]) -> list[str]:
-    """Warnings for the page: a plan or forecast not made from the inputs beside it, and
+    """Warnings for the page: a plan, forecast, backtest or monitoring run not made from
+    (or, for a monitor, not scoring) the inputs beside it, and
     files changed since their folder's manifest recorded them. `hashes` maps each
     source's label to the SHA-256 of the file as read."""
     found = []
@@ -94,6 +95,7 @@ def notes(inputs: dict[str, Loaded], hashes: dict[str, str]) -> list[str]:
         "plan": ("demand", "forecast"),
         "forecast": ("history", "history"),
         "backtest": ("history", "history"),
+        "monitor": ("forecast", "forecast"),
     }
     for kind, (key, other) in made_from.items():
         if kind not in inputs or other not in inputs:
