@@ -19,9 +19,19 @@ from mmplan.report.inputs import MonitorInput, read_monitor
 from mmplan.report.markup import esc, figures, number, paragraph, percent, table
 from mmplan.report.registry import Context, InputKind, Part, Section, register
 
-__all__ = ["render_monitor", "sorted_alerts", "drifting_series", "lane_overflow"]
+__all__ = ["render_monitor", "level_order", "sorted_alerts", "drifting_series", "lane_overflow"]
 
 STATUS_ORDER = {"FAIL": 0, "skipped": 1, "pass": 2}
+
+
+def level_order(mon: MonitorInput) -> list[str]:
+    """The summary's levels, total first, lane last, the others coarsest (fewest series)
+    first: summary.json's keys are sorted by name."""
+    names = list(mon.summary["levels"])
+    series = mon.scores.filter(pl.col("scope") == "series").group_by("level").len()
+    counts = dict(series.iter_rows())
+    rank = {"total": -1, "lane": 1 << 60}
+    return sorted(names, key=lambda lv: (rank.get(lv, counts.get(lv, 0)), lv))
 
 
 def sorted_alerts(alerts: pl.DataFrame) -> pl.DataFrame:
@@ -103,7 +113,7 @@ def _alerts(alerts: pl.DataFrame) -> str:
 
 def _accuracy(mon: MonitorInput) -> list[Part]:
     """Observed against expected WAPE per level (table and chart), coverage."""
-    levels = list(mon.summary["levels"])
+    levels = level_order(mon)
     by = mon.summary["levels"]
     ps = [int(p) for p in mon.summary.get("interval_levels") or []]
     rows = [
@@ -179,7 +189,7 @@ def _drift(scores: pl.DataFrame, n: int) -> str:
     return title + note + table(headers, rows, numeric=range(2, 7))
 
 
-def _excess(summary: dict[str, Any]) -> str:
+def _excess(summary: dict[str, Any], levels: list[str]) -> str:
     rows = [
         [
             esc(level),
@@ -188,8 +198,8 @@ def _excess(summary: dict[str, Any]) -> str:
             percent(r.get("share_of_excess")),
             percent(r.get("wape")),
         ]
-        for level, entry in summary["levels"].items()
-        for r in entry.get("top_excess") or []
+        for level in levels
+        for r in summary["levels"][level].get("top_excess") or []
     ]
     if not rows:
         return ""
@@ -288,7 +298,9 @@ def render_monitor(ctx: Context) -> Section:
     if notes:
         parts.append(Part("".join(paragraph(n, "note") for n in notes)))
     parts += _accuracy(mon)
-    parts.append(Part(_drift(mon.scores, ctx.config.worst_series) + _excess(mon.summary)))
+    parts.append(
+        Part(_drift(mon.scores, ctx.config.worst_series) + _excess(mon.summary, level_order(mon)))
+    )
     parts += _plan(mon, ctx.config.top_lanes)
     return Section("monitor", "Monitoring", parts)
 
