@@ -261,6 +261,28 @@ def test_a_monitor_folder_with_a_bad_or_missing_file_is_65(outputs, tmp_path):
     assert not out.exists()
 
 
+def test_a_monitor_without_plan_baseline_or_rules_says_so(outputs, tmp_path):
+    """What `mmplan monitor` writes without --plan, --baseline or [monitor] rules."""
+    bare = tmp_path / "monitor"
+    shutil.copytree(outputs["monitor"], bare)
+    for name in ("plan_lanes.parquet", "plan_facilities.parquet"):
+        (bare / name).unlink()
+    alerts = pl.read_parquet(bare / "alerts.parquet")
+    alerts.head(0).write_parquet(bare / "alerts.parquet")
+    summary = json.loads((bare / "summary.json").read_text())
+    summary["plan"] = None
+    for entry in summary["levels"].values():
+        for key in [k for k in entry if k.startswith("expected") or k == "wape_ratio"]:
+            entry.pop(key)
+    (bare / "summary.json").write_text(json.dumps(summary))
+    out = tmp_path / "r.html"
+    result = runner.invoke(app, ["report", "-o", str(out), "--monitor", str(bare)])
+    assert result.exit_code == 0, result.output
+    html = " ".join(out.read_text().split())
+    assert "No alert rules are configured" in html and "No expected WAPE" in html
+    assert "The plan against the actuals" not in html
+
+
 def test_header_notes_a_monitor_of_another_forecast(outputs, tmp_path):
     forecast = tmp_path / "forecast.parquet"
     pl.read_parquet(outputs["forecast"]).write_parquet(forecast)  # same rows, another file

@@ -102,7 +102,7 @@ def _alerts(alerts: pl.DataFrame) -> str:
             esc(r["rule"]),
             esc(r["level"]),
             number(r["measured"], 3),
-            esc(f"{r['op']} {r['threshold']:g}"),
+            esc(f"{r['op']} {r['threshold']:g}") if r["threshold"] is not None else "-",
             esc(r.get("detail") or ""),
         ]
         for r in sorted_alerts(alerts).iter_rows(named=True)
