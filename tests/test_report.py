@@ -262,7 +262,8 @@ def test_a_monitor_folder_with_a_bad_or_missing_file_is_65(outputs, tmp_path):
 
 
 def test_a_monitor_without_plan_baseline_or_rules_says_so(outputs, tmp_path):
-    """What `mmplan monitor` writes without --plan, --baseline or [monitor] rules."""
+    """What `mmplan monitor` writes without --plan, --baseline or [monitor] rules (and its
+    per-market record with [markets] column)."""
     bare = tmp_path / "monitor"
     shutil.copytree(outputs["monitor"], bare)
     for name in ("plan_lanes.parquet", "plan_facilities.parquet"):
@@ -274,6 +275,8 @@ def test_a_monitor_without_plan_baseline_or_rules_says_so(outputs, tmp_path):
     for entry in summary["levels"].values():
         for key in [k for k in entry if k.startswith("expected") or k == "wape_ratio"]:
             entry.pop(key)
+    # and with [markets] column, a record per market
+    summary["markets"] = {"east": {"total": {"wape": 0.125, "wape_ratio": 2.5}}}
     (bare / "summary.json").write_text(json.dumps(summary))
     out = tmp_path / "r.html"
     result = runner.invoke(app, ["report", "-o", str(out), "--monitor", str(bare)])
@@ -281,17 +284,24 @@ def test_a_monitor_without_plan_baseline_or_rules_says_so(outputs, tmp_path):
     html = " ".join(out.read_text().split())
     assert "No alert rules are configured" in html and "No expected WAPE" in html
     assert "The plan against the actuals" not in html
+    assert "<h3>Markets</h3>" in html and "<td>east</td><td>total</td>" in html
+    assert "12.5%" in html and "2.50" in html
 
 
-def test_header_notes_a_monitor_of_another_forecast(outputs, tmp_path):
+def test_header_notes_a_monitor_of_another_forecast_and_plan(outputs, tmp_path):
     forecast = tmp_path / "forecast.parquet"
     pl.read_parquet(outputs["forecast"]).write_parquet(forecast)  # same rows, another file
+    plan = tmp_path / "plan"
+    shutil.copytree(outputs["plan"], plan)
+    pl.read_parquet(plan / "trucks.parquet").write_parquet(plan / "trucks.parquet")
     out = tmp_path / "r.html"
-    args = ["report", "-o", str(out), "--forecast", str(forecast), *_args(outputs, "monitor")]
-    result = runner.invoke(app, [*args, "--json"])
+    args = ["report", "-o", str(out), "--forecast", str(forecast), "--plan", str(plan)]
+    result = runner.invoke(app, [*args, *_args(outputs, "monitor"), "--json"])
     assert result.exit_code == 0, result.output
     notes = json.loads(result.stdout.strip().splitlines()[-1])["notes"]
-    assert any(n.startswith("The monitor was made from") for n in notes), notes
+    monitor = [n for n in notes if n.startswith("The monitor was made from")]
+    assert len(monitor) == 2, notes
+    assert any("not from the plan given here" in n for n in monitor), notes
 
 
 def _renamed(path: Path, target: Path, column: str) -> Path:

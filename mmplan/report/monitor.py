@@ -3,9 +3,10 @@
 From the folder `mmplan monitor` writes: the window scored (summary.json), the alerts
 (alerts.parquet, failed rules first), each level's observed WAPE against the WAPE the
 backtest measured on the same steps (`expected_wape`, with `--baseline`) and their ratio,
-interval coverage against nominal, the series whose tracking signal drifts most and those
-adding most error beyond the expected WAPE, and, when the monitor ran with `--plan`, the
-plan's overflow per lane and facility (plan_lanes, plan_facilities).
+interval coverage against nominal, the same per market (with `[markets] column`), the
+series whose tracking signal drifts most and those adding most error beyond the expected
+WAPE, and, when the monitor ran with `--plan`, the plan's overflow per lane and facility
+(plan_lanes, plan_facilities).
 """
 
 from __future__ import annotations
@@ -213,6 +214,29 @@ def _excess(summary: dict[str, Any], levels: list[str]) -> str:
     )
 
 
+def _markets(summary: dict[str, Any], levels: list[str]) -> str:
+    """Per market ([markets] column), each level's WAPE against the expected."""
+    markets = summary.get("markets") or {}
+    rows = [
+        [
+            esc(market),
+            esc(lv),
+            percent(entry[lv].get("wape")),
+            percent(entry[lv].get("expected_wape")),
+            number(entry[lv].get("wape_ratio"), 2),
+            percent(entry[lv].get("bias")),
+            number(entry[lv].get("max_abs_tracking_signal"), 1),
+        ]
+        for market, entry in sorted(markets.items())
+        for lv in [*levels, *sorted(set(entry) - set(levels))]
+        if lv in entry
+    ]
+    if not rows:
+        return ""
+    headers = ["market", "level", "WAPE", "expected WAPE", "ratio", "bias", "max |TS|"]
+    return "<h3>Markets</h3>" + table(headers, rows, numeric=range(2, 7))
+
+
 def _plan(mon: MonitorInput, n: int) -> list[Part]:
     """The plan's trucks and facilities against the actual volume (--plan)."""
     fit, lanes, nodes = mon.summary.get("plan"), mon.plan_lanes, mon.plan_facilities
@@ -298,9 +322,11 @@ def render_monitor(ctx: Context) -> Section:
     if notes:
         parts.append(Part("".join(paragraph(n, "note") for n in notes)))
     parts += _accuracy(mon)
-    parts.append(
-        Part(_drift(mon.scores, ctx.config.worst_series) + _excess(mon.summary, level_order(mon)))
-    )
+    levels = level_order(mon)
+    if markets := _markets(mon.summary, levels):
+        parts.append(Part(markets))
+    drift = _drift(mon.scores, ctx.config.worst_series)
+    parts.append(Part(drift + _excess(mon.summary, levels)))
     parts += _plan(mon, ctx.config.top_lanes)
     return Section("monitor", "Monitoring", parts)
 
