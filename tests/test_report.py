@@ -1,14 +1,16 @@
 """`mmplan report`: the page, its exit codes, its atomicity, and the page in a real browser.
 
 The inputs are made once per session by the real commands on a tiny sample network
-(`mmplan sample`, `forecast`, `backtest` with one cutoff, `optimize`), so the report reads
-exactly what those commands write. The browser test opens the page in the system's
+(`mmplan sample`, `forecast`, `backtest` with one cutoff, `optimize`, and `monitor` of that
+forecast and plan against a week of actuals after the history), so the report reads exactly
+what those commands write. The browser test opens the page in the system's
 headless Chromium through Playwright (which never downloads a browser here) and fails,
 never skips, when Chromium is missing.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import shutil
@@ -45,6 +47,27 @@ workers = 1
 """
 
 
+# Alert rules for the monitor: the actuals' +30% week fails some, passes others.
+MONITOR_RULES = """
+[monitor]
+max_wape_ratio = { total = 1.5, lane = 50.0 }
+max_abs_tracking_signal = { origin = 4.0 }
+max_overflow_share = { network = 0.05 }
+"""
+
+
+def _actuals(history: Path, target: Path) -> Path:
+    """The history and, after it, its last week again 30% higher: what came after the
+    forecast (a forecast of the whole history starts the day after it ends)."""
+    table = pl.read_parquet(history)
+    last = table["date"].max()
+    week = table.filter(pl.col("date") > last - dt.timedelta(days=7)).with_columns(
+        pl.col("date") + dt.timedelta(days=7), pl.col("volume") * 1.3
+    )
+    pl.concat([table, week.cast(table.schema)]).write_parquet(target)
+    return target
+
+
 def _run(*args: str | Path) -> None:
     result = runner.invoke(app, [str(a) for a in args])
     assert result.exit_code == 0, result.output
@@ -52,7 +75,8 @@ def _run(*args: str | Path) -> None:
 
 @pytest.fixture(scope="session")
 def outputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """History, forecast, backtest and plan of a 10-facility sample, by the real commands."""
+    """History, forecast, backtest, plan and monitor of a 10-facility sample, by the real
+    commands."""
     root = tmp_path_factory.mktemp("report-inputs")
     config = root / "fast.toml"
     config.write_text(FAST)
@@ -64,11 +88,29 @@ def outputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     _run("backtest", history, "-o", root / "backtest", "-c", config)
     network = ["--nodes", sample / "nodes.parquet", "--lanes", sample / "lanes.parquet"]
     _run("optimize", forecast, *network, "-o", root / "plan", "-c", config)
+    rules = root / "monitor.toml"
+    rules.write_text(FAST + MONITOR_RULES)
+    actuals = _actuals(history, root / "actuals.parquet")
+    baseline = ["--baseline", root / "backtest" / "metrics.json"]
+    watch = ["--plan", root / "plan", "--lanes", sample / "lanes.parquet", *baseline]
+    _run(
+        "monitor",
+        "--forecast",
+        forecast,
+        "--actuals",
+        actuals,
+        *watch,
+        "-o",
+        root / "monitor",
+        "-c",
+        rules,
+    )
     return {
         "history": history,
         "forecast": forecast,
         "backtest": root / "backtest",
         "plan": root / "plan",
+        "monitor": root / "monitor",
     }
 
 
@@ -76,7 +118,7 @@ def _args(outputs: dict[str, Path], *kinds: str) -> list[str]:
     return [a for k in kinds for a in (f"--{k}", str(outputs[k]))]
 
 
-ALL = ("history", "forecast", "backtest", "plan")
+ALL = ("history", "forecast", "backtest", "plan", "monitor")
 
 
 @pytest.fixture(scope="session")
@@ -96,16 +138,17 @@ def test_report_holds_every_section_and_prints_its_size(outputs, tmp_path):
     result = runner.invoke(app, ["report", "-o", str(out), *_args(outputs, *ALL), "--json"])
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout.strip().splitlines()[-1])
-    assert summary["sections"] == ["forecast", "backtest", "plan"]
+    assert summary["sections"] == ["forecast", "backtest", "plan", "monitor"]
     assert summary["bytes"] == out.stat().st_size
     assert "MB" in result.stderr and f"{summary['bytes']:,} bytes" in result.stderr
     html = out.read_text()
-    for anchor in ("forecast", "backtest", "plan", "provenance"):
+    for anchor in ("forecast", "backtest", "plan", "monitor", "provenance"):
         assert f'id="{anchor}"' in html
     # provenance: every file read, with the SHA-256 the report's record holds
     for label, entry in summary["inputs"].items():
         assert entry in html and label in html
     assert "plan/trucks.parquet" in summary["inputs"]
+    assert {"monitor/scores.parquet", "monitor/plan_lanes.parquet"} <= set(summary["inputs"])
 
 
 def test_page_is_self_contained_with_plotly_js_once(page):
@@ -148,19 +191,22 @@ def test_no_input_is_a_usage_error(tmp_path):
 
 def test_missing_file_or_folder_is_66(outputs, tmp_path):
     out = tmp_path / "r.html"
-    for flag, missing in (("--forecast", "none.parquet"), ("--plan", "noplan")):
+    cases = (("--forecast", "none.parquet"), ("--plan", "noplan"), ("--monitor", "nomon"))
+    for flag, missing in cases:
         result = runner.invoke(app, ["report", "-o", str(out), flag, str(tmp_path / missing)])
         assert result.exit_code == 66, result.output
         assert missing in result.stderr
     assert not out.exists()
 
 
-def test_a_folder_that_is_not_a_backtest_or_plan_is_65(outputs, tmp_path):
+def test_a_folder_that_is_not_a_backtest_plan_or_monitor_is_65(outputs, tmp_path):
     out = tmp_path / "r.html"
     other = tmp_path / "other"
     other.mkdir()
     (other / "notes.txt").write_text("not a plan")
     cases = [("--backtest", outputs["plan"]), ("--plan", outputs["backtest"]), ("--plan", other)]
+    cases += [("--monitor", outputs["plan"]), ("--monitor", other)]
+    cases += [("--monitor", outputs["backtest"]), ("--plan", outputs["monitor"])]
     for flag, folder in cases:
         result = runner.invoke(app, ["report", "-o", str(out), flag, str(folder)])
         assert result.exit_code == 65, result.output
@@ -169,6 +215,93 @@ def test_a_folder_that_is_not_a_backtest_or_plan_is_65(outputs, tmp_path):
     result = runner.invoke(app, ["report", "-o", str(out), "--history", str(outputs["forecast"])])
     assert result.exit_code == 65
     assert not out.exists()
+
+
+def test_monitor_section_shows_alerts_expected_error_drift_and_overflow(outputs, tmp_path):
+    out = tmp_path / "r.html"
+    result = runner.invoke(app, ["report", "-o", str(out), *_args(outputs, "monitor"), "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout.strip().splitlines()[-1])["sections"] == ["monitor"]
+    html = out.read_text()
+    section = html[html.index('id="monitor"') :]
+    alerts = pl.read_parquet(outputs["monitor"] / "alerts.parquet")
+    assert set(alerts["status"]) == {"FAIL", "pass"}  # the +30% week fails some rules
+    # failed rules first: every FAIL row comes before the first pass row
+    body = section[section.index("<h3>Alerts</h3>") :]
+    body = body[: body.index("</table>")]
+    assert body.rindex(">FAIL<") < body.index("<td>pass</td>")
+    summary = json.loads((outputs["monitor"] / "summary.json").read_text())
+    total = summary["levels"]["total"]
+    assert f"{total['wape_ratio']:.2f}" in section  # the ratio, in the table and the chart
+    assert "observed against expected" in section and "nominal" in section
+    assert "Series by tracking signal" in section and "beyond expected" in section
+    assert "The plan against the actuals" in section and "Lanes overflowing" in section
+    assert section.count("Plotly.newPlot(") >= 3
+    # levels in hierarchy order, total first and lane last
+    rows = [f"<tr><td>{lv}</td>" for lv in ("total", "origin_region", "origin", "lane")]
+    found = [section.index(r) for r in rows]
+    assert found == sorted(found)
+
+
+def test_a_monitor_folder_with_a_bad_or_missing_file_is_65(outputs, tmp_path):
+    out = tmp_path / "r.html"
+    broken = tmp_path / "monitor"
+    shutil.copytree(outputs["monitor"], broken)
+    (broken / "plan_lanes.parquet").unlink()  # summary.json has a plan check
+    result = runner.invoke(app, ["report", "-o", str(out), "--monitor", str(broken)])
+    assert result.exit_code == 65, result.output
+    assert "plan_lanes.parquet" in result.stderr
+    shutil.copy(outputs["monitor"] / "plan_lanes.parquet", broken)
+    scores = pl.read_parquet(broken / "scores.parquet").drop("wape")
+    scores.write_parquet(broken / "scores.parquet")
+    result = runner.invoke(app, ["report", "-o", str(out), "--monitor", str(broken)])
+    assert result.exit_code == 65, result.output
+    message = " ".join(result.stderr.split())
+    assert "scores.parquet" in message and "wape" in message
+    assert not out.exists()
+
+
+def test_a_monitor_without_plan_baseline_or_rules_says_so(outputs, tmp_path):
+    """What `mmplan monitor` writes without --plan, --baseline or [monitor] rules (and its
+    per-market record with [markets] column)."""
+    bare = tmp_path / "monitor"
+    shutil.copytree(outputs["monitor"], bare)
+    for name in ("plan_lanes.parquet", "plan_facilities.parquet"):
+        (bare / name).unlink()
+    alerts = pl.read_parquet(bare / "alerts.parquet")
+    alerts.head(0).write_parquet(bare / "alerts.parquet")
+    summary = json.loads((bare / "summary.json").read_text())
+    summary["plan"] = None
+    for entry in summary["levels"].values():
+        for key in [k for k in entry if k.startswith("expected") or k == "wape_ratio"]:
+            entry.pop(key)
+    # and with [markets] column, a record per market
+    summary["markets"] = {"east": {"total": {"wape": 0.125, "wape_ratio": 2.5}}}
+    (bare / "summary.json").write_text(json.dumps(summary))
+    out = tmp_path / "r.html"
+    result = runner.invoke(app, ["report", "-o", str(out), "--monitor", str(bare)])
+    assert result.exit_code == 0, result.output
+    html = " ".join(out.read_text().split())
+    assert "No alert rules are configured" in html and "No expected WAPE" in html
+    assert "The plan against the actuals" not in html
+    assert "<h3>Markets</h3>" in html and "<td>east</td><td>total</td>" in html
+    assert "12.5%" in html and "2.50" in html
+
+
+def test_header_notes_a_monitor_of_another_forecast_and_plan(outputs, tmp_path):
+    forecast = tmp_path / "forecast.parquet"
+    pl.read_parquet(outputs["forecast"]).write_parquet(forecast)  # same rows, another file
+    plan = tmp_path / "plan"
+    shutil.copytree(outputs["plan"], plan)
+    pl.read_parquet(plan / "trucks.parquet").write_parquet(plan / "trucks.parquet")
+    out = tmp_path / "r.html"
+    args = ["report", "-o", str(out), "--forecast", str(forecast), "--plan", str(plan)]
+    result = runner.invoke(app, [*args, *_args(outputs, "monitor"), "--json"])
+    assert result.exit_code == 0, result.output
+    notes = json.loads(result.stdout.strip().splitlines()[-1])["notes"]
+    monitor = [n for n in notes if n.startswith("The monitor was made from")]
+    assert len(monitor) == 2, notes
+    assert any("not from the plan given here" in n for n in monitor), notes
 
 
 def _renamed(path: Path, target: Path, column: str) -> Path:
@@ -310,7 +443,7 @@ def test_page_in_headless_chromium(page, tmp_path):
             tab.wait_for_function(
                 f"document.querySelectorAll('.plotly-graph-div .main-svg').length >= {charts}"
             )
-            for anchor in ("provenance", "forecast", "backtest", "plan"):
+            for anchor in ("provenance", "forecast", "backtest", "plan", "monitor"):
                 assert tab.locator(f"#{anchor}").is_visible(), anchor
             shot = tab.screenshot(full_page=False)
         finally:

@@ -154,8 +154,8 @@ def check_report_request(paths: dict[str, Path], series: list[str] | None) -> No
     --series without the forecast it names series of."""
     if not paths:
         raise UsageError(
-            "nothing to report: give at least one input (--history, --forecast, --backtest "
-            "or --plan)."
+            "nothing to report: give at least one input (--history, --forecast, --backtest, "
+            "--plan or --monitor)."
         )
     if series and "forecast" not in paths:
         raise UsageError("--series names forecast series: give --forecast too.")

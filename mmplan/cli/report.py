@@ -1,4 +1,5 @@
-"""`mmplan report`: one self-contained HTML page from a history, forecast, backtest, plan."""
+"""`mmplan report`: one self-contained HTML page from a history, forecast, backtest, plan and
+monitoring run."""
 
 from __future__ import annotations
 
@@ -35,6 +36,9 @@ def report(
     plan: Annotated[
         Path | None, typer.Option(help="Plan folder (what `mmplan optimize` writes).")
     ] = None,
+    monitor: Annotated[
+        Path | None, typer.Option(help="Monitoring folder (what `mmplan monitor` writes).")
+    ] = None,
     series: Annotated[
         list[str] | None,
         typer.Option(
@@ -50,10 +54,12 @@ def report(
     debug: DebugOpt = False,
 ) -> None:
     """Write one HTML page a planner can open offline: fan charts, backtest accuracy, the
-    plan's binding capacity and cost, and where every input came from.
+    plan's binding capacity and cost, monitoring alerts and drift, and where every input
+    came from.
 
     Example: mmplan report -o out/report.html --history data/sample/history.parquet
     --forecast out/forecast.parquet --backtest out/backtest --plan out/plan
+    --monitor out/monitor
     """
     from mmplan.cli import inputs, render
     from mmplan.config import load_config
@@ -61,6 +67,7 @@ def report(
     from mmplan.report import build_report
 
     given = {"history": history, "forecast": forecast, "backtest": backtest, "plan": plan}
+    given["monitor"] = monitor
     paths = {kind: path for kind, path in given.items() if path is not None}
     inputs.check_report_request(paths, series)
     cfg = load_config(config)

@@ -1,7 +1,7 @@
 """`mmplan report`: one self-contained HTML page from mmplan's outputs.
 
 `build_report(paths, config, series)` reads each input with its kind's reader (a history,
-a forecast, a backtest or plan folder; see mmplan.report.registry), checks that they are
+a forecast, a backtest, plan or monitor folder; see mmplan.report.registry), checks that they are
 of one network (mmplan.report.checks), renders each kind's section in page order and
 returns the page as a string with its provenance record. Writing it is the caller's (the
 CLI writes it atomically under the output's lock).
@@ -26,6 +26,7 @@ from mmplan.errors import UsageError
 from mmplan.io import provenance
 from mmplan.report import backtest as _backtest
 from mmplan.report import forecast as _forecast
+from mmplan.report import monitor as _monitor
 from mmplan.report import plan as _plan
 from mmplan.report.checks import check_inputs, notes
 from mmplan.report.inputs import Loaded
@@ -34,7 +35,7 @@ from mmplan.report.registry import KINDS, Context, InputKind, Section, register
 
 __all__ = ["Report", "build_report", "KINDS", "InputKind", "register"]
 
-_BUILT_IN = (_forecast, _backtest, _plan)  # each registers its kind when imported
+_BUILT_IN = (_forecast, _backtest, _plan, _monitor)  # each registers its kind when imported
 
 
 @dataclass(frozen=True)

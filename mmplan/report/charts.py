@@ -23,6 +23,7 @@ __all__ = [
     "fan_chart",
     "lines_chart",
     "coverage_chart",
+    "expected_chart",
     "heatmap",
     "bars",
     "figure_div",
@@ -147,6 +148,30 @@ def coverage_chart(
     layout["yaxis"].update({"tickformat": ".0%", "range": [0, 1.05]})
     layout.update({"shapes": shapes, "annotations": notes})
     return {"data": data, "layout": layout}
+
+
+def expected_chart(
+    title: str,
+    levels: Sequence[str],
+    observed: Sequence[float | None],
+    expected: Sequence[float | None],
+    ratios: Sequence[float | None],
+) -> Figure:
+    """Observed against expected WAPE per level as paired bars, the ratio above each pair."""
+    marker = {"color": PALETTE[0]}
+    data = [
+        {"type": "bar", "x": list(levels), "y": list(observed), "name": "observed WAPE"}
+        | {"marker": marker, "text": [_times(r) for r in ratios], "textposition": "outside"},
+        {"type": "bar", "x": list(levels), "y": list(expected), "name": "expected (backtest)"}
+        | {"marker": {"color": "#999999"}},
+    ]
+    layout = _layout(title, "WAPE", barmode="group", hovermode="closest")
+    layout["yaxis"]["tickformat"] = ".0%"
+    return {"data": data, "layout": layout}
+
+
+def _times(ratio: float | None) -> str:
+    return "" if ratio is None else f"×{ratio:.2f}"
 
 
 def heatmap(

@@ -86,20 +86,24 @@ def check_inputs(inputs: dict[str, Loaded]) -> None:
 
 
 def notes(inputs: dict[str, Loaded], hashes: dict[str, str]) -> list[str]:
-    """Warnings for the page: a plan or forecast not made from the inputs beside it, and
-    files changed since their folder's manifest recorded them. `hashes` maps each
-    source's label to the SHA-256 of the file as read."""
+    """Warnings for the page: a plan, forecast or backtest not made from the inputs beside
+    it, a monitoring run that scored another forecast or plan than the ones given, and files
+    changed since their folder's manifest recorded them. `hashes` maps each source's label
+    to the SHA-256 of the file as read."""
     found = []
-    made_from = {
-        "plan": ("demand", "forecast"),
-        "forecast": ("history", "history"),
-        "backtest": ("history", "history"),
-    }
-    for kind, (key, other) in made_from.items():
+    # (input, the key its record names a file by, the input given beside it, its file)
+    made_from = [
+        ("plan", "demand", "forecast", "forecast"),
+        ("forecast", "history", "history", "history"),
+        ("backtest", "history", "history", "history"),
+        ("monitor", "forecast", "forecast", "forecast"),
+        ("monitor", "plan_trucks", "plan", "plan/trucks.parquet"),
+    ]
+    for kind, key, other, label in made_from:
         if kind not in inputs or other not in inputs:
             continue
         record = (inputs[kind].record() or {}).get("inputs", {}).get(key)
-        given = hashes.get(other)
+        given = hashes.get(label)
         if record and given and record.get("sha256") != given:
             found.append(
                 f"The {kind} was made from {record.get('path')} (SHA-256 "

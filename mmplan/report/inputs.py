@@ -1,8 +1,10 @@
-"""Reading what a report is made from: a history, a forecast, a backtest or plan folder.
+"""Reading what a report is made from: a history, a forecast, a backtest, plan or monitor
+folder.
 
-Every table is read with `mmplan.io.read_table`, so a missing or unreadable file is exit 66
-and a table that breaks its contract is exit 65 naming the file. A folder is recognised by
-the files `mmplan backtest` or `mmplan optimize` writes into it; any other folder is exit
+Every table is read with `mmplan.io.read_table` (a monitor's with `read_parquet` and a
+check of its columns), so a missing or unreadable file is exit 66 and a table that breaks
+its contract is exit 65 naming the file. A folder is recognised by the files `mmplan
+backtest`, `mmplan optimize` or `mmplan monitor` writes into it; any other folder is exit
 65 naming it and what it lacks. Each file read becomes a `Source`: its path, the provenance
 mmplan stored in its Parquet metadata (or the folder's manifest.json), and the SHA-256 the
 folder's manifest recorded for it, so the page can say whether a file changed since.
@@ -18,7 +20,7 @@ from typing import Any
 import polars as pl
 
 from mmplan.errors import DataError, InputFileError
-from mmplan.io import read_provenance, read_table
+from mmplan.io import read_parquet, read_provenance, read_table
 
 __all__ = [
     "Source",
@@ -27,15 +29,25 @@ __all__ = [
     "ForecastInput",
     "BacktestInput",
     "PlanInput",
+    "MonitorInput",
     "read_history",
     "read_forecast",
     "read_backtest",
     "read_plan",
+    "read_monitor",
     "interval_levels",
 ]
 
 BACKTEST_FILES = ("points.parquet", "metrics.parquet")
 PLAN_FILES = ("trucks.parquet", "flows.parquet", "nodes.parquet", "unserved.parquet")
+MONITOR_FILES = ("scores.parquet", "alerts.parquet")
+MONITOR_PLAN_FILES = ("plan_lanes.parquet", "plan_facilities.parquet")
+MONITOR_COLUMNS = {
+    "scores.parquet": ("scope", "level", "unique_id", "wape", "bias", "sum_actual"),
+    "alerts.parquet": ("rule", "level", "metric", "op", "threshold", "measured", "status"),
+    "plan_lanes.parquet": ("origin", "destination", "date", "actual", "capacity", "overflow"),
+    "plan_facilities.parquet": ("node", "date", "actual", "capacity", "over", "utilization"),
+}
 
 
 @dataclass(frozen=True)
@@ -94,6 +106,16 @@ class PlanInput:
     nodes: pl.DataFrame
     unserved: pl.DataFrame
     summary: dict[str, Any]
+    manifest: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
+class MonitorInput:
+    scores: pl.DataFrame
+    alerts: pl.DataFrame
+    summary: dict[str, Any]
+    plan_lanes: pl.DataFrame | None  # with --plan only
+    plan_facilities: pl.DataFrame | None
     manifest: dict[str, Any] | None
 
 
@@ -194,11 +216,51 @@ def read_plan(path: Path) -> Loaded:
     manifest = _folder(path, "plan", (*PLAN_FILES, "summary.json"), hint)
     kinds = {"trucks": "trucks", "flows": "flows", "nodes": "plan_nodes", "unserved": "unserved"}
     tables = {name: read_table(path / f"{name}.parquet", kind) for name, kind in kinds.items()}
-    try:
-        summary = json.loads((path / "summary.json").read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise DataError(f"{path / 'summary.json'} is not a plan summary ({exc}).") from None
-    if not isinstance(summary, dict):
-        raise DataError(f"{path / 'summary.json'} is not a plan summary: no JSON object.")
+    summary = _summary_json(path / "summary.json", "plan")
     data = PlanInput(**tables, summary=summary, manifest=manifest)
     return Loaded("plan", path, data, _sources(path, "plan", PLAN_FILES, manifest))
+
+
+def _summary_json(path: Path, what: str) -> dict[str, Any]:
+    try:
+        summary = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DataError(f"{path} is not a {what} summary ({exc}).") from None
+    if not isinstance(summary, dict):
+        raise DataError(f"{path} is not a {what} summary: no JSON object.")
+    return summary
+
+
+def _monitor_table(folder: Path, name: str, hint: str) -> pl.DataFrame:
+    table = read_parquet(folder / name, what="monitor")
+    missing = [c for c in MONITOR_COLUMNS[name] if c not in table.columns]
+    if missing:
+        raise DataError(
+            f"{folder / name}: column {', '.join(missing)} is missing; it is not what "
+            f"`mmplan monitor` writes. {hint}"
+        )
+    return table
+
+
+def read_monitor(path: Path) -> Loaded:
+    """The folder `mmplan monitor` writes: scores, alerts, summary.json (and with --plan
+    plan_lanes, plan_facilities)."""
+    hint = "Give the folder `mmplan monitor --forecast F --actuals H -o OUTDIR` wrote."
+    manifest = _folder(path, "monitor", (*MONITOR_FILES, "summary.json"), hint)
+    summary = _summary_json(path / "summary.json", "monitor")
+    if not isinstance(summary.get("levels"), dict):
+        raise DataError(f"{path / 'summary.json'} is not a monitor summary: no levels. {hint}")
+    scores, alerts = (_monitor_table(path, name, hint) for name in MONITOR_FILES)
+    names: tuple[str, ...] = MONITOR_FILES
+    lanes = facilities = None
+    if summary.get("plan") is not None:
+        for name in MONITOR_PLAN_FILES:
+            if not (path / name).is_file():
+                raise DataError(
+                    f"{path} is not a whole monitor folder: its summary.json has a plan "
+                    f"check but {name} is missing. {hint}"
+                )
+        lanes, facilities = (_monitor_table(path, name, hint) for name in MONITOR_PLAN_FILES)
+        names = (*MONITOR_FILES, *MONITOR_PLAN_FILES)
+    data = MonitorInput(scores, alerts, summary, lanes, facilities, manifest)
+    return Loaded("monitor", path, data, _sources(path, "monitor", names, manifest))
