@@ -180,6 +180,16 @@ def test_library_api_is_exported(history):
     assert mmplan.forecast(history, cfg).equals(forecast(history, cfg.forecast))
 
 
+def test_categorical_keys_forecast_as_their_string_twin(history):
+    # The forecast compacts its keys to Categorical (memory at 100k lanes); a history that
+    # arrives Categorical is valid, forecasts the same, and the table's keys stay String.
+    cfg = fast_config()
+    compact = history.with_columns(pl.col(pl.String).cast(pl.Categorical))
+    fc = forecast(compact, cfg)
+    assert fc.equals(forecast(history, cfg))
+    assert {fc.schema[c] for c in ("origin", "destination")} == {pl.String}
+
+
 @pytest.mark.slow
 def test_forecast_is_deterministic(history):
     cfg = fast_config(model="AutoETS")

@@ -116,10 +116,13 @@ def read_forecast_inputs(
 ) -> ForecastInputs:
     """Read and check the history, champions and calibration tables; the calibration
     must have a factor for every level the config forecasts."""
-    from mmplan.forecasting import check_calibration, hierarchy_levels
+    from mmplan.forecasting import check_calibration, compact_keys, hierarchy_levels
     from mmplan.io import read_table
 
-    hist = read_table(history, "history", max_gap_days=cfg.forecast.max_history_gap_days)
+    # Compact here, so the String original is freed before the forecast (gigabytes at 100k).
+    hist = compact_keys(
+        read_table(history, "history", max_gap_days=cfg.forecast.max_history_gap_days)
+    )
     chosen = read_table(champions, "champions") if champions is not None else None
     factors = None
     if calibration is not None:

@@ -28,7 +28,7 @@ from mmplan.forecasting.hierarchy import (
     upper_hierarchy,
 )
 from mmplan.forecasting.models import BaseForecasts, Progress, base_forecasts, no_progress
-from mmplan.forecasting.pipeline import check_forecastable, forecast
+from mmplan.forecasting.pipeline import check_forecastable, compact_keys, forecast
 from mmplan.forecasting.rules import assign_models
 from mmplan.forecasting.series import (
     LaneSeries,
@@ -41,6 +41,7 @@ from mmplan.forecasting.series import (
 __all__ = [
     "forecast",
     "check_forecastable",
+    "compact_keys",
     "check_calibration",
     "Hierarchy",
     "build_hierarchy",

@@ -71,7 +71,7 @@ from mmplan.tables import check, validate_history
 if TYPE_CHECKING:
     from mmplan.engine import Engine
 
-__all__ = ["forecast", "check_forecastable", "FitSeries"]
+__all__ = ["forecast", "check_forecastable", "compact_keys", "FitSeries"]
 
 
 @dataclass(frozen=True)
@@ -105,6 +105,7 @@ def forecast(
     check(validate_history(history, cfg.max_history_gap_days, cfg.freq), "history", "history")
     cfg = resolve(cfg, history.get_column("date"))  # auto -> the history's frequency
     check_forecastable(history, cfg)
+    history = compact_keys(history)
     hier = history_hierarchy(history, cfg)
     if calibration is not None:  # before minutes of fitting
         check_calibration(calibration, [name for name, _ in hier.levels], cfg)
@@ -135,6 +136,13 @@ def forecast(
     table = _forecast_table(hier, parts.plan, parts.end, point, bands, lanes.labels, cfg)
     _check_finite(table, cfg)
     return table
+
+
+def compact_keys(history: pl.DataFrame) -> pl.DataFrame:
+    """The history with its text columns as Categorical. At 100k lanes the keys are most
+    of the history's bytes (16 per String value, 4 per Categorical one), and every
+    validation window and aggregation copies them; the forecast table casts them back."""
+    return history.with_columns(pl.col(pl.String).cast(pl.Categorical))
 
 
 def _tries(cfg: ForecastConfig) -> list[str]:
@@ -330,5 +338,11 @@ def _forecast_table(
     )
     interval_cols = [f"{side}_{p}" for p in cfg.levels for side in ("lo", "hi")]
     return result.select(
-        "unique_id", "level", *hier.key_columns, "date", "forecast", *interval_cols, "model"
+        "unique_id",
+        "level",
+        pl.col(hier.key_columns).cast(pl.String),  # the contract's type, not Categorical
+        "date",
+        "forecast",
+        *interval_cols,
+        "model",
     )  # rows in hierarchy order: total first, lanes last, dates ascending

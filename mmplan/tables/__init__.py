@@ -17,11 +17,13 @@ from mmplan.errors import DataError
 from mmplan.tables.checks import (
     LANE_KEYS,
     NUMERIC,
+    TEXT,
     Columns,
     Problem,
     blank_names,
     duplicates,
     flag,
+    is_text,
     lane_name,
     node_name,
     non_negative,
@@ -118,7 +120,7 @@ def validate_history(
     ([forecast] max_history_gap_days), also a stretch longer than that with no row at all;
     with `freq` ([forecast] freq) "week" or "month", also dates that do not fit it."""
     problems = require_columns(
-        df, {"date": pl.Date, "origin": pl.String, "destination": pl.String, "volume": NUMERIC}
+        df, {"date": pl.Date, "origin": TEXT, "destination": TEXT, "volume": NUMERIC}
     )
     if df.is_empty():
         return problems + [Problem(None, "the table has no rows")]
@@ -128,7 +130,7 @@ def validate_history(
     if not all(c in df.columns for c in (*LANE_KEYS, "date")):
         return problems + duplicates(df, ["origin", "destination", "date"], "(lane, date) rows")
     attrs = [c for c in df.columns if c not in ("date", "volume", *LANE_KEYS)]
-    text_attrs = [c for c in attrs if df.schema[c] == pl.String]
+    text_attrs = [c for c in attrs if is_text(df.schema[c])]
     # One pass over the lanes answers both "duplicated days?" and "constant attributes?";
     # the row-level duplicate search (slow: it hashes every row) runs only when needed.
     # The streaming engine keeps this at a fraction of the in-memory engine's peak (which
@@ -145,8 +147,9 @@ def validate_history(
     )
     # Blank names are searched row by row only when a lane has one (a 73M-row history
     # has ~100k lanes).
-    keys = [c for c in LANE_KEYS if df.schema[c] == pl.String]  # others: wrong type above
-    if keys and per_lane.select(pl.col(keys).str.strip_chars() == "").to_numpy().any():
+    keys = [c for c in LANE_KEYS if is_text(df.schema[c])]  # others: wrong type above
+    blank = pl.col(keys).cast(pl.String).str.strip_chars() == ""
+    if keys and per_lane.select(blank).to_numpy().any():
         problems += blank_names(df, keys)
     if (per_lane[" rows"] != per_lane[" days"]).any():
         problems += duplicates(df, ["origin", "destination", "date"], "(lane, date) rows")

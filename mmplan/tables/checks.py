@@ -74,10 +74,20 @@ def node_name(df: pl.DataFrame) -> pl.Expr | None:
     return pl.col("node") if "node" in df.columns else None
 
 
+# The history's text columns: String, or Categorical (the forecast's compact keys).
+TEXT = (pl.String, pl.Categorical)
+
+
+def is_text(dtype: pl.DataType) -> bool:
+    """A text column (TEXT)."""
+    return dtype == pl.String or isinstance(dtype, pl.Categorical)
+
+
 def lane_name(df: pl.DataFrame) -> pl.Expr | None:
     if not set(LANE_KEYS) <= set(df.columns):
         return None
-    return pl.concat_str(pl.col("origin").cast(pl.String), pl.lit("->"), pl.col("destination"))
+    keys = [pl.col(c).cast(pl.String) for c in LANE_KEYS]
+    return pl.concat_str(keys[0], pl.lit("->"), keys[1])
 
 
 def require_columns(df: pl.DataFrame, columns: Columns) -> list[Problem]:
@@ -114,8 +124,8 @@ def blank_names(df: pl.DataFrame, columns: list[str]) -> list[Problem]:
     """Empty names in String key columns: not null, yet they name no facility."""
     out = []
     for c in columns:
-        if c in df.columns and df.schema[c] == pl.String:
-            blank = pl.col(c).str.strip_chars() == ""
+        if c in df.columns and is_text(df.schema[c]):
+            blank = pl.col(c).cast(pl.String).str.strip_chars() == ""
             out += flag(df, c, blank, "has empty names")
     return out
 
