@@ -33,6 +33,9 @@ __all__ = [
     "BacktestConfig",
     "GateConfig",
     "OptimizeConfig",
+    "FleetConfig",
+    "SimulateConfig",
+    "PromiseConfig",
     "EngineConfig",
     "load_config",
     "FORECAST_MODELS",
@@ -296,6 +299,24 @@ def _sort_centres() -> list[NodeKind]:
 MAX_UNSERVED_PENALTY = 1e8  # per package; see OptimizeConfig.unserved_penalty
 
 
+class FleetConfig(Section):
+    """Trucks in use per day: network-wide and per origin facility (None / absent: no limit)."""
+
+    total: int | None = Field(default=None, ge=0)
+    origin: dict[str, Annotated[int, Field(ge=0)]] = Field(default_factory=dict)
+    # Re-solve the dates a budget binds on with one more truck a day, and report the saving.
+    marginal_value: bool = True
+
+    @property
+    def limited(self) -> bool:
+        return self.total is not None or bool(self.origin)
+
+
+def _dwell() -> dict[NodeKind, float]:
+    """Days a package spends at a facility before its next lane (none at its destination)."""
+    return {"FC": 0.0, "SC": 1.0, "DS": 0.0}
+
+
 class OptimizeConfig(Section):
     column: str = Field(default="forecast", min_length=1)
     solver: Literal["SCIP", "CP-SAT"] = "SCIP"
@@ -309,6 +330,30 @@ class OptimizeConfig(Section):
     # unserved volume: operating gap 0.8% at 1e8, 13% at 1e9, 18% at 1e10); inf fails 69.
     unserved_penalty: float | None = Field(default=None, gt=0, le=MAX_UNSERVED_PENALTY)
     workers: int = Field(default=2, ge=1)
+    fleet: FleetConfig = Field(default_factory=FleetConfig)
+    # Days spent at each kind of facility a package leaves (mmplan promise); transit_days
+    # and dwell are not used when choosing trucks.
+    dwell_days: dict[NodeKind, Annotated[float, Field(ge=0)]] = Field(default_factory=_dwell)
+
+
+class SimulateConfig(Section):
+    """`mmplan simulate`: Monte Carlo of a plan against the forecast's distribution."""
+
+    samples: int = Field(default=200, ge=1)
+    seed: int = 0
+    # The interval whose width gives each parent's sigma (lo_<p>, hi_<p> of the forecast).
+    interval: int = Field(default=80, gt=0, lt=100)
+    autocorrelation: float = Field(default=0.5, ge=0, lt=1)  # lag-1, across dates
+    # Price of a package the plan's trucks cannot carry, per package (not the model penalty).
+    shortfall_cost: float = Field(default=10.0, ge=0)
+    # Spot trucks at this multiple of cost_per_truck (unset: no spot trucks).
+    spot_premium: float | None = Field(default=None, ge=1)
+
+
+class PromiseConfig(Section):
+    """`mmplan promise`: the share of volume the promised days must cover."""
+
+    share: float = Field(default=0.95, gt=0, le=1)
 
 
 # [protocol://]host:port, as `dask scheduler` prints it; IPv6 hosts in brackets.
@@ -350,6 +395,8 @@ class Config(Section):
     gate: GateConfig = Field(default_factory=GateConfig)
     optimize: OptimizeConfig = Field(default_factory=OptimizeConfig)
     engine: EngineConfig = Field(default_factory=EngineConfig)
+    simulate: SimulateConfig = Field(default_factory=SimulateConfig)
+    promise: PromiseConfig = Field(default_factory=PromiseConfig)
 
     def as_record(self) -> dict[str, Any]:
         """The effective config as plain JSON-able data, for provenance metadata."""

@@ -3,7 +3,8 @@
 `build_model` states the formulation of the package docstring (mmplan.plan) for one date:
 commodity flows x on the lanes that can carry them, trucks y, added capacity z, unserved
 volume s and throughput θ; flow conservation, truck linking (weak and strong), the
-residual-capacity and rounding cuts, throughput and facility capacity rows.
+residual-capacity and rounding cuts, throughput and facility capacity rows, and the fleet
+budgets' rows (mmplan.plan.fleet).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import NamedTuple
 import numpy as np
 import scipy.sparse as sp
 
+from mmplan.plan.fleet import fleet_rows
 from mmplan.plan.network import Network, adjacency, reach
 
 
@@ -183,6 +185,12 @@ def build_model(
     t_node = _throughput(rows, day)
     n_t = len(t_node)
     cap_node, cap_rows = _capacity(rows, day, t_node)
+    for pos, limit in fleet_rows(net, y_lane):  # fleet budgets: trucks in use per day
+        y_ub[pos] = np.minimum(y_ub[pos], limit)
+        m = len(pos)
+        rows.block(
+            [(np.zeros(m, np.int64), n_x + pos, np.ones(m))], np.array([-np.inf]), np.array([limit])
+        )
 
     ncol = day.os_ + n_s + n_t
     ub = np.concatenate([np.full(n_x, np.inf), y_ub, net.extra[z_node], q, np.full(n_t, np.inf)])
