@@ -17,7 +17,7 @@ from mmplan.errors import UsageError
 if TYPE_CHECKING:
     import polars as pl
 
-    from mmplan.config import Config
+    from mmplan.config import Config, ScenarioFile
     from mmplan.evaluate import BacktestSetup, Baseline
 
 __all__ = [
@@ -28,6 +28,9 @@ __all__ = [
     "parse_date",
     "check_kind",
     "parse_scenarios",
+    "scenario_file",
+    "ScenarioInputs",
+    "read_scenario_inputs",
     "read_baseline",
     "read_forecast_inputs",
     "read_plan_inputs",
@@ -50,8 +53,18 @@ def check_kind(kind: str | None) -> None:
         raise UsageError(f"--kind {kind!r} is not a table kind; use one of {', '.join(KINDS)}.")
 
 
+def scenario_file(scenarios: str | None) -> Path | None:
+    """--scenarios FILE.toml: a scenario file (None when --scenarios names columns)."""
+    if scenarios is not None and scenarios.strip().lower().endswith(".toml"):
+        return Path(scenarios.strip())
+    return None
+
+
 def parse_scenarios(scenarios: str | None, column: str | None, quantile: str | None) -> list[str]:
-    """The columns --scenarios names (none without it), checked against --column/--quantile."""
+    """The columns --scenarios names (none without it, or a scenario file), checked against
+    --column/--quantile."""
+    if scenario_file(scenarios) is not None:
+        return []
     if column is not None and quantile is not None and column != quantile:
         raise UsageError(f"--column {column} and --quantile {quantile} disagree; give one.")
     columns = [c.strip() for c in (scenarios or "").split(",") if c.strip()]
@@ -132,6 +145,40 @@ class PlanInputs(NamedTuple):
     nodes: pl.DataFrame
     lanes: pl.DataFrame
     planned: list[str]
+
+
+class ScenarioInputs(NamedTuple):
+    """What `mmplan optimize --scenarios FILE.toml` reads: the plan inputs, the scenario file,
+    and which table column holds each column a scenario names."""
+
+    plan: PlanInputs
+    scenarios: ScenarioFile
+    planned: dict[str, str]
+
+
+def read_scenario_inputs(
+    demand: Path, nodes: Path, lanes: Path, path: Path, base: str
+) -> ScenarioInputs:
+    """Read the scenario file first (78 on a bad key), then the plan inputs with the base
+    column and every column a scenario names (65, naming the scenario, when one is missing)."""
+    from mmplan.config import load_scenarios
+    from mmplan.errors import DataError
+    from mmplan.io import read_parquet
+    from mmplan.plan import demand_rows
+
+    spec = load_scenarios(path)
+    table = read_parquet(demand, what="demand")
+    planned = {base: demand_rows(table, base, demand).columns[-1]}
+    for s in spec.scenario:
+        if s.column is None or s.column in planned:
+            continue
+        try:
+            planned[s.column] = demand_rows(table, s.column, demand).columns[-1]
+        except DataError as exc:
+            raise DataError(f"{path}: scenario '{s.name}', key 'column': {exc.message}") from None
+    columns = list(dict.fromkeys(planned.values()))
+    read = read_plan_inputs(demand, nodes, lanes, columns)
+    return ScenarioInputs(read, spec, planned)
 
 
 def read_plan_inputs(demand: Path, nodes: Path, lanes: Path, columns: list[str]) -> PlanInputs:

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
     from mmplan.config import Config
     from mmplan.evaluate import BacktestResult
-    from mmplan.plan import Plan
+    from mmplan.plan import Plan, ScenarioResult
 
 __all__ = [
     "check_output_folder",
@@ -38,6 +38,7 @@ __all__ = [
     "write_gate_reports",
     "plan_folder",
     "write_plans",
+    "write_scenarios",
 ]
 
 PLAN_TABLES = ("trucks", "flows", "nodes", "unserved")
@@ -127,3 +128,24 @@ def write_plans(
                 write_parquet(getattr(plan, name), folder / f"{name}.parquet", record)
             write_json(plan.summary, folder / "summary.json")
     return {col: plan_folder(outdir, col, scenarios) for col in plans}
+
+
+def write_scenarios(
+    outdir: Path, result: ScenarioResult, record: dict[str, Any]
+) -> dict[str, Path]:
+    """PLANDIR/<scenario>/ (a complete plan folder; closed.parquet with a facility down;
+    only summary.json for a scenario that could not be planned) and comparison.parquet."""
+    with output_folder(outdir, record) as tmp:
+        for name, sp in result.plans.items():
+            folder = tmp / name
+            folder.mkdir()
+            if sp.plan is None:
+                write_json({"status": sp.status, "message": sp.message}, folder / "summary.json")
+                continue
+            for table in PLAN_TABLES:
+                write_parquet(getattr(sp.plan, table), folder / f"{table}.parquet", record)
+            if sp.closed.height:
+                write_parquet(sp.closed, folder / "closed.parquet", record)
+            write_json(sp.plan.summary, folder / "summary.json")
+        write_parquet(result.comparison, tmp / "comparison.parquet", record)
+    return {name: outdir / name for name in result.plans}

@@ -65,10 +65,12 @@ from typing import TYPE_CHECKING
 import polars as pl
 
 from mmplan.config import OptimizeConfig
-from mmplan.plan.assemble import Plan, assemble
+from mmplan.plan.assemble import METHOD, Plan, assemble
 from mmplan.plan.demand import DemandColumns, demand_columns, demand_rows, scenario
+from mmplan.plan.marginal import add_marginal_values
 from mmplan.plan.network import default_penalty
 from mmplan.plan.parallel import solve_dates
+from mmplan.plan.scenarios import ScenarioResult, plan_scenarios
 
 if TYPE_CHECKING:
     from mmplan.engine import Engine
@@ -77,15 +79,13 @@ __all__ = [
     "Plan",
     "optimize",
     "optimize_scenarios",
+    "plan_scenarios",
+    "ScenarioResult",
     "demand_rows",
     "DemandColumns",
     "demand_columns",
     "default_penalty",
 ]
-
-# The method summary.json names: dates solved separately (the benchmarks compare it with a
-# single model of all dates, benchmarks/plain_model.py).
-METHOD = "decomposed"
 
 
 def optimize(
@@ -132,7 +132,7 @@ def optimize_scenarios(
     outcomes = solve_dates(
         net, [day for _, day in tasks], penalty, config, started, progress, engine
     )
-    return {
+    plans = {
         c: assemble(
             net,
             [o for (tc, _), o in zip(tasks, outcomes, strict=True) if tc == c],
@@ -145,3 +145,6 @@ def optimize_scenarios(
         )
         for c, part in parts.items()
     }
+    for c, plan in plans.items():  # one more truck a day, where a fleet budget binds
+        add_marginal_values(plan, net, parts[c].days, penalty, config, engine)
+    return plans

@@ -25,6 +25,10 @@ from mmplan.plan.paths import PairFlows, decompose
 from mmplan.plan.solve import NOT_RUN, DateOutcome, DayOutcome, clean
 from mmplan.plan.unserved import unserved_reasons
 
+# The method summary.json names: dates solved separately (the benchmarks compare it with a
+# single model of all dates, benchmarks/plain_model.py).
+METHOD = "decomposed"
+
 _TRUCKS = {
     "origin": pl.String,
     "destination": pl.String,
