@@ -52,18 +52,12 @@ def print_scenarios(console: Console, summary: dict[str, Any]) -> None:
         "status",
         "re-solved",
         "total cost",
-        "trucks cost",
-        "handling",
-        "added cap",
+        "Δ cost",
         "trucks",
         "peak/day",
         "unserved",
-        "penalty",
-        "closed vol",
+        "closed",
         "binding",
-        "Δ cost",
-        "Δ trucks",
-        "Δ unserved",
     )
     for col in columns:
         table.add_column(col, justify="left" if col in ("scenario", "binding") else "right")
@@ -73,20 +67,18 @@ def print_scenarios(console: Console, summary: dict[str, Any]) -> None:
             r["status"],
             f"{r['dates_resolved']}/{r['dates_resolved'] + r['dates_reused']}",
             _money(r["total_cost"]),
-            _money(r["truck_cost"]),
-            _money(r["handling_cost"]),
-            _money(r["extra_capacity_cost"]),
+            _delta(r["delta_total_cost"]),
             _money(r["trucks"]),
             _money(r["peak_trucks"]),
             _money(r["unserved_volume"]),
-            _money(r["unserved_penalty_cost"]),
             _money(r["closed_facility_volume"]),
             r["binding_facilities"] or "-",
-            _delta(r["delta_total_cost"]),
-            _delta(r["delta_trucks"]),
-            _delta(r["delta_unserved_volume"]),
         )
     console.print(table)
+    console.print(
+        "cost by component (trucks, packages, handling, added capacity, unserved penalty) "
+        f"and deltas vs base: {summary['output']}/comparison.parquet"
+    )
     for r in summary["comparison"]:
         if r["status"] == "FAILED":
             console.print(f"scenario {r['scenario']} could not be planned: {r['message']}")

@@ -19,7 +19,7 @@ import numpy as np
 from mmplan.config import OptimizeConfig
 from mmplan.errors import InfeasibleError
 from mmplan.plan.demand import Day
-from mmplan.plan.fleet import fleet_ok
+from mmplan.plan.fleet import fleet_ok, fleet_rows
 from mmplan.plan.model import Model, build_model
 from mmplan.plan.network import Network
 from mmplan.plan.threads import NO_SIGINT, in_flight
@@ -262,16 +262,31 @@ def _floor_plan(
     m: Model, net: Network, config: OptimizeConfig, start: np.ndarray, deadline: float
 ) -> np.ndarray:
     """A plan within the fleet budgets: the LP's trucks rounded down (they keep every
-    budget row the LP kept) with the flows of the LP on those trucks (mmplan.plan.fleet)."""
+    budget row the LP kept), then a truck more on the lanes with the largest fractions while
+    every budget allows, with the flows of the LP on those trucks (mmplan.plan.fleet)."""
+    y_lp = np.clip(start[m.y_cols], 0.0, m.ub[m.y_cols])
+    y = np.floor(y_lp + 1e-6)
+    rows = fleet_rows(net, m.y_lane)
+    room = [limit - float(y[pos].sum()) for pos, limit in rows]
+    member = [np.isin(np.arange(m.n_y), pos) for pos, _ in rows]
+    frac = y_lp - y
+    for a in np.argsort(-frac, kind="stable"):
+        if frac[a] <= 1e-6:
+            break
+        full = any(r < 1 for r, mb in zip(room, member, strict=True) if mb[a])
+        if full or y[a] + 1 > m.ub[m.y_cols][a]:
+            continue
+        y[a] += 1
+        room = [r - 1 if mb[a] else r for r, mb in zip(room, member, strict=True)]
     lb, ub = m.lb.copy(), m.ub.copy()
-    lb[m.y_cols] = ub[m.y_cols] = np.floor(np.maximum(start[m.y_cols], 0.0) + 1e-6)
+    lb[m.y_cols] = ub[m.y_cols] = y
     fixed = _lp(m, config, max(deadline - time.perf_counter(), 1.0), lb=lb, ub=ub)
     values = start.copy() if fixed.values is None else fixed.values
     if fixed.values is None:  # no time: carry nothing, every package unserved
         values[: m.n_x] = 0.0
         values[m.s_cols] = m.ub[m.s_cols]
     out = clean(m, values, net)
-    out[m.y_cols] = lb[m.y_cols]
+    out[m.y_cols] = y
     return out
 
 
