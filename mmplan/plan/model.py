@@ -439,3 +439,18 @@ def _capacity(rows: _Rows, day: _Day, t_node: np.ndarray) -> tuple[np.ndarray, n
     ]
     cap_rows = rows.block(entries, np.full(len(cap_node), -np.inf), net.cap[cap_node])
     return cap_node, cap_rows
+
+
+def pair_rows(
+    m: Model, net: Network, po: np.ndarray, pt: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The flow conservation rows of each pair's two ends (at its commodity's own node and
+    at the other end), as `_conservation` numbers them: a pair's volume q adds q to the
+    first row's right-hand side and -q to the second's (mmplan.plan.simulation changes
+    those between samples)."""
+    n = net.n
+    tail, head = net.lo[m.x_lane], net.ld[m.x_lane]
+    key = np.concatenate([m.x_key, m.x_key, m.group, m.group])
+    node = np.concatenate([tail, head, po, pt])
+    code = np.unique(key * n + node)
+    return np.searchsorted(code, m.group * n + po), np.searchsorted(code, m.group * n + pt)
