@@ -95,12 +95,18 @@ def optimize(
             "optimize", cfg, seconds, demand=demand, nodes=nodes, lanes=lanes
         )
         folders = outputs.write_plans(outdir, plans, record, scenarios=bool(columns))
-    summaries = render.plan_summaries(plans, folders)
+    _report(render.plan_summaries(plans, folders), quiet, json_out, bool(columns))
+
+
+def _report(summaries: dict[str, dict], quiet: bool, json_out: bool, scenarios: bool) -> None:
+    """Each plan's summary to the JSON log and the console, and with --json to stdout."""
+    from mmplan.cli import render
+
     for summary in summaries.values():
         emit("summary", command="optimize", **summary)
         render.print_plan(stderr_console(quiet), summary)
     if json_out:
-        print(json.dumps(render.plans_json(summaries, scenarios=bool(columns)), default=str))
+        print(json.dumps(render.plans_json(summaries, scenarios=scenarios), default=str))
 
 
 def _scenario_file(

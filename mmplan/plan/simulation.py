@@ -302,7 +302,9 @@ def simulate(
             pt = np.array([index[t] for t in part["destination"].to_list()], np.int64)[keep]
             tasks.append((r[keep], po, pt, q_env[keep], trucks, added))
 
-        def one(i: int, tasks: list[Any] = tasks) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        def one(
+            i: int, tasks: list[Any] = tasks, name: str = name
+        ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
             r, po, pt, q_env, trucks, added = tasks[i]
             if len(r) == 0:
                 return np.zeros(S), np.zeros((S, 0)), np.zeros(S)
