@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
     from mmplan.config import Config, ScenarioFile
     from mmplan.evaluate import BacktestSetup, Baseline
+    from mmplan.plan.simulation import PlanTables
 
 __all__ = [
     "ForecastInputs",
@@ -31,6 +32,8 @@ __all__ = [
     "scenario_file",
     "ScenarioInputs",
     "read_scenario_inputs",
+    "SimulateInputs",
+    "read_simulate_inputs",
     "read_baseline",
     "read_forecast_inputs",
     "read_plan_inputs",
@@ -179,6 +182,61 @@ def read_scenario_inputs(
     columns = list(dict.fromkeys(planned.values()))
     read = read_plan_inputs(demand, nodes, lanes, columns)
     return ScenarioInputs(read, spec, planned)
+
+
+class SimulateInputs(NamedTuple):
+    """What `mmplan simulate` reads: the plans by name, the forecast, nodes and lanes."""
+
+    plans: dict[str, PlanTables]
+    forecast: pl.DataFrame
+    nodes: pl.DataFrame
+    lanes: pl.DataFrame
+    nodes_path: Path
+    lanes_path: Path
+
+
+def plan_network(plandir: Path, nodes: Path | None, lanes: Path | None) -> tuple[Path, Path]:
+    """--nodes and --lanes, or the ones the plan was made from (its provenance); 66 when
+    neither is known."""
+    from mmplan.errors import InputFileError
+    from mmplan.io import read_provenance
+
+    record = read_provenance(plandir / "trucks.parquet") or {}
+    made = record.get("inputs", {})
+    out = []
+    for flag, given in (("nodes", nodes), ("lanes", lanes)):
+        path = given or (Path(made[flag]["path"]) if flag in made else None)
+        if path is None:
+            raise InputFileError(
+                f"{plandir}: its provenance names no {flag} table; pass --{flag} FILE."
+            )
+        out.append(path)
+    return out[0], out[1]
+
+
+def read_simulate_inputs(
+    plandirs: list[Path], demand: Path, nodes: Path | None, lanes: Path | None
+) -> SimulateInputs:
+    """Each plan folder's trucks and nodes (by folder name, or path when names repeat), the
+    forecast, and the network of the first plan (or --nodes/--lanes)."""
+    from mmplan.io import read_parquet, read_table
+    from mmplan.plan.simulation import PlanTables
+
+    names = [p.name for p in plandirs]
+    if len(set(names)) != len(names):
+        names = [str(p) for p in plandirs]
+    plans = {
+        name: PlanTables(
+            read_parquet(p / "trucks.parquet", what="plan trucks"),
+            read_parquet(p / "nodes.parquet", what="plan nodes"),
+        )
+        for name, p in zip(names, plandirs, strict=True)
+    }
+    nodes_path, lanes_path = plan_network(plandirs[0], nodes, lanes)
+    node_table = read_table(nodes_path, "nodes")
+    lane_table = read_table(lanes_path, "lanes", node_table)
+    forecast = read_table(demand, "forecast")
+    return SimulateInputs(plans, forecast, node_table, lane_table, nodes_path, lanes_path)
 
 
 def read_plan_inputs(demand: Path, nodes: Path, lanes: Path, columns: list[str]) -> PlanInputs:

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from mmplan.config import Config
     from mmplan.evaluate import BacktestResult
     from mmplan.plan import Plan, ScenarioResult
+    from mmplan.plan.simulation import SimulationResult
 
 __all__ = [
     "check_output_folder",
@@ -39,6 +40,8 @@ __all__ = [
     "plan_folder",
     "write_plans",
     "write_scenarios",
+    "write_simulation",
+    "write_table",
 ]
 
 PLAN_TABLES = ("trucks", "flows", "nodes", "unserved")
@@ -149,3 +152,16 @@ def write_scenarios(
             write_json(sp.plan.summary, folder / "summary.json")
         write_parquet(result.comparison, tmp / "comparison.parquet", record)
     return {name: outdir / name for name in result.plans}
+
+
+def write_simulation(outdir: Path, result: SimulationResult, record: dict[str, Any]) -> None:
+    """OUT/samples.parquet, pairs.parquet, facilities.parquet and summary.json."""
+    with output_folder(outdir, record) as tmp:
+        for name in ("samples", "pairs", "facilities"):
+            write_parquet(getattr(result, name), tmp / f"{name}.parquet", record)
+        write_json(result.summary, tmp / "summary.json")
+
+
+def write_table(df: pl.DataFrame, path: Path, record: dict[str, Any]) -> None:
+    """One Parquet file, written atomically with its provenance."""
+    write_parquet(df, path, record)

@@ -13,8 +13,9 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from mmplan.plan import ScenarioResult
+    from mmplan.plan.simulation import SimulationResult
 
-__all__ = ["scenario_summary", "print_scenarios"]
+__all__ = ["scenario_summary", "print_scenarios", "simulation_summary", "print_simulation"]
 
 
 def _money(value: Any) -> str:
@@ -88,3 +89,36 @@ def print_scenarios(console: Console, summary: dict[str, Any]) -> None:
                 f"{name}: one more truck a day on the {budget} fleet budget saves "
                 f"{v['saved']:,.0f} over {v['dates']} dates ({v['method']})"
             )
+
+
+def simulation_summary(result: SimulationResult, outdir: str | Path) -> dict[str, Any]:
+    """summary.json and where the tables went."""
+    return {"output": str(outdir), **result.summary}
+
+
+def print_simulation(console: Console, summary: dict[str, Any]) -> None:
+    """Per plan: P(any unserved), expected unserved and its cost, cost percentiles."""
+    from rich.table import Table
+
+    d = summary["demand"]
+    console.print(
+        f"simulate -> {summary['output']}: {summary['samples']} samples (seed {summary['seed']}); "
+        f"total demand mean {d['sampled_mean_total']:,.0f} (forecast {d['forecast_total']:,.0f}, "
+        f"sd {d['sampled_sd_total']:,.0f}); shortfall priced at {summary['shortfall_cost']:g} "
+        "per package"
+    )
+    table = Table(show_edge=False)
+    for col in ("plan", "P(unserved)", "E unserved", "E shortfall", "P50", "P90", "P99", "service"):
+        table.add_column(col, justify="left" if col == "plan" else "right")
+    for name, p in summary["plans"].items():
+        table.add_row(
+            name,
+            f"{p['p_any_unserved']:.0%}",
+            _money(p["expected_unserved_volume"]),
+            _money(p["expected_shortfall_cost"]),
+            _money(p["cost_p50"]),
+            _money(p["cost_p90"]),
+            _money(p["cost_p99"]),
+            f"{p['service_level']:.2%}",
+        )
+    console.print(table)

@@ -42,7 +42,14 @@ from mmplan.plan.network import Network, index_network
 from mmplan.plan.solve import by_destination, helper, run
 from mmplan.plan.threads import map_on_threads
 
-__all__ = ["DemandSamples", "PlanTables", "SimulationResult", "sample_demand", "simulate"]
+__all__ = [
+    "DemandSamples",
+    "PlanTables",
+    "SimulationResult",
+    "sample_demand",
+    "simulate",
+    "simulate_plans",
+]
 
 JOINT_MODEL = (
     "each origin's volume normal with sigma from its lo/hi width (truncated at 0), split over "
@@ -419,3 +426,21 @@ def _result(per_plan: list[Any], demand: DemandSamples, config: SimulateConfig) 
         ),
         summary=summary,
     )
+
+
+def simulate_plans(
+    plans: dict[str, PlanTables],
+    forecast: pl.DataFrame,
+    nodes: pl.DataFrame,
+    lanes: pl.DataFrame,
+    optimize: OptimizeConfig,
+    config: SimulateConfig,
+    *,
+    progress: Callable[[int, int, str], None] | None = None,
+    engine: Any = None,
+) -> SimulationResult:
+    """`config.samples` samples of `forecast` (seed `config.seed`), routed on every plan's
+    trucks: the same samples for every plan, so plans compare side by side."""
+    del engine  # the samples run on this machine's `workers` threads
+    demand = sample_demand(forecast, config, config.samples, config.seed)
+    return simulate(plans, demand, nodes, lanes, optimize, config, progress=progress)
