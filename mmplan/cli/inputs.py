@@ -224,7 +224,7 @@ def read_simulate_inputs(
 
     names = [p.name for p in plandirs]
     if len(set(names)) != len(names):
-        names = [str(p) for p in plandirs]
+        names = [f"{p}#{i + 1}" if i else str(p) for i, p in enumerate(plandirs)]
     plans = {
         name: PlanTables(
             read_parquet(p / "trucks.parquet", what="plan trucks"),
