@@ -37,6 +37,7 @@ test-fast: install
 bench: install
 	.venv/bin/python benchmarks/forecast_bench.py
 	.venv/bin/python benchmarks/optimize_bench.py
+	.venv/bin/python benchmarks/scenario_bench.py
 	.venv/bin/python benchmarks/backtest_bench.py
 	.venv/bin/python benchmarks/calibration_bench.py
 	.venv/bin/python benchmarks/nonneg_bench.py

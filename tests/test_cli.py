@@ -18,7 +18,7 @@ from mmplan.cli import app
 from mmplan.io import output_lock, read_provenance
 
 runner = CliRunner()
-COMMANDS = ["sample", "validate", "forecast", "backtest", "optimize"]
+COMMANDS = ["sample", "validate", "forecast", "backtest", "optimize", "simulate", "promise"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)
