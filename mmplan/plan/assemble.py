@@ -18,7 +18,7 @@ import polars as pl
 
 from mmplan.config import OptimizeConfig
 from mmplan.plan.check import Loads, check_plan
-from mmplan.plan.fleet import budget_record, fleet_needed
+from mmplan.plan.fleet import budget_record, fleet_needed, fleet_ok
 from mmplan.plan.model import Model
 from mmplan.plan.network import NOISE, Network
 from mmplan.plan.paths import PairFlows, decompose
@@ -357,6 +357,8 @@ def assemble(
         out = date_outcome.day
         dnet = nets[i] if nets is not None else net
         day = _checked_day(dnet, date_outcome, config, scale)
+        if not fleet_ok(dnet, day.model.y_lane, day.y):
+            raise RuntimeError(f"the plan of {day.date} breaks a fleet budget")
         for key, t in out.timings.items():
             timings[key] = timings.get(key, 0.0) + t
         statuses[str(day.date)] = out.status
