@@ -264,3 +264,29 @@ def test_the_shipped_scenario_file_loads():
 
     root = Path(__file__).resolve().parents[1]
     assert len(load_scenarios(root / "configs" / "scenarios.toml").scenario) >= 4
+
+
+def test_a_scenario_that_cannot_be_planned_does_not_stop_the_others(monkeypatch):
+    import mmplan.plan.parallel as parallel
+    from mmplan.errors import InfeasibleError
+
+    real = parallel.solve_date
+
+    def solve_date(day, net, penalty, config, limit):
+        if (net.maxt == 0).any():  # the scenario that removes a lane: its solver "gives up"
+            raise InfeasibleError("SCIP stopped (NOT_SOLVED) without a feasible plan")
+        return real(day, net, penalty, config, limit)
+
+    monkeypatch.setattr(parallel, "solve_date", solve_date)
+    result = run(
+        {
+            "name": "broken",
+            "change": [{"type": "remove_lane", "origin": "S1", "destination": "D2"}],
+        },
+        {"name": "fine", "change": [{"type": "demand", "multiply": 1.5, "start": D3}]},
+    )
+    rows = {r["scenario"]: r for r in result.comparison.to_dicts()}
+    assert rows["broken"]["status"] == "FAILED" and "NOT_SOLVED" in rows["broken"]["message"]
+    assert rows["broken"]["total_cost"] is None
+    assert rows["fine"]["status"] != "FAILED" and rows["fine"]["total_cost"] > 0
+    assert result.plans["broken"].plan is None
