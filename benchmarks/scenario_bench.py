@@ -135,13 +135,19 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--time-limit", type=float, default=60.0)
     parser.add_argument("--samples", type=int, default=200)
+    parser.add_argument("--skip-scenarios", action="store_true", help="simulate only")
     args = parser.parse_args()
     inst = instance()
     cfg = OptimizeConfig(time_limit=args.time_limit, relative_gap=0.02)
     n_lanes, n_dates = inst["lanes"].height, inst["forecast"]["date"].n_unique()
     print(f"network: {n_lanes} lanes, {n_dates} dates, time_limit {args.time_limit:g} s per run")
     specs = scenarios_of(inst)
+    if not args.skip_scenarios:
+        scenario_figures(inst, cfg, specs)
+    simulate_figures(inst, cfg, args.samples, n_dates)
 
+
+def scenario_figures(inst, cfg, specs) -> None:
     # 1. Only the changed dates are re-solved.
     one, wall = run(inst, cfg, specs[:1])
     print(line("1 scenario (2 changed dates) + base", one, wall))
@@ -174,11 +180,13 @@ def main() -> None:
         .to_string(index=False)
     )
 
+
+def simulate_figures(inst, cfg, samples: int, n_dates: int) -> None:
     # 3. Simulation on the base plan's trucks.
     base = optimize(
         inst["forecast"].filter(pl.col("level") == "lane"), inst["nodes"], inst["lanes"], cfg
     )
-    sim = SimulateConfig(samples=args.samples, seed=1)
+    sim = SimulateConfig(samples=samples, seed=1)
     started = time.perf_counter()
     ds = sample_demand(inst["forecast"], sim, sim.samples, sim.seed)
     sampled = time.perf_counter() - started
@@ -188,8 +196,8 @@ def main() -> None:
     total = time.perf_counter() - started
     s = res.summary["plans"]["base"]
     print(
-        f"simulate {args.samples} samples x {n_dates} dates: {total:.1f} s "
-        f"(sampling {sampled:.2f} s, {total / (args.samples * n_dates) * 1000:.1f} ms per LP); "
+        f"simulate {samples} samples x {n_dates} dates: {total:.1f} s "
+        f"(sampling {sampled:.2f} s, {total / (samples * n_dates) * 1000:.1f} ms per LP); "
         f"P(any unserved) {s['p_any_unserved']:.0%}, "
         f"E unserved {s['expected_unserved_volume']:,.0f}, "
         f"cost P50 {s['cost_p50']:,.0f} P90 {s['cost_p90']:,.0f} P99 {s['cost_p99']:,.0f}"
