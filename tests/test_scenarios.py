@@ -290,3 +290,47 @@ def test_a_scenario_that_cannot_be_planned_does_not_stop_the_others(monkeypatch)
     assert rows["broken"]["total_cost"] is None
     assert rows["fine"]["status"] != "FAILED" and rows["fine"]["total_cost"] > 0
     assert result.plans["broken"].plan is None
+
+
+@pytest.mark.parametrize(
+    ("fleet", "code"),
+    [
+        ("total = 3", 0),
+        ("origin = { F1 = 2 }", 0),
+        ("origin = { S9 = 2 }", 65),
+        ('total = "three"', 78),
+        ("totl = 3", 78),
+        ("total = -1", 78),
+    ],
+)
+def test_cli_fleet_budget_and_its_exit_codes(files, fleet, code):
+    cfg = files["nodes"].parent / "fleet.toml"
+    cfg.write_text(f"[optimize]\ntime_limit = 20.0\n[optimize.fleet]\n{fleet}\n")
+    out = files["nodes"].parent / "plan"
+    args = [
+        "optimize",
+        str(files["demand"]),
+        "--nodes",
+        str(files["nodes"]),
+        "--lanes",
+        str(files["lanes"]),
+        "-o",
+        str(out),
+        "--column",
+        "volume",
+        "--config",
+        str(cfg),
+    ]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == code, result.output
+    if code == 0:
+        summary = json.loads((out / "summary.json").read_text())
+        if fleet.startswith("total"):
+            assert summary["fleet"]["peak"] <= 3
+        else:
+            assert summary["fleet"]["peak_per_origin"]["F1"] <= 2
+            f1 = pl.read_parquet(out / "trucks.parquet").filter(pl.col("origin") == "F1")
+            assert (f1.group_by("date").agg(pl.col("trucks").sum())["trucks"] <= 2).all()
+        assert "fleet: peak" in result.output
+        if summary["fleet"]["marginal_value"]:
+            assert "one more truck a day" in result.output
