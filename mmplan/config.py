@@ -38,9 +38,21 @@ __all__ = [
     "MarketsConfig",
     "OverflowKey",
     "OptimizeConfig",
+    "FleetConfig",
+    "SimulateConfig",
+    "PromiseConfig",
     "EngineConfig",
     "ReportConfig",
     "load_config",
+    "load_scenarios",
+    "ScenarioFile",
+    "ScenarioDef",
+    "DemandChange",
+    "FacilityDown",
+    "CapacityChange",
+    "RemoveLane",
+    "AddLane",
+    "LaneChange",
     "FORECAST_MODELS",
     "RECONCILERS",
     "default_events",
@@ -341,6 +353,24 @@ def _sort_centres() -> list[NodeKind]:
 MAX_UNSERVED_PENALTY = 1e8  # per package; see OptimizeConfig.unserved_penalty
 
 
+class FleetConfig(Section):
+    """Trucks in use per day: network-wide and per origin facility (None / absent: no limit)."""
+
+    total: int | None = Field(default=None, ge=0)
+    origin: dict[str, Annotated[int, Field(ge=0)]] = Field(default_factory=dict)
+    # Re-solve the dates a budget binds on with one more truck a day, and report the saving.
+    marginal_value: bool = True
+
+    @property
+    def limited(self) -> bool:
+        return self.total is not None or bool(self.origin)
+
+
+def _dwell() -> dict[NodeKind, float]:
+    """Days a package spends at a facility before its next lane (none at its destination)."""
+    return {"FC": 0.0, "SC": 1.0, "DS": 0.0}
+
+
 class OptimizeConfig(Section):
     column: str = Field(default="forecast", min_length=1)
     solver: Literal["SCIP", "CP-SAT"] = "SCIP"
@@ -354,6 +384,173 @@ class OptimizeConfig(Section):
     # unserved volume: operating gap 0.8% at 1e8, 13% at 1e9, 18% at 1e10); inf fails 69.
     unserved_penalty: float | None = Field(default=None, gt=0, le=MAX_UNSERVED_PENALTY)
     workers: int = Field(default=2, ge=1)
+    fleet: FleetConfig = Field(default_factory=FleetConfig)
+    # Days spent at each kind of facility a package leaves (mmplan promise); transit_days
+    # and dwell are not used when choosing trucks.
+    dwell_days: dict[NodeKind, Annotated[float, Field(ge=0)]] = Field(default_factory=_dwell)
+
+
+class SimulateConfig(Section):
+    """`mmplan simulate`: Monte Carlo of a plan against the forecast's distribution."""
+
+    samples: int = Field(default=200, ge=1)
+    seed: int = 0
+    # The interval whose width gives each parent's sigma (lo_<p>, hi_<p> of the forecast).
+    interval: int = Field(default=80, gt=0, lt=100)
+    autocorrelation: float = Field(default=0.5, ge=0, lt=1)  # lag-1, across dates
+    # Price of a package the plan's trucks cannot carry, per package (not the model penalty).
+    shortfall_cost: float = Field(default=10.0, ge=0)
+    # Spot trucks at this multiple of cost_per_truck (unset: no spot trucks).
+    spot_premium: float | None = Field(default=None, ge=1)
+
+
+class PromiseConfig(Section):
+    """`mmplan promise`: the share of volume the promised days must cover."""
+
+    share: float = Field(default=0.95, gt=0, le=1)
+
+
+class _Change(Section):
+    """A scenario change; applies on start..end (inclusive; unset: from / to every date)."""
+
+    start: dt.date | None = None
+    end: dt.date | None = None
+
+
+class DemandChange(_Change):
+    """Demand rows matching every key given (all rows when none) times `multiply`, plus
+    `add` packages per row and date (never below zero)."""
+
+    type: Literal["demand"]
+    multiply: float = Field(default=1.0, ge=0)
+    add: float = 0.0
+    origin: str | None = None
+    destination: str | None = None
+    region: str | None = None  # the destination's region
+    lane: str | None = Field(default=None, pattern=r"^[^>]+->[^>]+$")  # "FC01->DS004"
+
+
+class FacilityDown(_Change):
+    """The facility carries nothing: its lanes close, its own volume is closed-facility volume."""
+
+    type: Literal["facility_down"]
+    facility: str
+
+
+class CapacityChange(_Change):
+    """A facility's daily capacity set to `capacity`, or its capacity times `multiply`."""
+
+    type: Literal["capacity"]
+    facility: str
+    capacity: float | None = Field(default=None, ge=0)
+    multiply: float | None = Field(default=None, ge=0)
+
+
+class RemoveLane(_Change):
+    type: Literal["remove_lane"]
+    origin: str
+    destination: str
+
+
+class AddLane(_Change):
+    type: Literal["add_lane"]
+    origin: str
+    destination: str
+    truck_capacity: float = Field(gt=0)
+    cost_per_truck: float = Field(ge=0, le=1e9)
+    cost_per_package: float = Field(default=0.0, ge=0, le=1e9)
+    max_trucks: int | None = Field(default=None, ge=0)
+
+
+class LaneChange(_Change):
+    """A lane's truck capacity, costs or truck cap set to new values."""
+
+    type: Literal["lane"]
+    origin: str
+    destination: str
+    truck_capacity: float | None = Field(default=None, gt=0)
+    cost_per_truck: float | None = Field(default=None, ge=0, le=1e9)
+    cost_per_package: float | None = Field(default=None, ge=0, le=1e9)
+    max_trucks: int | None = Field(default=None, ge=0)
+
+
+Change = Annotated[
+    DemandChange | FacilityDown | CapacityChange | RemoveLane | AddLane | LaneChange,
+    Field(discriminator="type"),
+]
+
+
+class ScenarioDef(Section):
+    """One scenario: a demand column, a fleet budget and changes to demand and network."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    description: str = ""
+    column: str | None = None  # plan this demand column instead of the base one (hi_80)
+    fleet: FleetConfig | None = None  # instead of [optimize.fleet]
+    change: list[Change] = Field(default_factory=list)
+
+
+class ScenarioFile(Section):
+    """A scenario file: `[[scenario]]` tables, each with `[[scenario.change]]` tables."""
+
+    scenario: list[ScenarioDef] = Field(min_length=1)
+
+    @field_validator("scenario")
+    @classmethod
+    def _names_distinct(cls, value: list[ScenarioDef]) -> list[ScenarioDef]:
+        names = [s.name for s in value]
+        if "base" in names:
+            raise ValueError("'base' is the plan without changes; name the scenario otherwise")
+        if len(set(names)) != len(names):
+            raise ValueError(f"scenario names must be distinct: {names}")
+        return value
+
+
+def _scenario_key(loc: tuple[Any, ...], data: Mapping[str, Any]) -> str:
+    """Where a scenario file's error is: scenario name, change number and type, key."""
+    parts = []
+    rest = list(loc)
+    if rest[:1] == ["scenario"] and len(rest) > 1 and isinstance(rest[1], int):
+        raw = data.get("scenario", [])
+        entry = raw[rest[1]] if rest[1] < len(raw) and isinstance(raw[rest[1]], dict) else {}
+        parts.append(f"scenario '{entry.get('name', rest[1] + 1)}'")
+        rest = rest[2:]
+        if rest[:1] == ["change"] and len(rest) > 1 and isinstance(rest[1], int):
+            changes = entry.get("change", [])
+            change = changes[rest[1]] if rest[1] < len(changes) else {}
+            kind = change.get("type", "?") if isinstance(change, dict) else "?"
+            parts.append(f"change {rest[1] + 1} ({kind})")
+            rest = rest[2:]
+            if rest and rest[0] == kind:
+                rest = rest[1:]
+    if rest:
+        parts.append(f"key '{'.'.join(str(p) for p in rest)}'")
+    return ", ".join(parts)
+
+
+def load_scenarios(path: str | Path) -> ScenarioFile:
+    """Read a scenario file (TOML): an unknown key or a wrong type is a ConfigError (78)
+    naming the scenario, the change and the key."""
+    p = Path(path)
+    if not p.is_file():
+        raise InputFileError(f"scenario file not found: {p}. Check the --scenarios path.")
+    try:
+        data = tomllib.loads(p.read_text(encoding="utf-8-sig"))
+    except UnicodeDecodeError:
+        raise ConfigError(f"{p}: not a UTF-8 text file; scenario files are TOML.") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{p}: not valid TOML ({exc}). Fix the syntax.") from None
+    try:
+        return ScenarioFile.model_validate(data, strict=True)
+    except ValidationError as exc:
+        problems = []
+        for e in exc.errors():
+            where = _scenario_key(tuple(e["loc"]), data)
+            what = "unknown key" if e["type"] == "extra_forbidden" else e["msg"]
+            problems.append(f"{where}: {what} (given {e.get('input')!r})")
+        raise ConfigError(
+            f"{p}: bad scenario file: " + "; ".join(problems) + ". See configs/scenarios.toml."
+        ) from None
 
 
 # [protocol://]host:port, as `dask scheduler` prints it; IPv6 hosts in brackets.
@@ -408,6 +605,8 @@ class Config(Section):
     optimize: OptimizeConfig = Field(default_factory=OptimizeConfig)
     engine: EngineConfig = Field(default_factory=EngineConfig)
     report: ReportConfig = Field(default_factory=ReportConfig)
+    simulate: SimulateConfig = Field(default_factory=SimulateConfig)
+    promise: PromiseConfig = Field(default_factory=PromiseConfig)
 
     def as_record(self) -> dict[str, Any]:
         """The effective config as plain JSON-able data, for provenance metadata."""

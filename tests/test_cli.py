@@ -18,7 +18,17 @@ from mmplan.cli import app
 from mmplan.io import output_lock, read_provenance
 
 runner = CliRunner()
-COMMANDS = ["sample", "validate", "forecast", "backtest", "optimize", "monitor", "report"]
+COMMANDS = [
+    "sample",
+    "validate",
+    "forecast",
+    "backtest",
+    "optimize",
+    "simulate",
+    "promise",
+    "monitor",
+    "report",
+]
 
 
 @pytest.mark.parametrize("command", COMMANDS)

@@ -18,7 +18,17 @@ __all__ = ["app", "main"]
 
 # Importing a command's module registers it on `app`; `mmplan --help` lists the commands
 # in this order, the order a planner runs them in.
-COMMANDS = ("sample", "validate", "forecast", "backtest", "optimize", "monitor", "report")
+COMMANDS = (
+    "sample",
+    "validate",
+    "forecast",
+    "backtest",
+    "optimize",
+    "simulate",
+    "promise",
+    "monitor",
+    "report",
+)
 for _name in COMMANDS:
     import_module(f"mmplan.cli.{_name}")
 

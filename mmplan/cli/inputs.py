@@ -17,9 +17,10 @@ from mmplan.errors import UsageError
 if TYPE_CHECKING:
     import polars as pl
 
-    from mmplan.config import Config
+    from mmplan.config import Config, ScenarioFile
     from mmplan.evaluate import BacktestSetup, Baseline
     from mmplan.evaluate.monitor import MonitorSetup
+    from mmplan.plan.simulation import PlanTables
 
 __all__ = [
     "ForecastInputs",
@@ -29,6 +30,11 @@ __all__ = [
     "parse_date",
     "check_kind",
     "parse_scenarios",
+    "scenario_file",
+    "ScenarioInputs",
+    "read_scenario_inputs",
+    "SimulateInputs",
+    "read_simulate_inputs",
     "read_baseline",
     "read_forecast_inputs",
     "read_plan_inputs",
@@ -54,8 +60,18 @@ def check_kind(kind: str | None) -> None:
         raise UsageError(f"--kind {kind!r} is not a table kind; use one of {', '.join(KINDS)}.")
 
 
+def scenario_file(scenarios: str | None) -> Path | None:
+    """--scenarios FILE.toml: a scenario file (None when --scenarios names columns)."""
+    if scenarios is not None and scenarios.strip().lower().endswith(".toml"):
+        return Path(scenarios.strip())
+    return None
+
+
 def parse_scenarios(scenarios: str | None, column: str | None, quantile: str | None) -> list[str]:
-    """The columns --scenarios names (none without it), checked against --column/--quantile."""
+    """The columns --scenarios names (none without it, or a scenario file), checked against
+    --column/--quantile."""
+    if scenario_file(scenarios) is not None:
+        return []
     if column is not None and quantile is not None and column != quantile:
         raise UsageError(f"--column {column} and --quantile {quantile} disagree; give one.")
     columns = [c.strip() for c in (scenarios or "").split(",") if c.strip()]
@@ -139,6 +155,95 @@ class PlanInputs(NamedTuple):
     nodes: pl.DataFrame
     lanes: pl.DataFrame
     planned: list[str]
+
+
+class ScenarioInputs(NamedTuple):
+    """What `mmplan optimize --scenarios FILE.toml` reads: the plan inputs, the scenario file,
+    and which table column holds each column a scenario names."""
+
+    plan: PlanInputs
+    scenarios: ScenarioFile
+    planned: dict[str, str]
+
+
+def read_scenario_inputs(
+    demand: Path, nodes: Path, lanes: Path, path: Path, base: str
+) -> ScenarioInputs:
+    """Read the scenario file first (78 on a bad key), then the plan inputs with the base
+    column and every column a scenario names (65, naming the scenario, when one is missing)."""
+    from mmplan.config import load_scenarios
+    from mmplan.errors import DataError
+    from mmplan.io import read_parquet
+    from mmplan.plan import demand_rows
+
+    spec = load_scenarios(path)
+    table = read_parquet(demand, what="demand")
+    planned = {base: demand_rows(table, base, demand).columns[-1]}
+    for s in spec.scenario:
+        if s.column is None or s.column in planned:
+            continue
+        try:
+            planned[s.column] = demand_rows(table, s.column, demand).columns[-1]
+        except DataError as exc:
+            raise DataError(f"{path}: scenario '{s.name}', key 'column': {exc.message}") from None
+    columns = list(dict.fromkeys(planned.values()))
+    read = read_plan_inputs(demand, nodes, lanes, columns)
+    return ScenarioInputs(read, spec, planned)
+
+
+class SimulateInputs(NamedTuple):
+    """What `mmplan simulate` reads: the plans by name, the forecast, nodes and lanes."""
+
+    plans: dict[str, PlanTables]
+    forecast: pl.DataFrame
+    nodes: pl.DataFrame
+    lanes: pl.DataFrame
+    nodes_path: Path
+    lanes_path: Path
+
+
+def plan_network(plandir: Path, nodes: Path | None, lanes: Path | None) -> tuple[Path, Path]:
+    """--nodes and --lanes, or the ones the plan was made from (its provenance); 66 when
+    neither is known."""
+    from mmplan.errors import InputFileError
+    from mmplan.io import read_provenance
+
+    record = read_provenance(plandir / "trucks.parquet") or {}
+    made = record.get("inputs", {})
+    out = []
+    for flag, given in (("nodes", nodes), ("lanes", lanes)):
+        path = given or (Path(made[flag]["path"]) if flag in made else None)
+        if path is None:
+            raise InputFileError(
+                f"{plandir}: its provenance names no {flag} table; pass --{flag} FILE."
+            )
+        out.append(path)
+    return out[0], out[1]
+
+
+def read_simulate_inputs(
+    plandirs: list[Path], demand: Path, nodes: Path | None, lanes: Path | None
+) -> SimulateInputs:
+    """Each plan folder's trucks and nodes (by folder name, or path when names repeat), the
+    forecast, and the network of the first plan (or --nodes/--lanes)."""
+    from mmplan.io import read_parquet, read_table
+    from mmplan.plan.simulation import PlanTables
+
+    names = [p.name for p in plandirs]
+    if len(set(names)) != len(names):
+        names = [f"{p}#{i + 1}" if i else str(p) for i, p in enumerate(plandirs)]
+    plans = {
+        name: PlanTables(
+            read_parquet(p / "trucks.parquet", what="plan trucks"),
+            read_parquet(p / "nodes.parquet", what="plan nodes"),
+        )
+        for name, p in zip(names, plandirs, strict=True)
+    }
+    nodes_path, lanes_path = plan_network(plandirs[0], nodes, lanes)
+    node_table = read_table(nodes_path, "nodes")
+    lane_table = read_table(lanes_path, "lanes", node_table)
+    forecast = read_table(demand, "forecast")
+    return SimulateInputs(plans, forecast, node_table, lane_table, nodes_path, lanes_path)
 
 
 def read_plan_inputs(demand: Path, nodes: Path, lanes: Path, columns: list[str]) -> PlanInputs:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -25,6 +25,9 @@ from mmplan.cli.app import (
     stderr_console,
 )
 from mmplan.logs import emit
+
+if TYPE_CHECKING:
+    from mmplan.config import Config
 
 __all__ = ["optimize"]
 
@@ -47,8 +50,9 @@ def optimize(
     scenarios: Annotated[
         str | None,
         typer.Option(
-            help="Plan several demand columns at once, e.g. forecast,hi_80,hi_95: one plan "
-            "folder per column inside the output folder, solved together."
+            help="Plan several demand columns at once, e.g. forecast,hi_80,hi_95, or the "
+            "scenarios of a scenario file (a path ending .toml, e.g. configs/scenarios.toml): "
+            "one plan folder per column or scenario inside the output folder, solved together."
         ),
     ] = None,
     relax: Annotated[bool, typer.Option("--relax", help="Solve the LP relaxation only.")] = False,
@@ -73,7 +77,12 @@ def optimize(
 
     flags = {"relax": True if relax else None, "column": column or quantile}
     cfg = load_config(config, optimize=flags, engine=engine_flags(engine, scheduler))
-    check_output_folder(outdir, (demand, nodes, lanes, config))
+    sfile = inputs.scenario_file(scenarios)
+    check_output_folder(outdir, (demand, nodes, lanes, config, sfile))
+    if sfile is not None:
+        return _scenario_file(
+            demand, nodes, lanes, outdir, sfile, cfg, config, wait, quiet, json_out
+        )
     with output_lock(outdir, wait):  # held while solving, so a second run fails fast
         started = time.perf_counter()
         read = inputs.read_plan_inputs(demand, nodes, lanes, columns or [cfg.optimize.column])
@@ -86,9 +95,59 @@ def optimize(
             "optimize", cfg, seconds, demand=demand, nodes=nodes, lanes=lanes
         )
         folders = outputs.write_plans(outdir, plans, record, scenarios=bool(columns))
-    summaries = render.plan_summaries(plans, folders)
+    _report(render.plan_summaries(plans, folders), quiet, json_out, bool(columns))
+
+
+def _report(summaries: dict[str, dict], quiet: bool, json_out: bool, scenarios: bool) -> None:
+    """Each plan's summary to the JSON log and the console, and with --json to stdout."""
+    from mmplan.cli import render
+
     for summary in summaries.values():
         emit("summary", command="optimize", **summary)
         render.print_plan(stderr_console(quiet), summary)
     if json_out:
-        print(json.dumps(render.plans_json(summaries, scenarios=bool(columns)), default=str))
+        print(json.dumps(render.plans_json(summaries, scenarios=scenarios), default=str))
+
+
+def _scenario_file(
+    demand: Path,
+    nodes: Path,
+    lanes: Path,
+    outdir: Path,
+    sfile: Path,
+    cfg: Config,
+    config: Path | None,
+    wait: float,
+    quiet: bool,
+    json_out: bool,
+) -> None:
+    """`optimize --scenarios FILE.toml`: the base plan and one plan per scenario, compared."""
+    from mmplan.cli import outputs, summaries
+    from mmplan.io import output_lock
+    from mmplan.plan import plan_scenarios
+
+    with output_lock(outdir, wait):
+        started = time.perf_counter()
+        read = inputs.read_scenario_inputs(demand, nodes, lanes, sfile, cfg.optimize.column)
+        p = read.plan
+        with engine_run(cfg.engine, stderr_console(quiet), "optimize", demand, config) as run:
+            result = run.call(
+                plan_scenarios,
+                p.demand,
+                p.nodes,
+                p.lanes,
+                cfg.optimize,
+                read.scenarios,
+                read.planned[cfg.optimize.column],
+                planned=read.planned,
+            )
+        seconds = time.perf_counter() - started
+        record = outputs.run_record(
+            "optimize", cfg, seconds, demand=demand, nodes=nodes, lanes=lanes, scenarios=sfile
+        )
+        outputs.write_scenarios(outdir, result, record)
+    summary = summaries.scenario_summary(result, outdir)
+    emit("summary", command="optimize", **summary)
+    summaries.print_scenarios(stderr_console(quiet), summary)
+    if json_out:
+        print(json.dumps(summary, default=str))

@@ -28,7 +28,8 @@ if TYPE_CHECKING:
     from mmplan.config import Config
     from mmplan.evaluate import BacktestResult
     from mmplan.evaluate.monitor import MonitorResult
-    from mmplan.plan import Plan
+    from mmplan.plan import Plan, ScenarioResult
+    from mmplan.plan.simulation import SimulationResult
 
 __all__ = [
     "check_output_folder",
@@ -42,6 +43,9 @@ __all__ = [
     "append_store",
     "plan_folder",
     "write_plans",
+    "write_scenarios",
+    "write_simulation",
+    "write_table",
 ]
 
 PLAN_TABLES = ("trucks", "flows", "nodes", "unserved")
@@ -199,3 +203,37 @@ def append_store(store: Path, result: MonitorResult, record: dict[str, Any], wai
             raise OutputError(f"cannot append to {store}: {exc.strerror}.") from None
         # The partition's value lives in the path; the file keeps the other columns.
         return write_parquet(result.scores.drop("forecast_date"), part / f"{sha}.parquet", record)
+
+
+def write_scenarios(
+    outdir: Path, result: ScenarioResult, record: dict[str, Any]
+) -> dict[str, Path]:
+    """PLANDIR/<scenario>/ (a complete plan folder; closed.parquet with a facility down;
+    only summary.json for a scenario that could not be planned) and comparison.parquet."""
+    with output_folder(outdir, record) as tmp:
+        for name, sp in result.plans.items():
+            folder = tmp / name
+            folder.mkdir()
+            if sp.plan is None:
+                write_json({"status": sp.status, "message": sp.message}, folder / "summary.json")
+                continue
+            for table in PLAN_TABLES:
+                write_parquet(getattr(sp.plan, table), folder / f"{table}.parquet", record)
+            if sp.closed.height:
+                write_parquet(sp.closed, folder / "closed.parquet", record)
+            write_json(sp.plan.summary, folder / "summary.json")
+        write_parquet(result.comparison, tmp / "comparison.parquet", record)
+    return {name: outdir / name for name in result.plans}
+
+
+def write_simulation(outdir: Path, result: SimulationResult, record: dict[str, Any]) -> None:
+    """OUT/samples.parquet, pairs.parquet, facilities.parquet and summary.json."""
+    with output_folder(outdir, record) as tmp:
+        for name in ("samples", "pairs", "facilities"):
+            write_parquet(getattr(result, name), tmp / f"{name}.parquet", record)
+        write_json(result.summary, tmp / "summary.json")
+
+
+def write_table(df: pl.DataFrame, path: Path, record: dict[str, Any]) -> None:
+    """One Parquet file, written atomically with its provenance."""
+    write_parquet(df, path, record)

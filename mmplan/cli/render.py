@@ -246,6 +246,25 @@ def _print_downgrades(console: Console, summary: dict[str, Any]) -> None:
         )
 
 
+def _print_fleet(console: Console, fleet: dict[str, Any]) -> None:
+    """The fleet the plan needs, its budgets, and what one more truck a day would save."""
+    if not fleet:
+        return
+    budget = fleet.get("budget", {})
+    limits = ([f"total {budget['total']:g}"] if budget.get("total") is not None else []) + [
+        f"{k} {v:g}" for k, v in budget.get("origin", {}).items()
+    ]
+    console.print(
+        f"fleet: peak {fleet['peak']:,.0f} trucks a day on {fleet['peak_date']}"
+        + (f"; budgets {', '.join(limits)}" if limits else "")
+    )
+    for name, v in fleet.get("marginal_value", {}).items():
+        console.print(
+            f"  one more truck a day on the {name} budget saves {v['saved']:,.0f} over "
+            f"{len(v['per_date'])} dates it binds on ({v['method']})"
+        )
+
+
 def print_plan(console: Console, summary: dict[str, Any]) -> None:
     """Rich summary of an optimize run."""
     from rich.table import Table
@@ -264,6 +283,7 @@ def print_plan(console: Console, summary: dict[str, Any]) -> None:
         f"{t['truck_cost']:,.0f}, package cost {t['package_cost']:,.0f}, handling "
         f"{t['handling_cost']:,.0f}, added capacity {t['extra_capacity_cost'] + 0.0:,.0f}"
     )
+    _print_fleet(console, summary.get("fleet", {}))
     if summary["binding_facilities"]:
         table = Table(title="most binding facilities", show_edge=False)
         for col in ("facility", "max util", "days full", "added", "mean shadow price"):

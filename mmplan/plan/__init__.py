@@ -21,6 +21,8 @@ Formulation, solved independently for every date (days share no variables):
               throughput θ_n = packages sorted at n: the larger of the volume arriving and
               the volume leaving on lanes (as `mmplan sample` sizes capacities; a package
               passing through counts once, one starting or ending at n counts once)
+    Fleet     Σ_a y_a <= F,  Σ_{a ∈ out(o)} y_a <= F_o   ([optimize.fleet]; trucks in use
+              per day network-wide and per origin facility o, when set)
     Objective min Σ_a f_a y_a + Σ_ka c_a x_ka + Σ_n h_n θ_n + Σ_n e_n z_n + Σ_p π s_p
 
 Unserved volume is allowed at penalty π, by default one more than the dearest path a package
@@ -53,7 +55,9 @@ The package, in the order a run goes through it: `network` (the nodes and lanes 
 solving threads), `solve` (one date's phases), `parallel` (the dates across threads or a
 Dask engine), `paths` (per-pair paths from commodity flows), `check` (the plan's own
 check), `assemble` (the plan tables and summary) and `unserved` (why volume went
-unserved, per pair).
+unserved, per pair); beside them `fleet` and `marginal` (fleet budgets and one more truck),
+`scenarios` (scenario files: changed dates re-solved, the rest reused), `simulation` (the
+plan against the forecast's distribution) and `promise` (path days and promised days).
 """
 
 from __future__ import annotations
@@ -65,10 +69,12 @@ from typing import TYPE_CHECKING
 import polars as pl
 
 from mmplan.config import OptimizeConfig
-from mmplan.plan.assemble import Plan, assemble
+from mmplan.plan.assemble import METHOD, Plan, assemble
 from mmplan.plan.demand import DemandColumns, demand_columns, demand_rows, scenario
+from mmplan.plan.marginal import add_marginal_values
 from mmplan.plan.network import default_penalty
 from mmplan.plan.parallel import solve_dates
+from mmplan.plan.scenarios import ScenarioResult, plan_scenarios
 
 if TYPE_CHECKING:
     from mmplan.engine import Engine
@@ -77,15 +83,13 @@ __all__ = [
     "Plan",
     "optimize",
     "optimize_scenarios",
+    "plan_scenarios",
+    "ScenarioResult",
     "demand_rows",
     "DemandColumns",
     "demand_columns",
     "default_penalty",
 ]
-
-# The method summary.json names: dates solved separately (the benchmarks compare it with a
-# single model of all dates, benchmarks/plain_model.py).
-METHOD = "decomposed"
 
 
 def optimize(
@@ -132,7 +136,7 @@ def optimize_scenarios(
     outcomes = solve_dates(
         net, [day for _, day in tasks], penalty, config, started, progress, engine
     )
-    return {
+    plans = {
         c: assemble(
             net,
             [o for (tc, _), o in zip(tasks, outcomes, strict=True) if tc == c],
@@ -145,3 +149,6 @@ def optimize_scenarios(
         )
         for c, part in parts.items()
     }
+    for c, plan in plans.items():  # one more truck a day, where a fleet budget binds
+        add_marginal_values(plan, net, parts[c].days, penalty, config, engine)
+    return plans

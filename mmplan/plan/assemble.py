@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -17,11 +18,16 @@ import polars as pl
 
 from mmplan.config import OptimizeConfig
 from mmplan.plan.check import Loads, check_plan
+from mmplan.plan.fleet import budget_record, fleet_needed, fleet_ok
 from mmplan.plan.model import Model
 from mmplan.plan.network import NOISE, Network
 from mmplan.plan.paths import PairFlows, decompose
 from mmplan.plan.solve import NOT_RUN, DateOutcome, DayOutcome, clean
 from mmplan.plan.unserved import unserved_reasons
+
+# The method summary.json names: dates solved separately (the benchmarks compare it with a
+# single model of all dates, benchmarks/plain_model.py).
+METHOD = "decomposed"
 
 _TRUCKS = {
     "origin": pl.String,
@@ -330,8 +336,11 @@ def assemble(
     scale: float,
     started: float,
     method: str,
+    *,
+    nets: Sequence[Network] | None = None,
 ) -> Plan:
-    """The checked plan tables and summary of one demand column's dates."""
+    """The checked plan tables and summary of one demand column's dates; `nets` gives each
+    date its own network (a scenario's changes), `net` otherwise serves them all."""
     trucks, flows, node_rows, unserved = [], [], [], []
     totals = {
         "truck_cost": 0.0,
@@ -344,9 +353,12 @@ def assemble(
     statuses, timings = {}, {"build": 0.0, "heuristic": 0.0, "solve": 0.0, "duals": 0.0}
     per_day: dict[str, dict[str, Any]] = {}
     heuristic_total = 0.0
-    for date_outcome in outcomes:
+    for i, date_outcome in enumerate(outcomes):
         out = date_outcome.day
-        day = _checked_day(net, date_outcome, config, scale)
+        dnet = nets[i] if nets is not None else net
+        day = _checked_day(dnet, date_outcome, config, scale)
+        if not fleet_ok(dnet, day.model.y_lane, day.y):
+            raise RuntimeError(f"the plan of {day.date} breaks a fleet budget")
         for key, t in out.timings.items():
             timings[key] = timings.get(key, 0.0) + t
         statuses[str(day.date)] = out.status
@@ -354,15 +366,15 @@ def assemble(
         objective += day.objective
         bound += out.bound
         heuristic_total += out.heuristic if math.isfinite(out.heuristic) else 0.0
-        truck_rows = _truck_rows(net, day, scale)
+        truck_rows = _truck_rows(dnet, day, scale)
         trucks.append(truck_rows.frame)
-        flows.append(_flow_rows(net, day))
-        node_rows.append(_node_rows(net, day, out.duals))
-        unserved.append(_unserved_rows(net, day))
+        flows.append(_flow_rows(dnet, day))
+        node_rows.append(_node_rows(dnet, day, out.duals))
+        unserved.append(_unserved_rows(dnet, day))
         totals["truck_cost"] += truck_rows.truck_cost
         totals["package_cost"] += truck_rows.package_cost
-        totals["handling_cost"] += float((net.handling * day.loads.throughput).sum())
-        totals["extra_capacity_cost"] += float((net.extra_cost * day.zfull).sum())
+        totals["handling_cost"] += float((dnet.handling * day.loads.throughput).sum())
+        totals["extra_capacity_cost"] += float((dnet.extra_cost * day.zfull).sum())
         totals["unserved_penalty_cost"] += float(penalty * day.s.sum())
     parts_sum = sum(totals.values())
     if abs(parts_sum - objective) > 1e-5 * max(1.0, abs(objective)):
@@ -390,6 +402,10 @@ def assemble(
         demand=float(sum(float(o.q.sum()) for o in outcomes)),
         dates=len(outcomes),
     )
+    plan.summary["fleet"] = {
+        **fleet_needed(plan.trucks),
+        "budget": budget_record(net, plan.trucks),
+    }
     # Per pair, whether the penalty, part-full trucks or capacity left it unserved.
     why = unserved_reasons(net, plan.unserved, penalty)
     plan.summary["unserved_reasons"], plan.summary["unserved_pairs"] = why["reasons"], why["pairs"]

@@ -16,6 +16,7 @@ import polars as pl
 
 from mmplan.config import OptimizeConfig
 from mmplan.errors import DataError, UsageError
+from mmplan.plan.fleet import with_fleet
 from mmplan.plan.network import (
     Network,
     adjacency,
@@ -204,7 +205,7 @@ def scenario(
     column: str,
 ) -> Scenario:
     """The network, per-date demand arrays, penalty and volume scale for one demand column."""
-    net = index_network(nodes, lanes, config)
+    net = with_fleet(index_network(nodes, lanes, config), config.fleet, "[optimize.fleet]")
     d = prepare_demand(demand, column, net)
     check_paths(net, d)
     penalty = config.unserved_penalty or default_penalty(net)

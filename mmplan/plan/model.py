@@ -3,7 +3,8 @@
 `build_model` states the formulation of the package docstring (mmplan.plan) for one date:
 commodity flows x on the lanes that can carry them, trucks y, added capacity z, unserved
 volume s and throughput θ; flow conservation, truck linking (weak and strong), the
-residual-capacity and rounding cuts, throughput and facility capacity rows.
+residual-capacity and rounding cuts, throughput and facility capacity rows, and the fleet
+budgets' rows (mmplan.plan.fleet).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import NamedTuple
 import numpy as np
 import scipy.sparse as sp
 
+from mmplan.plan.fleet import fleet_rows
 from mmplan.plan.network import Network, adjacency, reach
 
 
@@ -183,6 +185,12 @@ def build_model(
     t_node = _throughput(rows, day)
     n_t = len(t_node)
     cap_node, cap_rows = _capacity(rows, day, t_node)
+    for pos, limit in fleet_rows(net, y_lane):  # fleet budgets: trucks in use per day
+        y_ub[pos] = np.minimum(y_ub[pos], limit)
+        m = len(pos)
+        rows.block(
+            [(np.zeros(m, np.int64), n_x + pos, np.ones(m))], np.array([-np.inf]), np.array([limit])
+        )
 
     ncol = day.os_ + n_s + n_t
     ub = np.concatenate([np.full(n_x, np.inf), y_ub, net.extra[z_node], q, np.full(n_t, np.inf)])
@@ -431,3 +439,18 @@ def _capacity(rows: _Rows, day: _Day, t_node: np.ndarray) -> tuple[np.ndarray, n
     ]
     cap_rows = rows.block(entries, np.full(len(cap_node), -np.inf), net.cap[cap_node])
     return cap_node, cap_rows
+
+
+def pair_rows(
+    m: Model, net: Network, po: np.ndarray, pt: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The flow conservation rows of each pair's two ends (at its commodity's own node and
+    at the other end), as `_conservation` numbers them: a pair's volume q adds q to the
+    first row's right-hand side and -q to the second's (mmplan.plan.simulation changes
+    those between samples)."""
+    n = net.n
+    tail, head = net.lo[m.x_lane], net.ld[m.x_lane]
+    key = np.concatenate([m.x_key, m.x_key, m.group, m.group])
+    node = np.concatenate([tail, head, po, pt])
+    code = np.unique(key * n + node)
+    return np.searchsorted(code, m.group * n + po), np.searchsorted(code, m.group * n + pt)

@@ -40,6 +40,12 @@ class Network:
     f: np.ndarray
     c: np.ndarray
     maxt: np.ndarray  # inf where unlimited
+    # Fleet budgets (mmplan.plan.fleet): trucks in use per day network-wide, and per lane
+    # origin facility (inf where none); `owner` is each lane's origin in the network's own
+    # direction, kept when the network is reversed.
+    fleet_total: float = math.inf
+    fleet_node: np.ndarray | None = None
+    owner: np.ndarray | None = None
 
     @property
     def n(self) -> int:
@@ -63,7 +69,8 @@ def names_list(values: list[str], limit: int = 5) -> str:
 
 
 def index_network(nodes: pl.DataFrame, lanes: pl.DataFrame, config: OptimizeConfig) -> Network:
-    """Check nodes and lanes for everything the optimizer relies on, and index them."""
+    """Check nodes and lanes for everything the optimizer relies on, and index them (the
+    fleet budgets are added by mmplan.plan.fleet.with_fleet)."""
     fail("nodes table is not valid", [p.describe() for p in validate_nodes(nodes)])
     fail("lanes table is not valid", [p.describe() for p in validate_lanes(lanes, nodes)])
     for opt in ("extra_capacity", "extra_capacity_cost"):
@@ -87,6 +94,7 @@ def index_network(nodes: pl.DataFrame, lanes: pl.DataFrame, config: OptimizeConf
 
     names = nodes["node"].to_numpy().astype(str)
     index = {n: i for i, n in enumerate(names)}
+    lo = np.array([index[o] for o in lanes["origin"].to_list()], dtype=np.int64)
     return Network(
         names=names,
         kind=nodes["kind"].to_numpy().astype(str),
@@ -95,12 +103,13 @@ def index_network(nodes: pl.DataFrame, lanes: pl.DataFrame, config: OptimizeConf
         extra=nodes["extra_capacity"].fill_null(0.0).to_numpy(),
         extra_cost=nodes["extra_capacity_cost"].fill_null(0.0).to_numpy(),
         transit=np.isin(nodes["kind"].to_numpy().astype(str), list(config.transit_kinds)),
-        lo=np.array([index[o] for o in lanes["origin"].to_list()], dtype=np.int64),
+        lo=lo,
         ld=np.array([index[d] for d in lanes["destination"].to_list()], dtype=np.int64),
         u=lanes["truck_capacity"].to_numpy(),
         f=lanes["cost_per_truck"].to_numpy(),
         c=lanes["cost_per_package"].fill_null(0.0).to_numpy(),
         maxt=lanes["max_trucks"].fill_null(np.inf).to_numpy(),
+        owner=lo,
     )
 
 

@@ -13,10 +13,11 @@ import functools
 import math
 import threading
 import time
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from mmplan.config import OptimizeConfig
+from mmplan.errors import MmplanError
 from mmplan.logs import checkpoint
 from mmplan.plan.demand import Day
 from mmplan.plan.network import Network
@@ -29,16 +30,43 @@ if TYPE_CHECKING:
 Progress = Callable[[int, int, str], None]
 
 
+class Failed(NamedTuple):
+    """A date whose solve raised a user-facing error (kept, with `catch`, so that one
+    scenario that cannot be planned does not stop the others)."""
+
+    date: Any
+    message: str
+
+
+def _solve_task(
+    task: tuple[Day, Network], penalty: float, config: OptimizeConfig, limit: float, catch: bool
+) -> DateOutcome | Failed:
+    day, net = task
+    try:
+        return solve_date(day, net, penalty, config, limit)
+    except MmplanError as exc:
+        if not catch:
+            raise
+        return Failed(day.date, exc.message)
+
+
 def solve_dates(
-    net: Network,
+    net: Network | Sequence[Network],
     days: list[Day],
     penalty: float,
     config: OptimizeConfig,
     started: float,
     progress: Progress | None,
     engine: Engine | None,
-) -> list[DateOutcome]:
-    """Each date's outcome, in order: on `workers` threads here, or on a Dask engine."""
+    *,
+    catch: bool = False,
+) -> list[Any]:
+    """Each date's outcome, in order: on `workers` threads here, or on a Dask engine.
+
+    `net` is the network of every date, or one network per date (a scenario's changes).
+    With `catch`, a date whose solve fails gives a `Failed` in its place instead of
+    stopping the run."""
+    nets = [net] * len(days) if isinstance(net, Network) else list(net)
     # Leave a little of the budget for checking and assembling the plan.
     deadline = started + 0.95 * config.time_limit
     lock = threading.Lock()
@@ -58,13 +86,14 @@ def solve_dates(
         # so each date gets its share of the budget up front.
         share = 1.0 / math.ceil(max(len(days), 1) / engine.slots)
         limit = max(deadline - time.perf_counter(), 0.0) * share
-        solve = functools.partial(solve_date, net=net, penalty=penalty, config=config, limit=limit)
-        outcomes: list[DateOutcome] = engine.map(solve, days, finished)
-        return outcomes
+        solve = functools.partial(
+            _solve_task, penalty=penalty, config=config, limit=limit, catch=catch
+        )
+        return engine.map(solve, list(zip(days, nets, strict=True)), finished)
     workers = max(1, min(config.workers, len(days)))
     waiting = [len(days)]
 
-    def run(i: int) -> DateOutcome:
+    def run(i: int) -> DateOutcome | Failed:
         # A date's share of what is left: days that finish early give time to the rest.
         with lock:
             left_days = waiting[0]
@@ -75,8 +104,9 @@ def solve_dates(
         share = 1.0 / math.ceil(max(left_days, 1) / workers)
         limit = max(deadline - now, 0.0) * share
         checkpoint("optimize.date-started")
-        outcome = solve_date(days[i], net, penalty, config, limit)
-        outcome.day.started = now - started
+        outcome = _solve_task((days[i], nets[i]), penalty, config, limit, catch)
+        if not isinstance(outcome, Failed):
+            outcome.day.started = now - started
         finished(i)
         return outcome
 

@@ -19,6 +19,7 @@ import numpy as np
 from mmplan.config import OptimizeConfig
 from mmplan.errors import InfeasibleError
 from mmplan.plan.demand import Day
+from mmplan.plan.fleet import fleet_ok, fleet_rows
 from mmplan.plan.model import Model, build_model
 from mmplan.plan.network import Network
 from mmplan.plan.threads import NO_SIGINT, in_flight
@@ -257,6 +258,38 @@ def _round_trucks(m: Model, values: np.ndarray, net: Network) -> np.ndarray:
     return clean(m, out, net)
 
 
+def _floor_plan(
+    m: Model, net: Network, config: OptimizeConfig, start: np.ndarray, deadline: float
+) -> np.ndarray:
+    """A plan within the fleet budgets: the LP's trucks rounded down (they keep every
+    budget row the LP kept), then a truck more on the lanes with the largest fractions while
+    every budget allows, with the flows of the LP on those trucks (mmplan.plan.fleet)."""
+    y_lp = np.clip(start[m.y_cols], 0.0, m.ub[m.y_cols])
+    y = np.floor(y_lp + 1e-6)
+    rows = fleet_rows(net, m.y_lane)
+    room = [limit - float(y[pos].sum()) for pos, limit in rows]
+    member = [np.isin(np.arange(m.n_y), pos) for pos, _ in rows]
+    frac = y_lp - y
+    for a in np.argsort(-frac, kind="stable"):
+        if frac[a] <= 1e-6:
+            break
+        full = any(r < 1 for r, mb in zip(room, member, strict=True) if mb[a])
+        if full or y[a] + 1 > m.ub[m.y_cols][a]:
+            continue
+        y[a] += 1
+        room = [r - 1 if mb[a] else r for r, mb in zip(room, member, strict=True)]
+    lb, ub = m.lb.copy(), m.ub.copy()
+    lb[m.y_cols] = ub[m.y_cols] = y
+    fixed = _lp(m, config, max(deadline - time.perf_counter(), 1.0), lb=lb, ub=ub)
+    values = start.copy() if fixed.values is None else fixed.values
+    if fixed.values is None:  # no time: carry nothing, every package unserved
+        values[: m.n_x] = 0.0
+        values[m.s_cols] = m.ub[m.s_cols]
+    out = clean(m, values, net)
+    out[m.y_cols] = y
+    return out
+
+
 def _slope_scaling(
     m: Model,
     net: Network,
@@ -269,6 +302,8 @@ def _slope_scaling(
     u, f = m.y_cap, net.f[m.y_lane]
     lane_of_x = np.searchsorted(m.y_lane, m.x_lane)
     best = _round_trucks(m, start, net)
+    if not fleet_ok(net, m.y_lane, best[m.y_cols]):
+        best = _floor_plan(m, net, config, start, deadline)
     best_obj = float(m.obj @ best) + m.offset
     rho = f / u
     values = start
@@ -292,7 +327,9 @@ def _slope_scaling(
         values = res.values
         cand = _round_trucks(m, values, net)
         cand_obj = float(m.obj @ cand) + m.offset
-        if cand_obj < best_obj - 1e-9 * abs(best_obj):
+        if not fleet_ok(net, m.y_lane, cand[m.y_cols]):
+            stale += 1  # rounding up broke a fleet budget: not a plan
+        elif cand_obj < best_obj - 1e-9 * abs(best_obj):
             best, best_obj, stale = cand, cand_obj, 0
         else:
             stale += 1
