@@ -23,9 +23,10 @@ from typing import Any
 
 import polars as pl
 
-from mmplan.config import OptimizeConfig, SampleConfig, ScenarioFile, SimulateConfig
+from mmplan.config import OptimizeConfig, SampleConfig, SimulateConfig
 from mmplan.plan import optimize, plan_scenarios
 from mmplan.plan.simulation import PlanTables, sample_demand, simulate
+from mmplan.scenario_file import ScenarioFile
 
 
 def instance(days: int = 14, seed: int = 7) -> dict[str, pl.DataFrame]:

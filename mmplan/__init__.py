@@ -39,7 +39,7 @@ _EXPORTS = {
     "plan_scenarios": "mmplan.plan",
     "simulate_plans": "mmplan.plan.simulation",
     "promise": "mmplan.plan.promise",
-    "load_scenarios": "mmplan.config",
+    "load_scenarios": "mmplan.scenario_file",
     "open_engine": "mmplan.engine",
     "load_config": "mmplan.config",
     "Config": "mmplan.config",

@@ -14,9 +14,10 @@ from test_optimize import lanes, nodes
 from typer.testing import CliRunner
 
 from mmplan.cli import app
-from mmplan.config import FleetConfig, OptimizeConfig, ScenarioFile
+from mmplan.config import FleetConfig, OptimizeConfig
 from mmplan.errors import DataError
 from mmplan.plan import optimize, plan_scenarios
+from mmplan.scenario_file import ScenarioFile
 
 D1, D2, D3 = (dt.date(2025, 3, 3) + dt.timedelta(days=i) for i in range(3))
 NODES = nodes(
@@ -260,7 +261,7 @@ def test_a_missing_scenario_file_is_66(files):
 
 
 def test_the_shipped_scenario_file_loads():
-    from mmplan.config import load_scenarios
+    from mmplan.scenario_file import load_scenarios
 
     root = Path(__file__).resolve().parents[1]
     assert len(load_scenarios(root / "configs" / "scenarios.toml").scenario) >= 4

@@ -17,10 +17,11 @@ from mmplan.errors import UsageError
 if TYPE_CHECKING:
     import polars as pl
 
-    from mmplan.config import Config, ScenarioFile
+    from mmplan.config import Config
     from mmplan.evaluate import BacktestSetup, Baseline
     from mmplan.evaluate.monitor import MonitorSetup
     from mmplan.plan.simulation import PlanTables
+    from mmplan.scenario_file import ScenarioFile
 
 __all__ = [
     "ForecastInputs",
@@ -171,10 +172,10 @@ def read_scenario_inputs(
 ) -> ScenarioInputs:
     """Read the scenario file first (78 on a bad key), then the plan inputs with the base
     column and every column a scenario names (65, naming the scenario, when one is missing)."""
-    from mmplan.config import load_scenarios
     from mmplan.errors import DataError
     from mmplan.io import read_parquet
     from mmplan.plan import demand_rows
+    from mmplan.scenario_file import load_scenarios
 
     spec = load_scenarios(path)
     table = read_parquet(demand, what="demand")

@@ -1,6 +1,6 @@
 """Scenarios as data: changes to base demand and network, each planned as its own plan.
 
-A scenario file (mmplan.config.ScenarioFile, worked example in configs/scenarios.toml) lists
+A scenario file (mmplan.scenario_file.ScenarioFile, worked example in configs/scenarios.toml) lists
 scenarios; each is a demand column, an optional fleet budget and a list of changes, every
 change on a date range (unset: every date):
 
@@ -31,17 +31,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import polars as pl
 
-from mmplan.config import (
-    AddLane,
-    CapacityChange,
-    DemandChange,
-    FacilityDown,
-    LaneChange,
-    OptimizeConfig,
-    RemoveLane,
-    ScenarioDef,
-    ScenarioFile,
-)
+from mmplan.config import OptimizeConfig
 from mmplan.errors import DataError, MmplanError
 from mmplan.plan.assemble import METHOD, Plan, assemble
 from mmplan.plan.demand import Day, Scenario, prepare_demand, scenario
@@ -49,6 +39,16 @@ from mmplan.plan.fleet import with_fleet
 from mmplan.plan.marginal import add_marginal_values
 from mmplan.plan.network import Network
 from mmplan.plan.parallel import Failed, solve_dates
+from mmplan.scenario_file import (
+    AddLane,
+    CapacityChange,
+    DemandChange,
+    FacilityDown,
+    LaneChange,
+    RemoveLane,
+    ScenarioDef,
+    ScenarioFile,
+)
 
 if TYPE_CHECKING:
     from mmplan.engine import Engine
