@@ -310,6 +310,18 @@ class OptimizeConfig(Section):
     # unserved volume: operating gap 0.8% at 1e8, 13% at 1e9, 18% at 1e10); inf fails 69.
     unserved_penalty: float | None = Field(default=None, gt=0, le=MAX_UNSERVED_PENALTY)
     workers: int = Field(default=2, ge=1)
+    # Same plan every run: phases stop on work limits (LP rounds, SCIP nodes), not on
+    # shares of the wall clock; time_limit still bounds the run (summary: deterministic).
+    deterministic: bool = True
+    seed: int = Field(default=0, ge=0)
+    # Slope scaling: passes (the first from the LP, the rest restarted from memory) of at
+    # most slope_rounds flow LPs; the restricted MIP searches the pool_size best plans' lanes.
+    slope_passes: int = Field(default=4, ge=1)
+    slope_rounds: int = Field(default=6, ge=1)
+    pool_size: int = Field(default=4, ge=1)
+    # SCIP's node limits with deterministic: the restricted MIP, then the full MIP.
+    restricted_nodes: int = Field(default=2000, ge=1)
+    mip_nodes: int = Field(default=5000, ge=1)
 
 
 # [protocol://]host:port, as `dask scheduler` prints it; IPv6 hosts in brackets.

@@ -21,6 +21,7 @@ from mmplan.errors import InfeasibleError
 from mmplan.plan.demand import Day
 from mmplan.plan.model import Model, build_model
 from mmplan.plan.network import Network
+from mmplan.plan.search import neighbourhood, slope_search
 from mmplan.plan.threads import NO_SIGINT, in_flight
 
 # Shares of a date's time left after its LP by which each phase must end: slope scaling,
@@ -46,10 +47,11 @@ class Result:
 # The full MIP's status when the date's share left it no time.
 NOT_RUN = "NOT_RUN"
 # The phase that produced a date's plan (summary.json per_date.phase).
-MIP, RESTRICTED, SLOPE, RELAXATION = (
+MIP, RESTRICTED, SLOPE, SLOPE_RESTART, RELAXATION = (
     "mip",
     "restricted mip",
     "slope-scaling heuristic",
+    "slope-scaling restart",
     "lp relaxation",
 )
 
@@ -70,6 +72,7 @@ class DayOutcome:
     mip_status: str = ""  # what the full MIP's solver returned ("" when it did not run)
     time_share: float = 0.0  # seconds this date was given
     started: float = 0.0  # seconds into the run when the date started
+    timed_out: bool = False  # deterministic, but the clock stopped a phase (not a work limit)
 
 
 class DateOutcome(NamedTuple):
@@ -257,50 +260,6 @@ def _round_trucks(m: Model, values: np.ndarray, net: Network) -> np.ndarray:
     return clean(m, out, net)
 
 
-def _slope_scaling(
-    m: Model,
-    net: Network,
-    config: OptimizeConfig,
-    start: np.ndarray,
-    deadline: float,
-    rounds: int = 6,
-) -> Incumbent:
-    """Best rounded plan from flow LPs whose lane costs spread each truck over its load."""
-    u, f = m.y_cap, net.f[m.y_lane]
-    lane_of_x = np.searchsorted(m.y_lane, m.x_lane)
-    best = _round_trucks(m, start, net)
-    best_obj = float(m.obj @ best) + m.offset
-    rho = f / u
-    values = start
-    stale = 0
-    for _ in range(rounds):
-        load = np.bincount(lane_of_x, weights=values[: m.n_x], minlength=m.n_y)
-        used = load > 1e-9
-        trucks = np.ceil(load / u - 1e-6)
-        # Used lanes: the average truck cost per package they now carry. Unused lanes keep
-        # their last rate, so a lane dropped once can come back if it pays.
-        rho = np.where(used, f * np.maximum(trucks, 1) / np.maximum(load, 1e-9), rho)
-        obj = m.obj.copy()
-        obj[: m.n_x] += rho[lane_of_x]
-        obj[m.y_cols] = 0.0
-        left = deadline - time.perf_counter()
-        if left <= 0.05:
-            break
-        res = _lp(m, config, left, obj=obj)
-        if res.values is None:
-            break
-        values = res.values
-        cand = _round_trucks(m, values, net)
-        cand_obj = float(m.obj @ cand) + m.offset
-        if cand_obj < best_obj - 1e-9 * abs(best_obj):
-            best, best_obj, stale = cand, cand_obj, 0
-        else:
-            stale += 1
-            if stale >= 3:
-                break
-    return Incumbent(best, best_obj)
-
-
 def _hinted(h: Any, values: np.ndarray) -> Any:
     """Give the solver a full solution to start from (SCIP tries it as a first incumbent)."""
     for col, val in enumerate(values.tolist()):
@@ -310,30 +269,45 @@ def _hinted(h: Any, values: np.ndarray) -> Any:
 
 class _Start(NamedTuple):
     """What the phases before the full MIP leave it: the best plan so far (None when the LP
-    found none), its objective, the LP bound, and the operating cost the gap is measured
-    against."""
+    found none), its objective, the LP bound, the operating cost the gap is measured
+    against, which phase found the plan and whether a deadline cut a phase short."""
 
     hint: np.ndarray | None
     heuristic: float
     lp_bound: float
     scale: float | None
     phase: str = SLOPE
+    timed_out: bool = False
 
 
 def _operating_cost(m: Model, plan: Incumbent, penalty: float) -> float:
     return max(plan.objective - penalty * float(plan.values[m.s_cols].sum()), 1e-9)
 
 
+def _node_limit(config: OptimizeConfig, nodes: int) -> str:
+    """SCIP's work limit in deterministic mode (CP-SAT stops on its time limit)."""
+    if config.deterministic and config.solver == "SCIP":
+        return f"limits/totalnodes = {nodes}\n"
+    return ""
+
+
+def _hit(res: Result, limit: float) -> bool:
+    """Did the wall clock, not a work limit or the gap, stop this solve?"""
+    return res.status != "OPTIMAL" and res.seconds >= 0.97 * limit
+
+
 def _first_plan(
     m: Model,
     mm: Model,
+    flow: Model,
     net: Network,
     penalty: float,
     config: OptimizeConfig,
     deadline: float,
 ) -> _Start:
-    """The LP bound, a slope-scaling plan, and SCIP's improvement of it on its own trucks
-    (`mm` is the model the MIP solver sees: `m`, or its whole-package form for CP-SAT)."""
+    """The LP bound, slope-scaling plans (mmplan.plan.search), and SCIP's improvement of
+    the best on the lanes of the pool's best plans (`mm` is the model the MIP solver sees:
+    `m`, or its whole-package form for CP-SAT; `flow` is `m` without the cut rows)."""
     # The LP is the bound of last resort and every heuristic's start: it always runs to the
     # end (within the run's limit), even past the date's share, so every date has a plan.
     lp = _lp(m, config, config.time_limit)
@@ -342,14 +316,30 @@ def _first_plan(
     if lp.values is None:
         return _Start(None, math.nan, -math.inf, None)
     lp_bound = lp.objective if lp.status == "OPTIMAL" else -math.inf
-    best = _slope_scaling(m, net, config, lp.values, base + _SLOPE_SHARE * rest)
+    det = config.deterministic
+
+    def flow_lp(model: Model, obj: np.ndarray, limit: float) -> np.ndarray | None:
+        return _lp(model, config, limit, obj=obj).values
+
+    found = slope_search(
+        m,
+        flow,
+        net,
+        config,
+        lp.values,
+        deadline if det else base + _SLOPE_SHARE * rest,
+        flow_lp,
+        lambda v: _round_trucks(m, v, net),
+    )
+    best = Incumbent(found.best.values, found.best.objective)
+    phase = SLOPE if found.found_in_pass == 0 else SLOPE_RESTART
+    timed_out = det and found.timed_out
     scale = _operating_cost(m, best, penalty)
-    # Neighbourhood search: the MIP restricted to the trucks of that plan (or fewer)
-    # is small and tight; SCIP improves the plan in it far faster than in the whole.
+    # Neighbourhood search: the MIP restricted to the lanes (and trucks) of the pool's best
+    # plans is small and tight; SCIP combines and improves them far faster than in the whole.
     ub = mm.ub.copy()
-    ub[mm.y_cols] = np.maximum(best.values[m.y_cols], 0.0)
-    left = base + _RESTRICTED_SHARE * rest - time.perf_counter()
-    phase = SLOPE
+    ub[mm.y_cols] = neighbourhood(m, found.pool, config.pool_size)
+    left = (deadline if det else base + _RESTRICTED_SHARE * rest) - time.perf_counter()
     if left > 0.1:
         # SCIP overshoots its limit by up to a third while it completes the hint.
         sub = run(
@@ -357,8 +347,10 @@ def _first_plan(
             config.solver,
             0.75 * left,
             mip_params(config.solver, config.relative_gap / 10, 1, scale)
-            + (_RESTRICTED_SCIP if config.solver == "SCIP" else ""),
+            + (_RESTRICTED_SCIP if config.solver == "SCIP" else "")
+            + _node_limit(config, config.restricted_nodes),
         )
+        timed_out = timed_out or (det and _hit(sub, 0.75 * left))
         cand = None
         if sub.values is not None:
             cand = on_true_model(m, mm, sub.values, net, config, deadline - time.perf_counter())
@@ -368,7 +360,9 @@ def _first_plan(
                 best, phase = Incumbent(cand, cand_obj), RESTRICTED
                 # The gap limit is relative to the best plan's operating cost.
                 scale = _operating_cost(m, best, penalty)
-    return _Start(best.values, best.objective, lp_bound, scale, phase)
+    elif det:
+        timed_out = True
+    return _Start(best.values, best.objective, lp_bound, scale, phase, timed_out)
 
 
 def _relaxed_day(
@@ -409,11 +403,12 @@ def solve_day(
     deadline = started + time_limit
     m = build_model(net, po, pt, q, penalty)
     mm = whole_packages(net, po, pt, q, penalty) if config.solver == "CP-SAT" else m
+    flow = build_model(net, po, pt, q, penalty, strong=False)
     timings["build"] = time.perf_counter() - started
     if config.relax:
         return _relaxed_day(m, config, time_limit, timings)
     t0 = time.perf_counter()
-    start = _first_plan(m, mm, net, penalty, config, deadline)
+    start = _first_plan(m, mm, flow, net, penalty, config, deadline)
     hint, heuristic = start.hint, start.heuristic
     timings["heuristic"] = time.perf_counter() - t0
     t0 = time.perf_counter()
@@ -425,7 +420,8 @@ def solve_day(
         if hint is not None:
             _hinted(h, hint)
         params = mip_params(config.solver, config.relative_gap, 1, start.scale)
-        res = run(h, config.solver, left, params)
+        res = run(h, config.solver, left, params + _node_limit(config, config.mip_nodes))
+    timed_out = config.deterministic and (start.timed_out or left <= 0.01 or _hit(res, left))
     timings["solve"] = time.perf_counter() - t0
     values = None if res.values is None else on_true_model(m, mm, res.values, net, config, left)
     objective = math.inf if values is None else float(m.obj @ values) + m.offset
@@ -465,6 +461,7 @@ def solve_day(
         phase=phase,
         mip_status=mip_status,
         time_share=time_limit,
+        timed_out=timed_out,
     )
 
 
