@@ -316,12 +316,17 @@ class OptimizeConfig(Section):
     seed: int = Field(default=0, ge=0)
     # Slope scaling: passes (the first from the LP, the rest restarted from memory) of at
     # most slope_rounds flow LPs; the restricted MIP searches the pool_size best plans' lanes.
-    slope_passes: int = Field(default=4, ge=1)
-    slope_rounds: int = Field(default=6, ge=1)
-    pool_size: int = Field(default=4, ge=1)
+    slope_passes: int = Field(default=8, ge=1)
+    slope_rounds: int = Field(default=20, ge=1)
+    pool_size: int = Field(default=8, ge=1)
     # SCIP's node limits with deterministic: the restricted MIP, then the full MIP.
     restricted_nodes: int = Field(default=2000, ge=1)
     mip_nodes: int = Field(default=5000, ge=1)
+    # The restricted MIP keys commodities by demand pair (strong linking per pair, a far
+    # tighter LP) when that gives at most this many flow columns (pairs x lanes kept).
+    disaggregate_columns: int = Field(default=100_000, ge=0)
+    # ... and so does the full MIP, up to this many (pairs x lanes).
+    disaggregate_mip_columns: int = Field(default=30_000, ge=0)
 
 
 # [protocol://]host:port, as `dask scheduler` prints it; IPv6 hosts in brackets.

@@ -35,7 +35,7 @@ _DIVERSIFY = 0.5
 # ... times a random factor in [1 - _NOISE, 1 + _NOISE] from the fixed seed.
 _NOISE = 0.2
 # A pass stops after this many rounds without a better plan of its own.
-_STALE = 2
+_STALE = 5
 
 
 @dataclass

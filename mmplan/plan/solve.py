@@ -18,6 +18,7 @@ import numpy as np
 
 from mmplan.config import OptimizeConfig
 from mmplan.errors import InfeasibleError
+from mmplan.plan import restrict
 from mmplan.plan.demand import Day
 from mmplan.plan.model import Model, build_model
 from mmplan.plan.network import Network
@@ -296,11 +297,55 @@ def _hit(res: Result, limit: float) -> bool:
     return res.status != "OPTIMAL" and res.seconds >= 0.97 * limit
 
 
+def _restricted(
+    m: Model,
+    mm: Model,
+    net: Network,
+    pairs: restrict.Pairs,
+    penalty: float,
+    config: OptimizeConfig,
+    best: Incumbent,
+    ub_y: np.ndarray,
+    limit: float,
+    scale: float,
+) -> tuple[np.ndarray | None, Result]:
+    """SCIP on the MIP restricted to at most `ub_y` trucks per lane, from `best`: in
+    disaggregated form (mmplan.plan.restrict) when it has at most disaggregate_columns
+    flow columns, else on the date's own model. Returns the plan on `m` (None if none)."""
+    started = time.perf_counter()
+    params = (
+        mip_params(config.solver, config.relative_gap / 10, 1, scale)
+        + (_RESTRICTED_SCIP if config.solver == "SCIP" else "")
+        + _node_limit(config, config.restricted_nodes)
+    )
+    small = restrict.columns(pairs, m, ub_y) <= config.disaggregate_columns
+    r = restrict.build(m, net, pairs, penalty, ub_y) if small and mm is m else None
+    if r is not None:
+        h = helper(r.model, True)
+        for col, val in restrict.hint(r, best.values, m).items():
+            h.add_hint(col, val)
+        sub = run(h, config.solver, limit, params)
+        if sub.values is None:
+            return None, sub
+        trucks = best.values.copy()
+        trucks[m.y_cols] = restrict.day_trucks(r, sub.values, m)
+        left = config.time_limit - (time.perf_counter() - started)
+        return on_true_model(m, r.model, trucks, net, config, left), sub
+    ub = mm.ub.copy()
+    ub[mm.y_cols] = ub_y
+    sub = run(_hinted(helper(mm, True, ub=ub), best.values), config.solver, limit, params)
+    if sub.values is None:
+        return None, sub
+    left = config.time_limit - (time.perf_counter() - started)
+    return on_true_model(m, mm, sub.values, net, config, left), sub
+
+
 def _first_plan(
     m: Model,
     mm: Model,
     flow: Model,
     net: Network,
+    pairs: restrict.Pairs,
     penalty: float,
     config: OptimizeConfig,
     deadline: float,
@@ -337,23 +382,12 @@ def _first_plan(
     scale = _operating_cost(m, best, penalty)
     # Neighbourhood search: the MIP restricted to the lanes (and trucks) of the pool's best
     # plans is small and tight; SCIP combines and improves them far faster than in the whole.
-    ub = mm.ub.copy()
-    ub[mm.y_cols] = neighbourhood(m, found.pool, config.pool_size)
+    ub = neighbourhood(m, found.pool, config.pool_size)
     left = (deadline if det else base + _RESTRICTED_SHARE * rest) - time.perf_counter()
     if left > 0.1:
         # SCIP overshoots its limit by up to a third while it completes the hint.
-        sub = run(
-            _hinted(helper(mm, True, ub=ub), best.values),
-            config.solver,
-            0.75 * left,
-            mip_params(config.solver, config.relative_gap / 10, 1, scale)
-            + (_RESTRICTED_SCIP if config.solver == "SCIP" else "")
-            + _node_limit(config, config.restricted_nodes),
-        )
+        cand, sub = _restricted(m, mm, net, pairs, penalty, config, best, ub, 0.75 * left, scale)
         timed_out = timed_out or (det and _hit(sub, 0.75 * left))
-        cand = None
-        if sub.values is not None:
-            cand = on_true_model(m, mm, sub.values, net, config, deadline - time.perf_counter())
         if cand is not None:
             cand_obj = float(m.obj @ cand) + m.offset
             if cand_obj < best.objective:
@@ -363,6 +397,45 @@ def _first_plan(
     elif det:
         timed_out = True
     return _Start(best.values, best.objective, lp_bound, scale, phase, timed_out)
+
+
+def _full_mip(
+    m: Model,
+    mm: Model,
+    net: Network,
+    pairs: restrict.Pairs,
+    penalty: float,
+    config: OptimizeConfig,
+    hint: np.ndarray | None,
+    limit: float,
+    scale: float | None,
+) -> tuple[Result, np.ndarray | None]:
+    """SCIP (or CP-SAT) on the full MIP from the best plan: keyed by demand pair when that
+    has at most disaggregate_mip_columns flow columns (a far tighter LP), else the date's
+    own model without the pair rounding cuts. Returns the result and its plan on `m`."""
+    params = mip_params(config.solver, config.relative_gap, 1, scale)
+    params += _node_limit(config, config.mip_nodes)
+    small = len(pairs.q) * m.n_y <= config.disaggregate_mip_columns
+    r = restrict.build(m, net, pairs, penalty, m.ub[m.y_cols]) if small and mm is m else None
+    if r is None:
+        h = helper(mm, True, pair_cuts=False)
+        if hint is not None:
+            _hinted(h, hint)
+        res = run(h, config.solver, limit, params)
+        values = (
+            None if res.values is None else on_true_model(m, mm, res.values, net, config, limit)
+        )
+        return res, values
+    h = helper(r.model, True, pair_cuts=False)
+    if hint is not None:
+        for col, val in restrict.hint(r, hint, m).items():
+            h.add_hint(col, val)
+    res = run(h, config.solver, limit, params)
+    if res.values is None:
+        return res, None
+    trucks = np.zeros(m.n_cols)
+    trucks[m.y_cols] = restrict.day_trucks(r, res.values, m)
+    return res, on_true_model(m, r.model, trucks, net, config, limit)
 
 
 def _relaxed_day(
@@ -408,22 +481,19 @@ def solve_day(
     if config.relax:
         return _relaxed_day(m, config, time_limit, timings)
     t0 = time.perf_counter()
-    start = _first_plan(m, mm, flow, net, penalty, config, deadline)
+    pairs = restrict.Pairs(po, pt, q)
+    start = _first_plan(m, mm, flow, net, pairs, penalty, config, deadline)
     hint, heuristic = start.hint, start.heuristic
     timings["heuristic"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     # SCIP overshoots its limit a little; leave room for the shadow-price LP.
     left = 0.85 * (deadline - time.perf_counter())
     res = Result(NOT_RUN, None, math.inf, -math.inf)
+    values = None
     if left > 0.01:
-        h = helper(mm, True, pair_cuts=False)
-        if hint is not None:
-            _hinted(h, hint)
-        params = mip_params(config.solver, config.relative_gap, 1, start.scale)
-        res = run(h, config.solver, left, params + _node_limit(config, config.mip_nodes))
+        res, values = _full_mip(m, mm, net, pairs, penalty, config, hint, left, start.scale)
     timed_out = config.deterministic and (start.timed_out or left <= 0.01 or _hit(res, left))
     timings["solve"] = time.perf_counter() - t0
-    values = None if res.values is None else on_true_model(m, mm, res.values, net, config, left)
     objective = math.inf if values is None else float(m.obj @ values) + m.offset
     status, phase, mip_status = res.status, MIP, res.status
     if mm is not m and status == "OPTIMAL":
