@@ -32,7 +32,7 @@ import polars as pl
 from plain_model import optimize_plain
 
 from mmplan.config import OptimizeConfig, SampleConfig
-from mmplan.plan import optimize
+from mmplan.plan import Plan, optimize
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from mcnd import OPTIMA, read_dow  # noqa: E402
@@ -54,7 +54,7 @@ def sample_instance(days: int = 14, seed: int = 7) -> dict[str, pl.DataFrame]:
     return {"nodes": tables["nodes"], "lanes": tables["lanes"], "demand": demand}
 
 
-def row(label: str, plan, wall: float) -> str:
+def row(label: str, plan: Plan, wall: float) -> str:
     s = plan.summary
     t = s["timings"]
     return (
@@ -73,6 +73,7 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=14)
     parser.add_argument("--skip-plain", action="store_true")
     parser.add_argument("--skip-mcnd", action="store_true")
+    parser.add_argument("--skip-sample", action="store_true", help="the MCND instances only")
     parser.add_argument("--skip-r", action="store_true", help="MCND: the C set only, not R-dev")
     parser.add_argument(
         "--probe",
@@ -84,7 +85,15 @@ def main() -> None:
     )
     parser.add_argument("--probe-limit", type=float, default=600.0)
     args = parser.parse_args()
+    if not args.skip_sample:
+        _sample(args)
+    if args.skip_mcnd:
+        return
+    _mcnd(args)
 
+
+def _sample(args: argparse.Namespace) -> None:
+    """The sample network's dates: the default method beside the plain model."""
     started = time.perf_counter()
     inst = sample_instance(args.days)
     d = inst["demand"]
@@ -133,8 +142,8 @@ def main() -> None:
         plan = optimize(one, inst["nodes"], inst["lanes"], probe_cfg, column="volume")
         print(row(f"{date} alone, {args.probe_limit:.0f}s", plan, time.perf_counter() - t0))
 
-    if args.skip_mcnd:
-        return
+
+def _mcnd(args: argparse.Namespace) -> None:
     print(f"\nMCND instances (time limit 60 s, gap 1e-4; load average {_load()}):")
     rows = [_mcnd_row(name, best, MCND_DIR) for name, best in OPTIMA.items()]
     if not args.skip_r:
