@@ -1,9 +1,11 @@
 """Solving one date: the OR-Tools calls, the heuristics and the phases within its time share.
 
 Per date (see the package docstring): the LP relaxation with the cuts (a bound, and every
-heuristic's start); slope scaling for a first plan; SCIP on the MIP restricted to that plan's
-trucks; SCIP on the full MIP with the best plan as a hint; then the LP with trucks fixed at
-the plan's values, for the facility shadow prices. `solve_date` picks the commodity side
+heuristic's start); slope scaling with memory for a pool of plans (`search`); SCIP on the MIP
+restricted to the pool's best plans' trucks (`restrict` when keyed by pair); SCIP on the full
+MIP with the best plan as a hint; then the LP with trucks fixed at the plan's values, for the
+facility shadow prices. With `deterministic` the phases stop on work limits (LP rounds, SCIP
+nodes) and the date's deadline is only a hard bound; a date it cut is `timed_out`. `solve_date` picks the commodity side
 (origins or destinations, whichever is fewer) and runs it.
 """
 
