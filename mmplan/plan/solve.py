@@ -5,8 +5,9 @@ heuristic's start); slope scaling with memory for a pool of plans (`search`); SC
 restricted to the pool's best plans' trucks (`restrict` when keyed by pair); SCIP on the full
 MIP with the best plan as a hint; then the LP with trucks fixed at the plan's values, for the
 facility shadow prices. With `deterministic` the phases stop on work limits (LP rounds, SCIP
-nodes) and the date's deadline is only a hard bound; a date it cut is `timed_out`. `solve_date` picks the commodity side
-(origins or destinations, whichever is fewer) and runs it.
+nodes) and the date's deadline is only a hard bound; a date it cut is `timed_out`.
+`solve_date` picks the commodity side (origins or destinations, whichever is fewer) and
+runs it.
 """
 
 from __future__ import annotations
