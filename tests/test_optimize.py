@@ -148,7 +148,11 @@ def test_max_trucks_pushes_volume_onto_the_longer_path():
     plan = solve(demand(("F1", "D", 15)), NODES, ln)
     assert plan.summary["objective"] == pytest.approx(40 + 60)
     via = plan.flows.filter(pl.col("lane_origin") == "S")["volume"].sum()
-    assert via == pytest.approx(5)
+    # The direct truck holds 10, so at least 5 go through S; packages cost nothing, so any
+    # split from 10/5 to 5/10 costs the same 100 (which one is the LP's vertex choice).
+    assert 5 - 1e-6 <= via <= 10 + 1e-6
+    direct = plan.flows.filter(pl.col("lane_origin") == "F1", pl.col("lane_destination") == "D")
+    assert direct["volume"].sum() <= 10 + 1e-6
 
 
 def test_extra_capacity_is_bought_and_its_shadow_price_is_its_cost():

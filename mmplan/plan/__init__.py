@@ -37,13 +37,16 @@ rounding cut y_a + (Σ_{b∈in(t), b≠a} x_kb + s_kt) / (f·u_a) >= ceil(D_kt/u
 (a partly filled last truck is paid whole or avoided by re-routing). `transit_days` is
 ignored: every lane delivers on the day it ships, which is what makes the dates independent.
 
-Method per date: the LP relaxation with those cuts (a lower bound); slope scaling for a first
-plan (re-solve the flow LP with each lane's truck cost spread over the volume it carries,
-round trucks up); SCIP on the MIP restricted to that plan's trucks (y <= y_plan: a small,
-tight neighbourhood; no root cut rounds, it is there to find plans); then SCIP on the full
-MIP (without the pair rounding cuts, which its own root cuts match) with the best plan as a
-hint, for the bound and further improvement, until the date's share of the time limit or
-the relative gap. Dates run in
+Method per date: the LP relaxation with those cuts (a lower bound); slope scaling with
+long-term memory for a pool of plans (re-solve the flow LP with each lane's truck cost
+spread over the volume it carries, round trucks up; then restarted passes that diversify
+from or intensify around the lanes used most: `search`); SCIP on the MIP restricted to the
+trucks of the pool's best plans (y <= max over them: a small, tight neighbourhood; no root
+cut rounds, it is there to find plans; keyed by demand pair, x_pa <= min(d_p, u_a) y_a, when
+small enough: `restrict`); then SCIP on the full MIP (without the pair rounding cuts, which
+its own root cuts match) with the best plan as a hint, for the bound and further
+improvement, until the relative gap, SCIP's node limits (`deterministic`, the default) or
+else the date's share of the time limit; the time limit always bounds the run. Dates run in
 parallel on `workers` threads (SCIP and GLOP release the GIL); a date's share is what is
 left divided among the dates not yet started. Every plan is checked independently of the
 model (conservation per pair, lane and facility capacity, whole trucks, transit kinds)
@@ -52,7 +55,8 @@ with trucks fixed at the plan's values (with --relax: of the relaxation itself).
 
 The package, in the order a run goes through it: `network` (the nodes and lanes as arrays),
 `demand` (the rows to plan, per date), `model` (one date's MIP), `threads` (Ctrl-C-safe
-solving threads), `solve` (one date's phases), `parallel` (the dates across threads or a
+solving threads), `search` (slope scaling and the plan pool), `restrict` (the pair-keyed
+restricted MIP), `solve` (one date's phases), `parallel` (the dates across threads or a
 Dask engine), `paths` (per-pair paths from commodity flows), `check` (the plan's own
 check), `assemble` (the plan tables and summary) and `unserved` (why volume went
 unserved, per pair); beside them `fleet` and `marginal` (fleet budgets and one more truck),

@@ -209,6 +209,7 @@ def _day_summary(
         "started": round(out.started, 4),
         "time_share": round(out.time_share, 4),
         "timings": {k: round(t, 3) for k, t in out.timings.items()},
+        "deterministic": bool(config.deterministic and not out.timed_out),
     }
 
 
@@ -228,6 +229,9 @@ def _downgrades(per_day: dict[str, dict[str, Any]], relax: bool) -> dict[str, An
             if e["mip_status"].split()[0] not in _SOLVED
         },
         "short_of_time_dates": [d for d, e in per_day.items() if not e["reached_gap"]],
+        # deterministic: every date's phases stopped on work limits, not on the clock.
+        "deterministic": all(e["deterministic"] for e in per_day.values()),
+        "nondeterministic_dates": [d for d, e in per_day.items() if not e["deterministic"]],
     }
 
 

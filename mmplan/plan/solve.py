@@ -1,10 +1,13 @@
 """Solving one date: the OR-Tools calls, the heuristics and the phases within its time share.
 
 Per date (see the package docstring): the LP relaxation with the cuts (a bound, and every
-heuristic's start); slope scaling for a first plan; SCIP on the MIP restricted to that plan's
-trucks; SCIP on the full MIP with the best plan as a hint; then the LP with trucks fixed at
-the plan's values, for the facility shadow prices. `solve_date` picks the commodity side
-(origins or destinations, whichever is fewer) and runs it.
+heuristic's start); slope scaling with memory for a pool of plans (`search`); SCIP on the MIP
+restricted to the pool's best plans' trucks (`restrict` when keyed by pair); SCIP on the full
+MIP with the best plan as a hint; then the LP with trucks fixed at the plan's values, for the
+facility shadow prices. With `deterministic` the phases stop on work limits (LP rounds, SCIP
+nodes) and the date's deadline is only a hard bound; a date it cut is `timed_out`.
+`solve_date` picks the commodity side (origins or destinations, whichever is fewer) and
+runs it.
 """
 
 from __future__ import annotations
@@ -18,10 +21,12 @@ import numpy as np
 
 from mmplan.config import OptimizeConfig
 from mmplan.errors import InfeasibleError
+from mmplan.plan import restrict
 from mmplan.plan.demand import Day
 from mmplan.plan.fleet import fleet_ok, fleet_rows
 from mmplan.plan.model import Model, build_model
 from mmplan.plan.network import Network
+from mmplan.plan.search import neighbourhood, slope_search
 from mmplan.plan.threads import NO_SIGINT, in_flight
 
 # Shares of a date's time left after its LP by which each phase must end: slope scaling,
@@ -47,10 +52,11 @@ class Result:
 # The full MIP's status when the date's share left it no time.
 NOT_RUN = "NOT_RUN"
 # The phase that produced a date's plan (summary.json per_date.phase).
-MIP, RESTRICTED, SLOPE, RELAXATION = (
+MIP, RESTRICTED, SLOPE, SLOPE_RESTART, RELAXATION = (
     "mip",
     "restricted mip",
     "slope-scaling heuristic",
+    "slope-scaling restart",
     "lp relaxation",
 )
 
@@ -71,6 +77,7 @@ class DayOutcome:
     mip_status: str = ""  # what the full MIP's solver returned ("" when it did not run)
     time_share: float = 0.0  # seconds this date was given
     started: float = 0.0  # seconds into the run when the date started
+    timed_out: bool = False  # deterministic, but the clock stopped a phase (not a work limit)
 
 
 class DateOutcome(NamedTuple):
@@ -290,52 +297,15 @@ def _floor_plan(
     return out
 
 
-def _slope_scaling(
-    m: Model,
-    net: Network,
-    config: OptimizeConfig,
-    start: np.ndarray,
-    deadline: float,
-    rounds: int = 6,
-) -> Incumbent:
-    """Best rounded plan from flow LPs whose lane costs spread each truck over its load."""
-    u, f = m.y_cap, net.f[m.y_lane]
-    lane_of_x = np.searchsorted(m.y_lane, m.x_lane)
-    best = _round_trucks(m, start, net)
-    if not fleet_ok(net, m.y_lane, best[m.y_cols]):
-        best = _floor_plan(m, net, config, start, deadline)
-    best_obj = float(m.obj @ best) + m.offset
-    rho = f / u
-    values = start
-    stale = 0
-    for _ in range(rounds):
-        load = np.bincount(lane_of_x, weights=values[: m.n_x], minlength=m.n_y)
-        used = load > 1e-9
-        trucks = np.ceil(load / u - 1e-6)
-        # Used lanes: the average truck cost per package they now carry. Unused lanes keep
-        # their last rate, so a lane dropped once can come back if it pays.
-        rho = np.where(used, f * np.maximum(trucks, 1) / np.maximum(load, 1e-9), rho)
-        obj = m.obj.copy()
-        obj[: m.n_x] += rho[lane_of_x]
-        obj[m.y_cols] = 0.0
-        left = deadline - time.perf_counter()
-        if left <= 0.05:
-            break
-        res = _lp(m, config, left, obj=obj)
-        if res.values is None:
-            break
-        values = res.values
-        cand = _round_trucks(m, values, net)
-        cand_obj = float(m.obj @ cand) + m.offset
-        if not fleet_ok(net, m.y_lane, cand[m.y_cols]):
-            stale += 1  # rounding up broke a fleet budget: not a plan
-        elif cand_obj < best_obj - 1e-9 * abs(best_obj):
-            best, best_obj, stale = cand, cand_obj, 0
-        else:
-            stale += 1
-            if stale >= 3:
-                break
-    return Incumbent(best, best_obj)
+def _fleet_round(
+    m: Model, net: Network, config: OptimizeConfig, values: np.ndarray, deadline: float
+) -> np.ndarray:
+    """The rounded plan of a flow; when rounding up breaks a fleet budget, the plan within
+    the budgets that `_floor_plan` makes from the same flow."""
+    plan = _round_trucks(m, values, net)
+    if fleet_ok(net, m.y_lane, plan[m.y_cols]):
+        return plan
+    return _floor_plan(m, net, config, values, deadline)
 
 
 def _hinted(h: Any, values: np.ndarray) -> Any:
@@ -347,30 +317,89 @@ def _hinted(h: Any, values: np.ndarray) -> Any:
 
 class _Start(NamedTuple):
     """What the phases before the full MIP leave it: the best plan so far (None when the LP
-    found none), its objective, the LP bound, and the operating cost the gap is measured
-    against."""
+    found none), its objective, the LP bound, the operating cost the gap is measured
+    against, which phase found the plan and whether a deadline cut a phase short."""
 
     hint: np.ndarray | None
     heuristic: float
     lp_bound: float
     scale: float | None
     phase: str = SLOPE
+    timed_out: bool = False
 
 
 def _operating_cost(m: Model, plan: Incumbent, penalty: float) -> float:
     return max(plan.objective - penalty * float(plan.values[m.s_cols].sum()), 1e-9)
 
 
-def _first_plan(
+def _node_limit(config: OptimizeConfig, nodes: int) -> str:
+    """SCIP's work limit in deterministic mode (CP-SAT stops on its time limit)."""
+    if config.deterministic and config.solver == "SCIP":
+        return f"limits/totalnodes = {nodes}\n"
+    return ""
+
+
+def _hit(res: Result, limit: float) -> bool:
+    """Did the wall clock, not a work limit or the gap, stop this solve?"""
+    return res.status != "OPTIMAL" and res.seconds >= 0.97 * limit
+
+
+def _restricted(
     m: Model,
     mm: Model,
     net: Network,
+    pairs: restrict.Pairs,
+    penalty: float,
+    config: OptimizeConfig,
+    best: Incumbent,
+    ub_y: np.ndarray,
+    limit: float,
+    scale: float,
+) -> tuple[np.ndarray | None, Result]:
+    """SCIP on the MIP restricted to at most `ub_y` trucks per lane, from `best`: in
+    disaggregated form (mmplan.plan.restrict) when it has at most disaggregate_columns
+    flow columns, else on the date's own model. Returns the plan on `m` (None if none)."""
+    started = time.perf_counter()
+    params = (
+        mip_params(config.solver, config.relative_gap / 10, 1, scale)
+        + (_RESTRICTED_SCIP if config.solver == "SCIP" else "")
+        + _node_limit(config, config.restricted_nodes)
+    )
+    small = restrict.columns(pairs, m, ub_y) <= config.disaggregate_columns
+    r = restrict.build(m, net, pairs, penalty, ub_y) if small and mm is m else None
+    if r is not None:
+        h = helper(r.model, True)
+        for col, val in restrict.hint(r, best.values, m).items():
+            h.add_hint(col, val)
+        sub = run(h, config.solver, limit, params)
+        if sub.values is None:
+            return None, sub
+        trucks = best.values.copy()
+        trucks[m.y_cols] = restrict.day_trucks(r, sub.values, m)
+        left = config.time_limit - (time.perf_counter() - started)
+        return on_true_model(m, r.model, trucks, net, config, left), sub
+    ub = mm.ub.copy()
+    ub[mm.y_cols] = ub_y
+    sub = run(_hinted(helper(mm, True, ub=ub), best.values), config.solver, limit, params)
+    if sub.values is None:
+        return None, sub
+    left = config.time_limit - (time.perf_counter() - started)
+    return on_true_model(m, mm, sub.values, net, config, left), sub
+
+
+def _first_plan(
+    m: Model,
+    mm: Model,
+    flow: Model,
+    net: Network,
+    pairs: restrict.Pairs,
     penalty: float,
     config: OptimizeConfig,
     deadline: float,
 ) -> _Start:
-    """The LP bound, a slope-scaling plan, and SCIP's improvement of it on its own trucks
-    (`mm` is the model the MIP solver sees: `m`, or its whole-package form for CP-SAT)."""
+    """The LP bound, slope-scaling plans (mmplan.plan.search), and SCIP's improvement of
+    the best on the lanes of the pool's best plans (`mm` is the model the MIP solver sees:
+    `m`, or its whole-package form for CP-SAT; `flow` is `m` without the cut rows)."""
     # The LP is the bound of last resort and every heuristic's start: it always runs to the
     # end (within the run's limit), even past the date's share, so every date has a plan.
     lp = _lp(m, config, config.time_limit)
@@ -379,33 +408,81 @@ def _first_plan(
     if lp.values is None:
         return _Start(None, math.nan, -math.inf, None)
     lp_bound = lp.objective if lp.status == "OPTIMAL" else -math.inf
-    best = _slope_scaling(m, net, config, lp.values, base + _SLOPE_SHARE * rest)
+    det = config.deterministic
+
+    def flow_lp(model: Model, obj: np.ndarray, limit: float) -> np.ndarray | None:
+        return _lp(model, config, limit, obj=obj).values
+
+    found = slope_search(
+        m,
+        flow,
+        net,
+        config,
+        lp.values,
+        deadline if det else base + _SLOPE_SHARE * rest,
+        flow_lp,
+        lambda v: _fleet_round(m, net, config, v, deadline),
+    )
+    best = Incumbent(found.best.values, found.best.objective)
+    phase = SLOPE if found.found_in_pass == 0 else SLOPE_RESTART
+    timed_out = det and found.timed_out
     scale = _operating_cost(m, best, penalty)
-    # Neighbourhood search: the MIP restricted to the trucks of that plan (or fewer)
-    # is small and tight; SCIP improves the plan in it far faster than in the whole.
-    ub = mm.ub.copy()
-    ub[mm.y_cols] = np.maximum(best.values[m.y_cols], 0.0)
-    left = base + _RESTRICTED_SHARE * rest - time.perf_counter()
-    phase = SLOPE
+    # Neighbourhood search: the MIP restricted to the lanes (and trucks) of the pool's best
+    # plans is small and tight; SCIP combines and improves them far faster than in the whole.
+    ub = neighbourhood(m, found.pool, config.pool_size)
+    left = (deadline if det else base + _RESTRICTED_SHARE * rest) - time.perf_counter()
     if left > 0.1:
         # SCIP overshoots its limit by up to a third while it completes the hint.
-        sub = run(
-            _hinted(helper(mm, True, ub=ub), best.values),
-            config.solver,
-            0.75 * left,
-            mip_params(config.solver, config.relative_gap / 10, 1, scale)
-            + (_RESTRICTED_SCIP if config.solver == "SCIP" else ""),
-        )
-        cand = None
-        if sub.values is not None:
-            cand = on_true_model(m, mm, sub.values, net, config, deadline - time.perf_counter())
+        cand, sub = _restricted(m, mm, net, pairs, penalty, config, best, ub, 0.75 * left, scale)
+        timed_out = timed_out or (det and _hit(sub, 0.75 * left))
         if cand is not None:
             cand_obj = float(m.obj @ cand) + m.offset
             if cand_obj < best.objective:
                 best, phase = Incumbent(cand, cand_obj), RESTRICTED
                 # The gap limit is relative to the best plan's operating cost.
                 scale = _operating_cost(m, best, penalty)
-    return _Start(best.values, best.objective, lp_bound, scale, phase)
+    elif det:
+        timed_out = True
+    return _Start(best.values, best.objective, lp_bound, scale, phase, timed_out)
+
+
+def _full_mip(
+    m: Model,
+    mm: Model,
+    net: Network,
+    pairs: restrict.Pairs,
+    penalty: float,
+    config: OptimizeConfig,
+    hint: np.ndarray | None,
+    limit: float,
+    scale: float | None,
+) -> tuple[Result, np.ndarray | None]:
+    """SCIP (or CP-SAT) on the full MIP from the best plan: keyed by demand pair when that
+    has at most disaggregate_mip_columns flow columns (a far tighter LP), else the date's
+    own model without the pair rounding cuts. Returns the result and its plan on `m`."""
+    params = mip_params(config.solver, config.relative_gap, 1, scale)
+    params += _node_limit(config, config.mip_nodes)
+    small = len(pairs.q) * m.n_y <= config.disaggregate_mip_columns
+    r = restrict.build(m, net, pairs, penalty, m.ub[m.y_cols]) if small and mm is m else None
+    if r is None:
+        h = helper(mm, True, pair_cuts=False)
+        if hint is not None:
+            _hinted(h, hint)
+        res = run(h, config.solver, limit, params)
+        values = (
+            None if res.values is None else on_true_model(m, mm, res.values, net, config, limit)
+        )
+        return res, values
+    h = helper(r.model, True, pair_cuts=False)
+    if hint is not None:
+        for col, val in restrict.hint(r, hint, m).items():
+            h.add_hint(col, val)
+    res = run(h, config.solver, limit, params)
+    if res.values is None:
+        return res, None
+    trucks = np.zeros(m.n_cols)
+    trucks[m.y_cols] = restrict.day_trucks(r, res.values, m)
+    return res, on_true_model(m, r.model, trucks, net, config, limit)
 
 
 def _relaxed_day(
@@ -446,25 +523,24 @@ def solve_day(
     deadline = started + time_limit
     m = build_model(net, po, pt, q, penalty)
     mm = whole_packages(net, po, pt, q, penalty) if config.solver == "CP-SAT" else m
+    flow = build_model(net, po, pt, q, penalty, strong=False)
     timings["build"] = time.perf_counter() - started
     if config.relax:
         return _relaxed_day(m, config, time_limit, timings)
     t0 = time.perf_counter()
-    start = _first_plan(m, mm, net, penalty, config, deadline)
+    pairs = restrict.Pairs(po, pt, q)
+    start = _first_plan(m, mm, flow, net, pairs, penalty, config, deadline)
     hint, heuristic = start.hint, start.heuristic
     timings["heuristic"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     # SCIP overshoots its limit a little; leave room for the shadow-price LP.
     left = 0.85 * (deadline - time.perf_counter())
     res = Result(NOT_RUN, None, math.inf, -math.inf)
+    values = None
     if left > 0.01:
-        h = helper(mm, True, pair_cuts=False)
-        if hint is not None:
-            _hinted(h, hint)
-        params = mip_params(config.solver, config.relative_gap, 1, start.scale)
-        res = run(h, config.solver, left, params)
+        res, values = _full_mip(m, mm, net, pairs, penalty, config, hint, left, start.scale)
+    timed_out = config.deterministic and (start.timed_out or left <= 0.01 or _hit(res, left))
     timings["solve"] = time.perf_counter() - t0
-    values = None if res.values is None else on_true_model(m, mm, res.values, net, config, left)
     objective = math.inf if values is None else float(m.obj @ values) + m.offset
     status, phase, mip_status = res.status, MIP, res.status
     if mm is not m and status == "OPTIMAL":
@@ -502,6 +578,7 @@ def solve_day(
         phase=phase,
         mip_status=mip_status,
         time_share=time_limit,
+        timed_out=timed_out,
     )
 
 
