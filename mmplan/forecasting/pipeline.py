@@ -102,7 +102,8 @@ def forecast(
     instead of the factors the validation windows measured.
     """
     cfg = _config(config)
-    check(validate_history(history, cfg.max_history_gap_days, cfg.freq), "history", "history")
+    problems = validate_history(history, cfg.max_history_gap_days, cfg.freq, cat=True)
+    check(problems, "history", "history")
     cfg = resolve(cfg, history.get_column("date"))  # auto -> the history's frequency
     check_forecastable(history, cfg)
     history = compact_keys(history)

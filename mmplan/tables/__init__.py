@@ -114,13 +114,14 @@ def _too_large(
 
 
 def validate_history(
-    df: pl.DataFrame, max_gap_days: int | None = None, freq: str | None = None
+    df: pl.DataFrame, max_gap_days: int | None = None, freq: str | None = None, cat: bool = False
 ) -> list[Problem]:
-    """Problems with a history table (one row per lane and date); with `max_gap_days`
-    ([forecast] max_history_gap_days), also a stretch longer than that with no row at all;
-    with `freq` ([forecast] freq) "week" or "month", also dates that do not fit it."""
+    """Problems with a history (one row per lane and date); with `max_gap_days`, also a longer
+    stretch with no row at all; with `freq` "week" or "month", dates that do not fit it.
+    `cat` takes Categorical text (the forecast's compacted frame); a file's must be String."""
+    text = TEXT if cat else (pl.String,)
     problems = require_columns(
-        df, {"date": pl.Date, "origin": TEXT, "destination": TEXT, "volume": NUMERIC}
+        df, {"date": pl.Date, "origin": text, "destination": text, "volume": NUMERIC}
     )
     if df.is_empty():
         return problems + [Problem(None, "the table has no rows")]
@@ -130,7 +131,7 @@ def validate_history(
     if not all(c in df.columns for c in (*LANE_KEYS, "date")):
         return problems + duplicates(df, ["origin", "destination", "date"], "(lane, date) rows")
     attrs = [c for c in df.columns if c not in ("date", "volume", *LANE_KEYS)]
-    text_attrs = [c for c in attrs if is_text(df.schema[c])]
+    text_attrs = [c for c in attrs if is_text(df.schema[c], cat)]
     # One pass over the lanes answers both "duplicated days?" and "constant attributes?";
     # the row-level duplicate search (slow: it hashes every row) runs only when needed.
     # The streaming engine keeps this at a fraction of the in-memory engine's peak (which
@@ -147,7 +148,7 @@ def validate_history(
     )
     # Blank names are searched row by row only when a lane has one (a 73M-row history
     # has ~100k lanes).
-    keys = [c for c in LANE_KEYS if is_text(df.schema[c])]  # others: wrong type above
+    keys = [c for c in LANE_KEYS if is_text(df.schema[c], cat)]  # others: wrong above
     blank = pl.col(keys).cast(pl.String).str.strip_chars() == ""
     if keys and per_lane.select(blank).to_numpy().any():
         problems += blank_names(df, keys)

@@ -78,9 +78,9 @@ def node_name(df: pl.DataFrame) -> pl.Expr | None:
 TEXT = (pl.String, pl.Categorical)
 
 
-def is_text(dtype: pl.DataType) -> bool:
-    """A text column (TEXT)."""
-    return dtype == pl.String or isinstance(dtype, pl.Categorical)
+def is_text(dtype: pl.DataType, categorical: bool = True) -> bool:
+    """A text column: String, or with `categorical` also Categorical (TEXT)."""
+    return dtype == pl.String or (categorical and isinstance(dtype, pl.Categorical))
 
 
 def lane_name(df: pl.DataFrame) -> pl.Expr | None:
