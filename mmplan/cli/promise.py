@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
@@ -18,8 +17,8 @@ from mmplan.cli.app import (
     app,
     handled,
     stderr_console,
+    summarize,
 )
-from mmplan.logs import emit
 
 __all__ = ["promise"]
 
@@ -59,11 +58,9 @@ def promise(
         )
         outputs.write_table(result.table, output, record)
     summary = {"output": str(output), **result.summary}
-    emit("summary", command="promise", **summary)
+    summarize("promise", summary, json_out)
     stderr_console(quiet).print(
         f"promise -> {output}: {summary['pairs_dates']:,} pair-dates, {summary['paths']:,} paths; "
         f"promised days covering {summary['share']:.0%} of each pair's volume, volume by days: "
         + ", ".join(f"{d} d {v:,.0f}" for d, v in summary["volume_by_promised_days"].items())
     )
-    if json_out:
-        print(json.dumps(summary, default=str))

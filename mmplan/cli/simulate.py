@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Annotated
@@ -19,8 +18,8 @@ from mmplan.cli.app import (
     app,
     handled,
     stderr_console,
+    summarize,
 )
-from mmplan.logs import emit
 
 __all__ = ["simulate"]
 
@@ -75,7 +74,5 @@ def simulate(
         )
         outputs.write_simulation(outdir, result, record)
     summary = summaries.simulation_summary(result, outdir)
-    emit("summary", command="simulate", **summary)
+    summarize("simulate", summary, json_out)
     summaries.print_simulation(stderr_console(quiet), summary)
-    if json_out:
-        print(json.dumps(summary, default=str))
