@@ -1,5 +1,5 @@
 # mmplan front door. `make demo` and `make test` work on a fresh machine with python3 >= 3.11:
-# uv is installed into .tools/ from PyPI, then `uv sync --frozen` builds .venv/ from uv.lock.
+# uv is installed into .tools/ from PyPI, then `uv sync --frozen --compile-bytecode` builds .venv/ from uv.lock.
 
 PYTHON ?= python3
 UV := .tools/bin/uv
@@ -14,8 +14,12 @@ $(UV):
 	$(PYTHON) -m venv .tools
 	.tools/bin/python -m pip install --quiet --disable-pip-version-check "uv>=0.5,<1"
 
+# --compile-bytecode: where PYTHONDONTWRITEBYTECODE is set (this CI machine, most Docker
+# images), Python never caches bytecode and recompiled ~2,000 library modules in every process:
+# 6.7 s of an 11.6 s `mmplan forecast` on a tiny history. Compiling once at install costs
+# ~30 s the first time and ~1 s after (compileall skips up-to-date files).
 install: $(UV)
-	$(UV) sync --frozen --quiet
+	$(UV) sync --frozen --quiet --compile-bytecode
 
 demo: install
 	mkdir -p $(DEMO)
