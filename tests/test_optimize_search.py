@@ -61,15 +61,26 @@ def test_same_plan_under_different_machine_load():
 
 def test_a_clock_cut_run_says_it_is_not_deterministic():
     inst = read_dow("C/c33")
-    s = optimize(
+    plan = optimize(
         inst["demand"],
         inst["nodes"],
         inst["lanes"],
         OptimizeConfig(time_limit=1.0, relative_gap=1e-4, deterministic=True),
         column="volume",
-    ).summary
+    )
+    s = plan.summary
     assert s["deterministic"] is False
     assert s["nondeterministic_dates"] == list(s["per_date"])
+    # The terminal summary says so, and only when determinism was asked for.
+    from rich.console import Console
+
+    from mmplan.cli.render import plan_summary, print_plan
+
+    for asked in (True, False):
+        console = Console(record=True, width=200)
+        print_plan(console, {**plan_summary(plan, "plan"), "deterministic_requested": asked})
+        said = "not deterministic: time_limit fired" in console.export_text()
+        assert said is asked
 
 
 def test_demand_is_served_where_paths_have_capacity():

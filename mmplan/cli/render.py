@@ -244,6 +244,13 @@ def _print_downgrades(console: Console, summary: dict[str, Any]) -> None:
             "plans.",
             markup=True,
         )
+    loose = summary.get("nondeterministic_dates", [])
+    if summary.get("deterministic_requested") and loose:
+        console.print(
+            f"[bold yellow]not deterministic:[/] time_limit fired before the work limits on "
+            f"{len(loose)} dates ({_dates(loose)}): a rerun may plan them differently.",
+            markup=True,
+        )
 
 
 def _print_fleet(console: Console, fleet: dict[str, Any]) -> None:

@@ -458,6 +458,7 @@ def _summary(
         "timings": {k: round(v, 3) for k, v in timings.items()},
         "dates": dates,
         "time_limit": config.time_limit,
+        "deterministic_requested": config.deterministic,
         **_downgrades(per_day, config.relax),
         "per_date": per_day,
         "column": column,
