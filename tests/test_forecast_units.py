@@ -65,7 +65,8 @@ def _base(name: str) -> pl.DataFrame:
 
 
 @pytest.mark.slow
-@settings(max_examples=6, deadline=None)
+# Three drawn cases beside the two extremes: each is a full forecast (~1.5 s).
+@settings(max_examples=3, deadline=None)
 @given(k=st.integers(-6, 9), name=st.sampled_from(sorted(CONFIGS)))
 @example(k=-6, name="ets-per-lane-mint-shrink")
 @example(k=9, name="ets-per-lane-mint-shrink")
