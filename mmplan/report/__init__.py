@@ -79,7 +79,7 @@ def build_report(
     record = provenance("report", config.report.model_dump(mode="json"), dict(files))
     hashes = {label: v["sha256"] for label, v in record["inputs"].items()}
     warnings = notes(inputs, hashes)
-    ctx = Context(inputs, config.report, list(series or []))
+    ctx = Context(inputs, config.report, list(series or []), hashes)
     sections: list[Section] = []
     for kind in kinds:
         section = KINDS[kind].render(ctx)

@@ -15,14 +15,13 @@ beside it (mmplan.report.checks).
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import polars as pl
 
 from mmplan.report import charts
 from mmplan.report.checks import scenario_plans
-from mmplan.report.inputs import Loaded, SimulationInput, read_simulation
+from mmplan.report.inputs import SimulationInput, read_simulation
 from mmplan.report.markup import esc, figures, number, paragraph, percent, short_sha, table
 from mmplan.report.registry import Context, InputKind, Part, Section, register
 
@@ -55,30 +54,31 @@ def worst_service(table: pl.DataFrame, keys: list[str], plans: list[str], n: int
     return ranked.sort(order, nulls_last=True).head(n).select(*keys, "demand", "unserved", *columns)
 
 
-def _which_plan(inputs: dict[str, Loaded], made: dict[str, Any]) -> str:
-    """Which plan given beside the simulation it simulated: by its trucks' SHA-256 as the
-    folders' manifests recorded them, or (a plan folder inside a scenario folder has no
-    manifest of its own) by path; "" when none is. A plan file changed since is the
-    header's warning (checks.notes), which compares the files as read."""
-    sha, path = made.get("sha256"), made.get("path")
-    if "plan" in inputs:
-        trucks = [s for s in inputs["plan"].sources if s.label == "plan/trucks.parquet"]
-        same_path = path is not None and trucks and trucks[0].path.resolve() == Path(path).resolve()
-        if trucks and ((sha and trucks[0].manifest_sha256 == sha) or same_path):
-            return " (the plan given with --plan)"
-    named = [name for name, h in scenario_plans(inputs).items() if h == sha]
+def _which_plan(ctx: Context, sha: str | None) -> str:
+    """Which plan given beside the simulation it simulated, by its trucks' SHA-256: the
+    --plan's file as read, or a scenario's as the scenario folder's manifest recorded it
+    ("" when none is; the header warns then, see checks.notes)."""
+    if not sha:
+        return ""
+    if ctx.hashes.get("plan/trucks.parquet") == sha:
+        return " (the plan given with --plan)"
+    named = [name for name, h in scenario_plans(ctx.inputs).items() if h == sha]
     return f" (scenario {esc(named[0])} of the folder given with --scenarios)" if named else ""
 
 
-def _made_from(inputs: dict[str, Loaded], plans: list[str]) -> str:
-    record = inputs["simulation"].record() or {}
+def _made_from(ctx: Context, plans: list[str]) -> str:
+    record = ctx.inputs["simulation"].record() or {}
     made = record.get("inputs") or {}
     parts = []
     for key, what in (("plan", "plan"), ("demand", "forecast")):
         entry = made.get(key) or {}
         if entry.get("path"):
             sha = entry.get("sha256")
-            which = _which_plan(inputs, entry) if key == "plan" else ""
+            if key == "plan":
+                which = _which_plan(ctx, sha)
+            else:
+                given = sha is not None and ctx.hashes.get("forecast") == sha
+                which = " (the forecast given with --forecast)" if given else ""
             parts.append(f"{what} <code>{esc(entry['path'])}</code> {short_sha(sha)}{which}")
     text = "Simulated " + (" against the ".join(parts) if parts else "(no provenance recorded)")
     if len(plans) > 1:
@@ -173,7 +173,7 @@ def render_simulation(ctx: Context) -> Section:
     sim: SimulationInput = loaded.data
     plans = plan_order(sim)
     n = ctx.config.worst_series
-    parts = [Part(_made_from(ctx.inputs, plans)), Part(_tiles(sim))]
+    parts = [Part(_made_from(ctx, plans)), Part(_tiles(sim))]
     parts.append(Part(_plans_table(sim.summary, plans)))
     parts += _distributions(sim, plans)
     note = paragraph(
