@@ -3,10 +3,10 @@
 The inputs are made once per session by the real commands on a tiny sample network
 (`mmplan sample`, `forecast`, `backtest` with one cutoff, `optimize`, `optimize --scenarios`
 with two small scenarios, `simulate` of the plan beside one scenario's with a few samples,
-and `monitor` of that forecast and plan against a week of actuals after the history), so
-the report reads exactly what those commands write. The browser test opens the page in the system's
-headless Chromium through Playwright (which never downloads a browser here) and fails,
-never skips, when Chromium is missing.
+`promise` of the plan, and `monitor` of that forecast and plan against a week of actuals
+after the history), so the report reads exactly what those commands write. The browser test
+opens the page in the system's headless Chromium through Playwright (which never downloads
+a browser here) and fails, never skips, when Chromium is missing.
 """
 
 from __future__ import annotations
@@ -114,6 +114,8 @@ def outputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     _run("optimize", forecast, *network, *what_if, "-c", config)
     compare = ["--compare", root / "scenarios" / "surge", "--samples", "8", "--seed", "1"]
     _run("simulate", root / "plan", "--demand", forecast, "-o", root / "sim", *compare)
+    lanes = ["--lanes", sample / "lanes.parquet"]
+    _run("promise", root / "plan", *lanes, "-o", root / "promise.parquet")
     rules = root / "monitor.toml"
     rules.write_text(FAST + MONITOR_RULES)
     actuals = _actuals(history, root / "actuals.parquet")
@@ -138,6 +140,7 @@ def outputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "plan": root / "plan",
         "scenarios": root / "scenarios",
         "simulation": root / "sim",
+        "promise": root / "promise.parquet",
         "monitor": root / "monitor",
     }
 
@@ -146,8 +149,8 @@ def _args(outputs: dict[str, Path], *kinds: str) -> list[str]:
     return [a for k in kinds for a in (f"--{k}", str(outputs[k]))]
 
 
-ALL = ("history", "forecast", "backtest", "plan", "scenarios", "simulation", "monitor")
-SECTIONS = ("forecast", "backtest", "plan", "scenarios", "simulation", "monitor")
+ALL = ("history", "forecast", "backtest", "plan", "scenarios", "simulation", "promise", "monitor")
+SECTIONS = ("forecast", "backtest", "plan", "scenarios", "simulation", "promise", "monitor")
 
 
 @pytest.fixture(scope="session")
@@ -223,7 +226,7 @@ def test_no_input_is_a_usage_error(tmp_path):
 def test_missing_file_or_folder_is_66(outputs, tmp_path):
     out = tmp_path / "r.html"
     cases = (("--forecast", "none.parquet"), ("--plan", "noplan"), ("--monitor", "nomon"))
-    cases += (("--scenarios", "noscen"), ("--simulation", "nosim"))
+    cases += (("--scenarios", "noscen"), ("--simulation", "nosim"), ("--promise", "no.parquet"))
     for flag, missing in cases:
         result = runner.invoke(app, ["report", "-o", str(out), flag, str(tmp_path / missing)])
         assert result.exit_code == 66, result.output
@@ -479,6 +482,40 @@ def test_simulation_section_shows_each_plan_its_distribution_and_worst_service(o
     )
     assert f"{100 * worst['service_level'][0]:.2f}%" in table_
     assert "Origin-destination pairs by service level" in section
+
+
+def test_promise_section_shows_volume_by_days_and_the_longest_promises(outputs, tmp_path):
+    out = tmp_path / "r.html"
+    args = ["report", "-o", str(out), *_args(outputs, "forecast", "plan", "promise"), "--json"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout.strip().splitlines()[-1])["notes"] == []
+    section = _section(out.read_text(), "promise")
+    promise = pl.read_parquet(outputs["promise"])
+    days = promise.group_by("origin", "destination", "date").agg(
+        pl.col("volume").sum(), pl.col("promised_days").first()
+    )
+    for d in days["promised_days"].unique():
+        assert f'"{d:g} d"' in section  # a bar per promised days
+    assert f"{days['volume'].sum():,.0f}" in section
+    # a pair with the longest volume-weighted promise heads the table
+    pairs = days.group_by("origin", "destination").agg(
+        ((pl.col("promised_days") * pl.col("volume")).sum() / pl.col("volume").sum()).alias("m")
+    )
+    longest = pairs.filter(pl.col("m").is_not_nan())["m"].max()
+    body = section[section.index("Longest promises") :]
+    first = body[body.index("<tbody><tr><td>") + 15 :].split("</td>")[0]
+    origin, destination = first.split(" → ")
+    mine = pairs.filter((pl.col("origin") == origin) & (pl.col("destination") == destination))
+    assert mine["m"][0] == pytest.approx(longest)
+    assert f"{longest:.2f}" in body
+    # a table that is not a promise is 65 naming it and the column
+    broken = tmp_path / "promise.parquet"
+    promise.drop("promised_days").write_parquet(broken)
+    result = runner.invoke(app, ["report", "-o", str(out), "--promise", str(broken)])
+    assert result.exit_code == 65, result.output
+    message = " ".join(result.stderr.split())
+    assert str(broken) in message and "promised_days" in message
 
 
 def test_a_simulation_folder_with_a_bad_or_missing_file_is_65(outputs, tmp_path):

@@ -1,5 +1,5 @@
 """`mmplan report`: one self-contained HTML page from a history, forecast, backtest, plan,
-scenario comparison, simulation and monitoring run."""
+scenario comparison, simulation, promise table and monitoring run."""
 
 from __future__ import annotations
 
@@ -43,6 +43,9 @@ def report(
     simulation: Annotated[
         Path | None, typer.Option(help="Simulation folder (what `mmplan simulate` writes).")
     ] = None,
+    promise: Annotated[
+        Path | None, typer.Option(help="Promise table (what `mmplan promise` writes).")
+    ] = None,
     monitor: Annotated[
         Path | None, typer.Option(help="Monitoring folder (what `mmplan monitor` writes).")
     ] = None,
@@ -61,8 +64,8 @@ def report(
     debug: DebugOpt = False,
 ) -> None:
     """Write one HTML page a planner can open offline: fan charts, backtest accuracy, the
-    plan's binding capacity and cost, scenarios side by side, the plan's Monte Carlo,
-    monitoring alerts and drift, and where every input came from.
+    plan's binding capacity and cost, scenarios side by side, the plan's Monte Carlo, its
+    delivery promises, monitoring alerts and drift, and where every input came from.
 
     Example: mmplan report -o out/report.html --history data/sample/history.parquet
     --forecast out/forecast.parquet --backtest out/backtest --plan out/plan
@@ -74,7 +77,8 @@ def report(
     from mmplan.report import build_report
 
     given = {"history": history, "forecast": forecast, "backtest": backtest, "plan": plan}
-    given |= {"scenarios": scenarios, "simulation": simulation, "monitor": monitor}
+    given |= {"scenarios": scenarios, "simulation": simulation, "promise": promise}
+    given["monitor"] = monitor
     paths = {kind: path for kind, path in given.items() if path is not None}
     inputs.check_report_request(paths, series)
     cfg = load_config(config)

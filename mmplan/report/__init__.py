@@ -1,7 +1,7 @@
 """`mmplan report`: one self-contained HTML page from mmplan's outputs.
 
 `build_report(paths, config, series)` reads each input with its kind's reader (a history,
-a forecast, a backtest, plan, scenario, simulation or monitor folder; see
+a forecast, a backtest, plan, scenario, simulation or monitor folder, a promise table; see
 mmplan.report.registry), checks that they are of one network (mmplan.report.checks),
 renders each kind's section in page order and returns the page as a string with its
 provenance record. Writing it is the caller's (the CLI writes it atomically under the
@@ -9,8 +9,8 @@ output's lock).
 
 Modules: `registry` (input kinds, sections), `inputs` (reading and recognising the
 inputs), `checks` (across inputs), `forecast`, `backtest`, `plan`, `scenarios`,
-`simulation`, `monitor` (one section each), `charts` (plotly figures), `markup` (HTML
-pieces), `page` (the page and its header).
+`simulation`, `promise`, `monitor` (one section each), `charts` (plotly figures), `markup`
+(HTML pieces), `page` (the page and its header).
 A new command's section is a module like `plan` that registers its `InputKind`, imported
 below.
 """
@@ -30,6 +30,7 @@ from mmplan.report import backtest as _backtest
 from mmplan.report import forecast as _forecast
 from mmplan.report import monitor as _monitor
 from mmplan.report import plan as _plan
+from mmplan.report import promise as _promise
 from mmplan.report import scenarios as _scenarios
 from mmplan.report import simulation as _simulation
 from mmplan.report.checks import check_inputs, notes
@@ -45,6 +46,7 @@ _BUILT_IN = (
     _plan,
     _scenarios,
     _simulation,
+    _promise,
     _monitor,
 )  # each registers its kind when imported
 

@@ -6,7 +6,8 @@ wrong, so inputs that cannot belong together are a data error (exit 65) naming b
 - a plan whose demand pairs (origin -> destination, served or not) are not lanes of the
   forecast, or whose dates the forecast does not cover;
 - a forecast with lanes the history does not have;
-- a simulation whose origin-destination pairs are not lanes of the forecast.
+- a simulation or promise table whose origin-destination pairs are not lanes of the
+  forecast.
 
 Inputs that belong together but were not made from each other (a plan made from an
 earlier run of the forecast) are not errors: `notes` says so on the page.
@@ -64,12 +65,13 @@ def _check_plan(forecast: Loaded, plan: Loaded) -> None:
         )
 
 
-def _check_simulation(forecast: Loaded, simulation: Loaded) -> None:
+def _check_pairs(forecast: Loaded, other: Loaded, pairs: pl.DataFrame) -> None:
+    """A simulation's or promise table's pairs are lanes of the forecast."""
     lanes = _forecast_lanes(forecast)
-    if strange := _pairs(simulation.data.pairs) - lanes:
+    if strange := _pairs(pairs) - lanes:
         raise DataError(
-            f"{simulation.path} and {forecast.path} are not from the same network: the "
-            f"simulation has {len(strange)} origin-destination pairs that are not lanes of "
+            f"{other.path} and {forecast.path} are not from the same network: the "
+            f"{other.kind} has {len(strange)} origin-destination pairs that are not lanes of "
             f"the forecast ({_listed(strange)}). Give the forecast it was made from."
         )
 
@@ -96,7 +98,9 @@ def check_inputs(inputs: dict[str, Loaded]) -> None:
     if "plan" in inputs:
         _check_plan(forecast, inputs["plan"])
     if "simulation" in inputs:
-        _check_simulation(forecast, inputs["simulation"])
+        _check_pairs(forecast, inputs["simulation"], inputs["simulation"].data.pairs)
+    if "promise" in inputs:
+        _check_pairs(forecast, inputs["promise"], inputs["promise"].data.table)
     if "history" in inputs:
         _check_history(inputs["history"], forecast)
 
@@ -143,6 +147,7 @@ def notes(inputs: dict[str, Loaded], hashes: dict[str, str]) -> list[str]:
         ("monitor", "plan_trucks", "plan", "plan/trucks.parquet"),
         ("scenarios", "demand", "forecast", "forecast"),
         ("simulation", "demand", "forecast", "forecast"),
+        ("promise", "plan", "plan", "plan/flows.parquet"),
     ]
     for kind, key, other, label in made_from:
         if kind not in inputs or other not in inputs:

@@ -1,5 +1,5 @@
 """Reading what a report is made from: a history, a forecast, a backtest, plan, scenario,
-simulation or monitor folder.
+simulation or monitor folder, and a promise table.
 
 Every table is read with `mmplan.io.read_table` (a monitor's, scenario comparison's or
 simulation's with `read_parquet` and a check of its columns), so a missing or unreadable
@@ -33,6 +33,7 @@ __all__ = [
     "MonitorInput",
     "ScenariosInput",
     "SimulationInput",
+    "PromiseInput",
     "read_history",
     "read_forecast",
     "read_backtest",
@@ -40,6 +41,7 @@ __all__ = [
     "read_monitor",
     "read_scenarios",
     "read_simulation",
+    "read_promise",
     "interval_levels",
 ]
 
@@ -83,6 +85,7 @@ FOLDER_COLUMNS = {
     "pairs.parquet": ("plan", "origin", "destination", "demand", "unserved", "service_level"),
     "facilities.parquet": ("plan", "facility", "demand", "unserved", "service_level"),
 }
+PROMISE_COLUMNS = ("origin", "destination", "date", "path", "path_days", "volume", "promised_days")
 SIMULATION_KEYS = (
     "p_any_unserved",
     "expected_unserved_volume",
@@ -167,6 +170,11 @@ class SimulationInput:
     facilities: pl.DataFrame
     summary: dict[str, Any]  # per plan (in `plans`, in the order simulated) and the demand
     manifest: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
+class PromiseInput:
+    table: pl.DataFrame  # one row per pair, date and path (what `mmplan promise` writes)
 
 
 @dataclass(frozen=True)
@@ -385,3 +393,21 @@ def read_simulation(path: Path) -> Loaded:
     data = SimulationInput(samples, pairs, facilities, summary, manifest)
     sources = _sources(path, "simulation", SIMULATION_FILES, manifest)
     return Loaded("simulation", path, data, sources)
+
+
+def read_promise(path: Path) -> Loaded:
+    """The table `mmplan promise PLANDIR --lanes LANES -o PROMISE.parquet` writes."""
+    table = read_parquet(path, what="promise")
+    if missing := [c for c in PROMISE_COLUMNS if c not in table.columns]:
+        raise DataError(
+            f"{path}: column {', '.join(missing)} is missing; it is not what `mmplan promise` "
+            "writes. Give the file `mmplan promise PLANDIR --lanes LANES -o PROMISE.parquet` "
+            "wrote."
+        )
+    numeric = ("path_days", "volume", "promised_days")
+    if wrong := [c for c in numeric if not table.schema[c].is_numeric()]:
+        raise DataError(
+            f"{path}: column {', '.join(wrong)} is not numeric "
+            f"({', '.join(str(table.schema[c]) for c in wrong)}); `mmplan promise` writes numbers."
+        )
+    return Loaded("promise", path, PromiseInput(table), [Source("promise", path, _record(path))])
