@@ -450,6 +450,10 @@ def test_scenario_section_compares_every_scenario_with_the_base(outputs, tmp_pat
     result = runner.invoke(app, ["report", "-o", str(out), "--scenarios", str(folder)])
     assert result.exit_code == 65, result.output
     assert "broken" in result.stderr and "summary.json" in result.stderr
+    comparison.head(0).write_parquet(folder / "comparison.parquet")
+    result = runner.invoke(app, ["report", "-o", str(out), "--scenarios", str(folder)])
+    assert result.exit_code == 65, result.output
+    assert "comparison.parquet has no rows" in " ".join(result.stderr.split())
 
 
 def test_simulation_section_shows_each_plan_its_distribution_and_worst_service(outputs, tmp_path):

@@ -359,6 +359,8 @@ def read_scenarios(path: Path) -> Loaded:
         hint = "It is a single plan: give it with --plan. " + hint
     manifest = _folder(path, "scenario", ("comparison.parquet",), hint)
     comparison = _table(path, "comparison.parquet", "scenario", hint)
+    if comparison.is_empty():  # optimize always writes the base row first
+        raise DataError(f"{path / 'comparison.parquet'} has no rows, not even the base. {hint}")
     names = comparison.get_column("scenario").to_list()
     if missing := [n for n in names if not (path / str(n) / "summary.json").is_file()]:
         raise DataError(
