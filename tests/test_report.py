@@ -339,10 +339,12 @@ def test_header_notes_a_monitor_and_simulation_of_another_forecast_and_plan(outp
     pl.read_parquet(outputs["forecast"]).write_parquet(forecast)  # same rows, another file
     plan = tmp_path / "plan"
     shutil.copytree(outputs["plan"], plan)
-    pl.read_parquet(plan / "trucks.parquet").write_parquet(plan / "trucks.parquet")
+    for name in ("trucks", "flows"):
+        pl.read_parquet(plan / f"{name}.parquet").write_parquet(plan / f"{name}.parquet")
     out = tmp_path / "r.html"
     args = ["report", "-o", str(out), "--forecast", str(forecast), "--plan", str(plan)]
-    result = runner.invoke(app, [*args, *_args(outputs, "monitor", "simulation"), "--json"])
+    others = _args(outputs, "monitor", "simulation", "promise")
+    result = runner.invoke(app, [*args, *others, "--json"])
     assert result.exit_code == 0, result.output
     notes = json.loads(result.stdout.strip().splitlines()[-1])["notes"]
     monitor = [n for n in notes if n.startswith("The monitor was made from")]
@@ -355,6 +357,9 @@ def test_header_notes_a_monitor_and_simulation_of_another_forecast_and_plan(outp
     assert any("not the plan given with --plan" in n for n in sim), notes
     section = out.read_text()[out.read_text().index('id="simulation"') :]
     assert "(the plan given with --plan)" not in section
+    # the promise of the original plan's flows
+    promise = [n for n in notes if n.startswith("The promise was made from")]
+    assert len(promise) == 1 and "not from the plan given here" in promise[0], notes
 
 
 def _renamed(path: Path, target: Path, column: str) -> Path:
