@@ -542,6 +542,13 @@ def test_a_simulation_folder_with_a_bad_or_missing_file_is_65(outputs, tmp_path)
     assert result.exit_code == 65, result.output
     message = " ".join(result.stderr.split())
     assert "samples.parquet" in message and "total_cost" in message
+    samples = pl.read_parquet(outputs["simulation"] / "samples.parquet")
+    samples.with_columns(pl.col("total_cost").cast(pl.String)).write_parquet(
+        broken / "samples.parquet"
+    )
+    result = runner.invoke(app, ["report", "-o", str(out), "--simulation", str(broken)])
+    assert result.exit_code == 65, result.output
+    assert "total_cost is String, not numbers" in " ".join(result.stderr.split())
     shutil.copy(outputs["simulation"] / "samples.parquet", broken)
     summary = json.loads((broken / "summary.json").read_text())
     summary["plans"]["surge"].pop("cost_p90")

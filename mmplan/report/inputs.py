@@ -1,12 +1,12 @@
 """Reading what a report is made from: a history, a forecast, a backtest, plan, scenario,
 simulation or monitor folder, and a promise table.
 
-Every table is read with `mmplan.io.read_table` (a monitor's, scenario comparison's or
-simulation's with `read_parquet` and a check of its columns), so a missing or unreadable
-file is exit 66 and a table that breaks its contract is exit 65 naming the file. A folder
-is recognised by the files `mmplan backtest`, `optimize` (with or without `--scenarios`),
-`simulate` or `monitor` writes into it; any other folder is exit 65 naming it and what it
-lacks. Each file read becomes a `Source`: its path, the provenance
+Every table is read with `mmplan.io.read_table` (a monitor's, scenario comparison's,
+simulation's or promise's with `read_parquet` and a check of its columns and their types),
+so a missing or unreadable file is exit 66 and a table that breaks its contract is exit 65
+naming the file. A folder is recognised by the files `mmplan backtest`, `optimize` (with or
+without `--scenarios`), `simulate` or `monitor` writes into it; any other folder is exit 65
+naming it and what it lacks. Each file read becomes a `Source`: its path, the provenance
 mmplan stored in its Parquet metadata (or the folder's manifest.json), and the SHA-256 the
 folder's manifest recorded for it, so the page can say whether a file changed since.
 """
@@ -85,6 +85,9 @@ FOLDER_COLUMNS = {
     "pairs.parquet": ("plan", "origin", "destination", "demand", "unserved", "service_level"),
     "facilities.parquet": ("plan", "facility", "demand", "unserved", "service_level"),
 }
+# Of FOLDER_COLUMNS, those that hold text; every other one must hold numbers.
+TEXT_COLUMNS = {"scenario", "status", "message", "binding_facilities", "plan", "origin"}
+TEXT_COLUMNS |= {"destination", "facility"}
 PROMISE_COLUMNS = ("origin", "destination", "date", "path", "path_days", "volume", "promised_days")
 SIMULATION_KEYS = (
     "p_any_unserved",
@@ -348,6 +351,12 @@ def _table(folder: Path, name: str, what: str, hint: str) -> pl.DataFrame:
             f"{folder / name}: column {', '.join(missing)} is missing; it is not what "
             f"`mmplan {WRITERS[what]}` writes. {hint}"
         )
+    # An all-null column (a figure no scenario has) is Null-typed, not a wrong type.
+    numbers = [c for c in FOLDER_COLUMNS[name] if c not in TEXT_COLUMNS]
+    wrong = [c for c in numbers if not (table.schema[c].is_numeric() or table.schema[c] == pl.Null)]
+    if wrong:
+        types = ", ".join(f"{c} is {table.schema[c]}" for c in wrong)
+        raise DataError(f"{folder / name}: {types}, not numbers. {hint}")
     return table
 
 
