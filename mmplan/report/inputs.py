@@ -381,6 +381,10 @@ def read_scenarios(path: Path) -> Loaded:
     return Loaded("scenarios", path, data, _sources(path, "scenarios", names_read, manifest))
 
 
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
 def read_simulation(path: Path) -> Loaded:
     """The folder `mmplan simulate` writes: samples, pairs, facilities and summary.json."""
     hint = "Give the folder `mmplan simulate PLANDIR --demand FORECAST -o OUT` wrote."
@@ -394,6 +398,8 @@ def read_simulation(path: Path) -> Loaded:
         lacks = [k for k in SIMULATION_KEYS if not isinstance(entry, dict) or k not in entry]
         if lacks:
             raise DataError(f"{where}: plan {name} has no {', '.join(lacks)}. {hint}")
+        if wrong := [k for k in SIMULATION_KEYS if not _is_number(entry[k])]:
+            raise DataError(f"{where}: plan {name}'s {', '.join(wrong)} is not a number. {hint}")
     samples, pairs, facilities = (_table(path, n, "simulation", hint) for n in SIMULATION_FILES)
     for name, table in zip(SIMULATION_FILES, (samples, pairs, facilities), strict=True):
         if strange := sorted(set(table.get_column("plan").to_list()) - set(plans)):

@@ -46,7 +46,7 @@ def worst_service(table: pl.DataFrame, keys: list[str], plans: list[str], n: int
     expected demand and unserved volume under it, and a service level per plan (columns
     `service:<plan>`, in `plans` order, so a plan named like a key cannot clash)."""
     service = table.with_columns(("service:" + pl.col("plan")).alias("plan"))
-    wide = service.pivot(on="plan", index=keys, values="service_level")
+    wide = service.pivot(on="plan", index=keys, values="service_level", aggregate_function="first")
     first = table.filter(pl.col("plan") == plans[0]).select(*keys, "demand", "unserved")
     ranked = first.join(wide, on=keys, how="left")
     columns = [f"service:{p}" for p in plans]
@@ -133,7 +133,7 @@ def _plans_table(summary: dict[str, Any], order: list[str]) -> str:
     verdict = ""
     if len(rows) > 1:
         verdict = paragraph(
-            f"{best} minimises expected total cost (its trucks plus shortfall at "
+            f"{best} minimises expected total cost (its trucks, routing, and shortfall at "
             f"{summary.get('shortfall_cost', '?')} per package) over these samples.",
         )
     return verdict + table(headers, rows, numeric=range(1, 10))
