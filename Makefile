@@ -30,8 +30,11 @@ demo: install
 		--calibration $(DEMO)/backtest/calibration.parquet
 	$(MMPLAN) optimize $(DEMO)/forecast.parquet --nodes data/sample/nodes.parquet \
 		--lanes data/sample/lanes.parquet -o $(DEMO)/plan
+	$(MMPLAN) simulate $(DEMO)/plan --demand $(DEMO)/forecast.parquet -o $(DEMO)/sim \
+		--samples 40 --seed 1
 	$(MMPLAN) report -o $(DEMO)/report.html --history data/sample/history.parquet \
-		--forecast $(DEMO)/forecast.parquet --backtest $(DEMO)/backtest --plan $(DEMO)/plan
+		--forecast $(DEMO)/forecast.parquet --backtest $(DEMO)/backtest --plan $(DEMO)/plan \
+		--simulation $(DEMO)/sim
 	@echo "report: $(DEMO)/report.html"
 
 # The report's browser test drives the system's Chromium (Playwright never downloads one):

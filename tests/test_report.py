@@ -1,11 +1,12 @@
 """`mmplan report`: the page, its exit codes, its atomicity, and the page in a real browser.
 
 The inputs are made once per session by the real commands on a tiny sample network
-(`mmplan sample`, `forecast`, `backtest` with one cutoff, `optimize`, and `monitor` of that
-forecast and plan against a week of actuals after the history), so the report reads exactly
-what those commands write. The browser test opens the page in the system's
-headless Chromium through Playwright (which never downloads a browser here) and fails,
-never skips, when Chromium is missing.
+(`mmplan sample`, `forecast`, `backtest` with one cutoff, `optimize`, `optimize --scenarios`
+with two small scenarios, `simulate` of the plan beside one scenario's with a few samples,
+`promise` of the plan, and `monitor` of that forecast and plan against a week of actuals
+after the history), so the report reads exactly what those commands write. The browser test
+opens the page in the system's headless Chromium through Playwright (which never downloads
+a browser here) and fails, never skips, when Chromium is missing.
 """
 
 from __future__ import annotations
@@ -56,6 +57,26 @@ max_overflow_share = { network = 0.05 }
 """
 
 
+# Two what-ifs on the tiny sample's first forecast days (it starts on 2024-04-30).
+SCENARIOS = """
+[[scenario]]
+name = "sc01_down"
+[[scenario.change]]
+type = "facility_down"
+facility = "SC01"
+start = 2024-05-01
+end = 2024-05-01
+
+[[scenario]]
+name = "surge"
+[[scenario.change]]
+type = "demand"
+multiply = 1.5
+start = 2024-04-30
+end = 2024-05-01
+"""
+
+
 def _actuals(history: Path, target: Path) -> Path:
     """The history and, after it, its last week again 30% higher: what came after the
     forecast (a forecast of the whole history starts the day after it ends)."""
@@ -88,6 +109,13 @@ def outputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     _run("backtest", history, "-o", root / "backtest", "-c", config)
     network = ["--nodes", sample / "nodes.parquet", "--lanes", sample / "lanes.parquet"]
     _run("optimize", forecast, *network, "-o", root / "plan", "-c", config)
+    (root / "scenarios.toml").write_text(SCENARIOS)
+    what_if = ["--scenarios", root / "scenarios.toml", "-o", root / "scenarios"]
+    _run("optimize", forecast, *network, *what_if, "-c", config)
+    compare = ["--compare", root / "scenarios" / "surge", "--samples", "8", "--seed", "1"]
+    _run("simulate", root / "plan", "--demand", forecast, "-o", root / "sim", *compare)
+    lanes = ["--lanes", sample / "lanes.parquet"]
+    _run("promise", root / "plan", *lanes, "-o", root / "promise.parquet")
     rules = root / "monitor.toml"
     rules.write_text(FAST + MONITOR_RULES)
     actuals = _actuals(history, root / "actuals.parquet")
@@ -110,6 +138,9 @@ def outputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "forecast": forecast,
         "backtest": root / "backtest",
         "plan": root / "plan",
+        "scenarios": root / "scenarios",
+        "simulation": root / "sim",
+        "promise": root / "promise.parquet",
         "monitor": root / "monitor",
     }
 
@@ -118,7 +149,8 @@ def _args(outputs: dict[str, Path], *kinds: str) -> list[str]:
     return [a for k in kinds for a in (f"--{k}", str(outputs[k]))]
 
 
-ALL = ("history", "forecast", "backtest", "plan", "monitor")
+ALL = ("history", "forecast", "backtest", "plan", "scenarios", "simulation", "promise", "monitor")
+SECTIONS = ("forecast", "backtest", "plan", "scenarios", "simulation", "promise", "monitor")
 
 
 @pytest.fixture(scope="session")
@@ -138,17 +170,19 @@ def test_report_holds_every_section_and_prints_its_size(outputs, tmp_path):
     result = runner.invoke(app, ["report", "-o", str(out), *_args(outputs, *ALL), "--json"])
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout.strip().splitlines()[-1])
-    assert summary["sections"] == ["forecast", "backtest", "plan", "monitor"]
+    assert summary["sections"] == list(SECTIONS)
+    assert summary["notes"] == []  # every input made from the ones beside it
     assert summary["bytes"] == out.stat().st_size
     assert "MB" in result.stderr and f"{summary['bytes']:,} bytes" in result.stderr
     html = out.read_text()
-    for anchor in ("forecast", "backtest", "plan", "monitor", "provenance"):
+    for anchor in (*SECTIONS, "provenance"):
         assert f'id="{anchor}"' in html
     # provenance: every file read, with the SHA-256 the report's record holds
     for label, entry in summary["inputs"].items():
         assert entry in html and label in html
     assert "plan/trucks.parquet" in summary["inputs"]
     assert {"monitor/scores.parquet", "monitor/plan_lanes.parquet"} <= set(summary["inputs"])
+    assert {"scenarios/comparison.parquet", "simulation/samples.parquet"} <= set(summary["inputs"])
 
 
 def test_page_is_self_contained_with_plotly_js_once(page):
@@ -192,6 +226,7 @@ def test_no_input_is_a_usage_error(tmp_path):
 def test_missing_file_or_folder_is_66(outputs, tmp_path):
     out = tmp_path / "r.html"
     cases = (("--forecast", "none.parquet"), ("--plan", "noplan"), ("--monitor", "nomon"))
+    cases += (("--scenarios", "noscen"), ("--simulation", "nosim"), ("--promise", "no.parquet"))
     for flag, missing in cases:
         result = runner.invoke(app, ["report", "-o", str(out), flag, str(tmp_path / missing)])
         assert result.exit_code == 66, result.output
@@ -207,10 +242,21 @@ def test_a_folder_that_is_not_a_backtest_plan_or_monitor_is_65(outputs, tmp_path
     cases = [("--backtest", outputs["plan"]), ("--plan", outputs["backtest"]), ("--plan", other)]
     cases += [("--monitor", outputs["plan"]), ("--monitor", other)]
     cases += [("--monitor", outputs["backtest"]), ("--plan", outputs["monitor"])]
+    cases += [("--simulation", outputs["plan"]), ("--simulation", other)]
+    cases += [("--simulation", outputs["forecast"]), ("--scenarios", outputs["simulation"])]
     for flag, folder in cases:
         result = runner.invoke(app, ["report", "-o", str(out), flag, str(folder)])
         assert result.exit_code == 65, result.output
         assert str(folder) in " ".join(result.stderr.split())
+    # a scenario folder and a plan folder, each where the other goes, say which option fits
+    for flag, folder, hint in (
+        ("--plan", outputs["scenarios"], "--scenarios"),
+        ("--scenarios", outputs["plan"], "--plan"),
+    ):
+        result = runner.invoke(app, ["report", "-o", str(out), flag, str(folder)])
+        assert result.exit_code == 65, result.output
+        message = " ".join(result.stderr.split())
+        assert str(folder) in message and f"with {hint}" in message, message
     # a forecast where a history goes is a table that breaks its contract
     result = runner.invoke(app, ["report", "-o", str(out), "--history", str(outputs["forecast"])])
     assert result.exit_code == 65
@@ -288,20 +334,32 @@ def test_a_monitor_without_plan_baseline_or_rules_says_so(outputs, tmp_path):
     assert "12.5%" in html and "2.50" in html
 
 
-def test_header_notes_a_monitor_of_another_forecast_and_plan(outputs, tmp_path):
+def test_header_notes_a_monitor_and_simulation_of_another_forecast_and_plan(outputs, tmp_path):
     forecast = tmp_path / "forecast.parquet"
     pl.read_parquet(outputs["forecast"]).write_parquet(forecast)  # same rows, another file
     plan = tmp_path / "plan"
     shutil.copytree(outputs["plan"], plan)
-    pl.read_parquet(plan / "trucks.parquet").write_parquet(plan / "trucks.parquet")
+    for name in ("trucks", "flows"):
+        pl.read_parquet(plan / f"{name}.parquet").write_parquet(plan / f"{name}.parquet")
     out = tmp_path / "r.html"
     args = ["report", "-o", str(out), "--forecast", str(forecast), "--plan", str(plan)]
-    result = runner.invoke(app, [*args, *_args(outputs, "monitor"), "--json"])
+    others = _args(outputs, "monitor", "simulation", "promise")
+    result = runner.invoke(app, [*args, *others, "--json"])
     assert result.exit_code == 0, result.output
     notes = json.loads(result.stdout.strip().splitlines()[-1])["notes"]
     monitor = [n for n in notes if n.startswith("The monitor was made from")]
     assert len(monitor) == 2, notes
     assert any("not from the plan given here" in n for n in monitor), notes
+    # the simulation of the original plan and forecast: the header says it is of neither
+    sim = [n for n in notes if n.startswith("The simulation was made from")]
+    assert len(sim) == 2, notes
+    assert any(str(outputs["forecast"]) in n and "forecast given here" in n for n in sim), notes
+    assert any("not the plan given with --plan" in n for n in sim), notes
+    section = out.read_text()[out.read_text().index('id="simulation"') :]
+    assert "(the plan given with --plan)" not in section
+    # the promise of the original plan's flows
+    promise = [n for n in notes if n.startswith("The promise was made from")]
+    assert len(promise) == 1 and "not from the plan given here" in promise[0], notes
 
 
 def _renamed(path: Path, target: Path, column: str) -> Path:
@@ -326,6 +384,17 @@ def test_forecast_and_plan_of_different_networks_are_65(outputs, tmp_path):
     assert "same network" in message
 
 
+def test_forecast_and_simulation_of_different_networks_are_65(outputs, tmp_path):
+    out = tmp_path / "r.html"
+    other = _renamed(outputs["forecast"], tmp_path / "other.parquet", "destination")
+    args = ["report", "-o", str(out), "--forecast", str(other), *_args(outputs, "simulation")]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 65, result.output
+    message = " ".join(result.stderr.split())
+    assert str(other) in message and str(outputs["simulation"]) in message
+    assert "same network" in message
+
+
 def test_forecast_and_history_of_different_networks_are_65(outputs, tmp_path):
     out = tmp_path / "r.html"
     other = _renamed(outputs["history"], tmp_path / "h.parquet", "destination")
@@ -344,6 +413,151 @@ def test_a_failed_run_leaves_the_earlier_report_untouched(outputs, tmp_path):
     assert runner.invoke(app, args).exit_code == 65
     assert out.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["other.parquet", "r.html"]
+
+
+def _section(html: str, anchor: str) -> str:
+    start = html.index(f'<section id="{anchor}">')
+    return html[start : html.index("</section>", start)]
+
+
+def test_scenario_section_compares_every_scenario_with_the_base(outputs, tmp_path):
+    """Each scenario of comparison.parquet, base first, with its figures and deltas; a
+    scenario that could not be planned (what `optimize` writes for it: its status and
+    message, only a summary.json) keeps its row and is left out of the charts."""
+    folder = tmp_path / "scenarios"
+    shutil.copytree(outputs["scenarios"], folder)
+    comparison = pl.read_parquet(folder / "comparison.parquet")
+    failed = {"scenario": "broken", "status": "FAILED", "message": "solver gave up"}
+    comparison = pl.concat([comparison, pl.DataFrame([failed])], how="diagonal_relaxed")
+    comparison.write_parquet(folder / "comparison.parquet")
+    (folder / "broken").mkdir()
+    (folder / "broken" / "summary.json").write_text(json.dumps(failed))
+    out = tmp_path / "r.html"
+    result = runner.invoke(app, ["report", "-o", str(out), "--scenarios", str(folder)])
+    assert result.exit_code == 0, result.output
+    section = _section(out.read_text(), "scenarios")
+    rows = [section.index(f"<tr><td>{name}</td>") for name in comparison["scenario"]]
+    assert rows == sorted(rows)  # base first, in the comparison's order
+    base, down, surge = comparison.head(3).iter_rows(named=True)
+    assert down["closed_facility_volume"] > 0  # SC01's own volume on its day down
+    assert f"{down['closed_facility_volume']:,.0f}" in section
+    for row in (base, down, surge):
+        assert f"{row['total_cost']:,.0f}" in section and f"{row['handling_cost']:,.0f}" in section
+    delta = surge["delta_total_cost"]
+    assert f"{delta:+,.0f} ({delta / base['total_cost']:+.1%})" in section
+    assert "FAILED<br><small>solver gave up</small>" in section
+    assert "not planned" in section and ">1</div>" in section  # the tile counts it
+    assert section.count("Plotly.newPlot(") == 2
+    drawn = json.dumps(["base", "sc01_down", "surge"], separators=(",", ":"))
+    assert section.count(f'"x":{drawn}') == 6  # 4 cost components, unserved, closed
+    # a scenario named in the comparison without its folder is not a whole scenario folder
+    shutil.rmtree(folder / "broken")
+    result = runner.invoke(app, ["report", "-o", str(out), "--scenarios", str(folder)])
+    assert result.exit_code == 65, result.output
+    assert "broken" in result.stderr and "summary.json" in result.stderr
+    comparison.head(0).write_parquet(folder / "comparison.parquet")
+    result = runner.invoke(app, ["report", "-o", str(out), "--scenarios", str(folder)])
+    assert result.exit_code == 65, result.output
+    assert "comparison.parquet has no rows" in " ".join(result.stderr.split())
+
+
+def test_simulation_section_shows_each_plan_its_distribution_and_worst_service(outputs, tmp_path):
+    out = tmp_path / "r.html"
+    args = _args(outputs, "forecast", "plan", "simulation")
+    assert runner.invoke(app, ["report", "-o", str(out), *args]).exit_code == 0
+    section = _section(out.read_text(), "simulation")
+    summary = json.loads((outputs["simulation"] / "summary.json").read_text())
+    plans = summary["plans"]
+    assert set(plans) == {"plan", "surge"}
+    for entry in plans.values():
+        for key in ("cost_p50", "cost_p90", "cost_p99", "expected_unserved_volume"):
+            assert f"{entry[key]:,.0f}" in section, key
+        assert f"{100 * entry['p_any_unserved']:.1f}%" in section
+    best = min(plans, key=lambda name: plans[name]["cost_mean"])
+    assert f"{best} minimises expected total cost" in section
+    assert f"{best} <strong>(lowest expected cost)</strong>" in section
+    # what it was made from: the plan and forecast given beside it
+    assert "(the plan given with --plan)" in section
+    assert "(the forecast given with --forecast)" in section
+    # a box of total cost and one of unserved volume per plan, the simulated plan first
+    assert section.count('"type":"box"') == 2 * len(plans)
+    assert section.index('"name":"plan"') < section.index('"name":"surge"')
+    # the facility with the lowest service level under the simulated plan heads its table
+    facilities = pl.read_parquet(outputs["simulation"] / "facilities.parquet")
+    worst = facilities.filter(pl.col("plan") == "plan").sort("service_level", "facility")
+    table_ = section[section.index("Facilities by service level") :]
+    assert table_.index(f"<tr><td>{worst['facility'][0]}</td>") < table_.index(
+        f"<tr><td>{worst['facility'][-1]}</td>"
+    )
+    assert f"{100 * worst['service_level'][0]:.2f}%" in table_
+    assert "Origin-destination pairs by service level" in section
+
+
+def test_promise_section_shows_volume_by_days_and_the_longest_promises(outputs, tmp_path):
+    out = tmp_path / "r.html"
+    args = ["report", "-o", str(out), *_args(outputs, "forecast", "plan", "promise"), "--json"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout.strip().splitlines()[-1])["notes"] == []
+    section = _section(out.read_text(), "promise")
+    promise = pl.read_parquet(outputs["promise"])
+    days = promise.group_by("origin", "destination", "date").agg(
+        pl.col("volume").sum(), pl.col("promised_days").first()
+    )
+    for d in days["promised_days"].unique():
+        assert f'"{d:g} d"' in section  # a bar per promised days
+    assert f"{days['volume'].sum():,.0f}" in section
+    # a pair with the longest volume-weighted promise heads the table
+    pairs = days.group_by("origin", "destination").agg(
+        ((pl.col("promised_days") * pl.col("volume")).sum() / pl.col("volume").sum()).alias("m")
+    )
+    longest = pairs.filter(pl.col("m").is_not_nan())["m"].max()
+    body = section[section.index("Longest promises") :]
+    first = body[body.index("<tbody><tr><td>") + 15 :].split("</td>")[0]
+    origin, destination = first.split(" → ")
+    mine = pairs.filter((pl.col("origin") == origin) & (pl.col("destination") == destination))
+    assert mine["m"][0] == pytest.approx(longest)
+    assert f"{longest:.2f}" in body
+    # a table that is not a promise is 65 naming it and the column
+    broken = tmp_path / "promise.parquet"
+    promise.drop("promised_days").write_parquet(broken)
+    result = runner.invoke(app, ["report", "-o", str(out), "--promise", str(broken)])
+    assert result.exit_code == 65, result.output
+    message = " ".join(result.stderr.split())
+    assert str(broken) in message and "promised_days" in message
+
+
+def test_a_simulation_folder_with_a_bad_or_missing_file_is_65(outputs, tmp_path):
+    out = tmp_path / "r.html"
+    broken = tmp_path / "sim"
+    shutil.copytree(outputs["simulation"], broken)
+    (broken / "pairs.parquet").unlink()
+    result = runner.invoke(app, ["report", "-o", str(out), "--simulation", str(broken)])
+    assert result.exit_code == 65, result.output
+    assert "pairs.parquet" in result.stderr
+    shutil.copy(outputs["simulation"] / "pairs.parquet", broken)
+    samples = pl.read_parquet(broken / "samples.parquet").drop("total_cost")
+    samples.write_parquet(broken / "samples.parquet")
+    result = runner.invoke(app, ["report", "-o", str(out), "--simulation", str(broken)])
+    assert result.exit_code == 65, result.output
+    message = " ".join(result.stderr.split())
+    assert "samples.parquet" in message and "total_cost" in message
+    samples = pl.read_parquet(outputs["simulation"] / "samples.parquet")
+    samples.with_columns(pl.col("total_cost").cast(pl.String)).write_parquet(
+        broken / "samples.parquet"
+    )
+    result = runner.invoke(app, ["report", "-o", str(out), "--simulation", str(broken)])
+    assert result.exit_code == 65, result.output
+    assert "total_cost is String, not numbers" in " ".join(result.stderr.split())
+    shutil.copy(outputs["simulation"] / "samples.parquet", broken)
+    summary = json.loads((broken / "summary.json").read_text())
+    summary["plans"]["surge"].pop("cost_p90")
+    (broken / "summary.json").write_text(json.dumps(summary))
+    result = runner.invoke(app, ["report", "-o", str(out), "--simulation", str(broken)])
+    assert result.exit_code == 65, result.output
+    message = " ".join(result.stderr.split())
+    assert "summary.json" in message and "surge" in message and "cost_p90" in message
+    assert not out.exists()
 
 
 def test_series_without_a_forecast_is_a_usage_error(outputs, tmp_path):
@@ -443,13 +657,13 @@ def test_page_in_headless_chromium(page, tmp_path):
             tab.wait_for_function(
                 f"document.querySelectorAll('.plotly-graph-div .main-svg').length >= {charts}"
             )
-            for anchor in ("provenance", "forecast", "backtest", "plan", "monitor"):
+            for anchor in ("provenance", *SECTIONS):
                 assert tab.locator(f"#{anchor}").is_visible(), anchor
             shot = tab.screenshot(full_page=False)
         finally:
             browser.close()
     assert problems == []
     assert requests == [url], "the page fetched something besides itself"
-    assert charts >= 8
+    assert charts >= 12
     pixels = Image.open(BytesIO(shot)).convert("L")
     assert ImageStat.Stat(pixels).stddev[0] > 10, "the screenshot is blank"

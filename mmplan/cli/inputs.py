@@ -264,7 +264,7 @@ def check_report_request(paths: dict[str, Path], series: list[str] | None) -> No
     if not paths:
         raise UsageError(
             "nothing to report: give at least one input (--history, --forecast, --backtest, "
-            "--plan or --monitor)."
+            "--plan, --scenarios, --simulation, --promise or --monitor)."
         )
     if series and "forecast" not in paths:
         raise UsageError("--series names forecast series: give --forecast too.")

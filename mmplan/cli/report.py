@@ -1,5 +1,5 @@
-"""`mmplan report`: one self-contained HTML page from a history, forecast, backtest, plan and
-monitoring run."""
+"""`mmplan report`: one self-contained HTML page from a history, forecast, backtest, plan,
+scenario comparison, simulation, promise table and monitoring run."""
 
 from __future__ import annotations
 
@@ -36,6 +36,16 @@ def report(
     plan: Annotated[
         Path | None, typer.Option(help="Plan folder (what `mmplan optimize` writes).")
     ] = None,
+    scenarios: Annotated[
+        Path | None,
+        typer.Option(help="Scenario folder (what `mmplan optimize --scenarios FILE.toml` writes)."),
+    ] = None,
+    simulation: Annotated[
+        Path | None, typer.Option(help="Simulation folder (what `mmplan simulate` writes).")
+    ] = None,
+    promise: Annotated[
+        Path | None, typer.Option(help="Promise table (what `mmplan promise` writes).")
+    ] = None,
     monitor: Annotated[
         Path | None, typer.Option(help="Monitoring folder (what `mmplan monitor` writes).")
     ] = None,
@@ -54,12 +64,12 @@ def report(
     debug: DebugOpt = False,
 ) -> None:
     """Write one HTML page a planner can open offline: fan charts, backtest accuracy, the
-    plan's binding capacity and cost, monitoring alerts and drift, and where every input
-    came from.
+    plan's binding capacity and cost, scenarios side by side, the plan's Monte Carlo, its
+    delivery promises, monitoring alerts and drift, and where every input came from.
 
     Example: mmplan report -o out/report.html --history data/sample/history.parquet
     --forecast out/forecast.parquet --backtest out/backtest --plan out/plan
-    --monitor out/monitor
+    --scenarios out/scenarios --simulation out/sim --monitor out/monitor
     """
     from mmplan.cli import inputs, render
     from mmplan.config import load_config
@@ -67,6 +77,7 @@ def report(
     from mmplan.report import build_report
 
     given = {"history": history, "forecast": forecast, "backtest": backtest, "plan": plan}
+    given |= {"scenarios": scenarios, "simulation": simulation, "promise": promise}
     given["monitor"] = monitor
     paths = {kind: path for kind, path in given.items() if path is not None}
     inputs.check_report_request(paths, series)

@@ -1,14 +1,16 @@
 """`mmplan report`: one self-contained HTML page from mmplan's outputs.
 
 `build_report(paths, config, series)` reads each input with its kind's reader (a history,
-a forecast, a backtest, plan or monitor folder; see mmplan.report.registry), checks that they are
-of one network (mmplan.report.checks), renders each kind's section in page order and
-returns the page as a string with its provenance record. Writing it is the caller's (the
-CLI writes it atomically under the output's lock).
+a forecast, a backtest, plan, scenario, simulation or monitor folder, a promise table; see
+mmplan.report.registry), checks that they are of one network (mmplan.report.checks),
+renders each kind's section in page order and returns the page as a string with its
+provenance record. Writing it is the caller's (the CLI writes it atomically under the
+output's lock).
 
 Modules: `registry` (input kinds, sections), `inputs` (reading and recognising the
-inputs), `checks` (across inputs), `forecast`, `backtest`, `plan` (one section each),
-`charts` (plotly figures), `markup` (HTML pieces), `page` (the page and its header).
+inputs), `checks` (across inputs), `forecast`, `backtest`, `plan`, `scenarios`,
+`simulation`, `promise`, `monitor` (one section each), `charts` (plotly figures), `markup`
+(HTML pieces), `page` (the page and its header).
 A new command's section is a module like `plan` that registers its `InputKind`, imported
 below.
 """
@@ -28,6 +30,9 @@ from mmplan.report import backtest as _backtest
 from mmplan.report import forecast as _forecast
 from mmplan.report import monitor as _monitor
 from mmplan.report import plan as _plan
+from mmplan.report import promise as _promise
+from mmplan.report import scenarios as _scenarios
+from mmplan.report import simulation as _simulation
 from mmplan.report.checks import check_inputs, notes
 from mmplan.report.inputs import Loaded
 from mmplan.report.page import provenance_header, render_page
@@ -35,7 +40,15 @@ from mmplan.report.registry import KINDS, Context, InputKind, Section, register
 
 __all__ = ["Report", "build_report", "KINDS", "InputKind", "register"]
 
-_BUILT_IN = (_forecast, _backtest, _plan, _monitor)  # each registers its kind when imported
+_BUILT_IN = (
+    _forecast,
+    _backtest,
+    _plan,
+    _scenarios,
+    _simulation,
+    _promise,
+    _monitor,
+)  # each registers its kind when imported
 
 
 @dataclass(frozen=True)
@@ -68,7 +81,7 @@ def build_report(
     record = provenance("report", config.report.model_dump(mode="json"), dict(files))
     hashes = {label: v["sha256"] for label, v in record["inputs"].items()}
     warnings = notes(inputs, hashes)
-    ctx = Context(inputs, config.report, list(series or []))
+    ctx = Context(inputs, config.report, list(series or []), hashes)
     sections: list[Section] = []
     for kind in kinds:
         section = KINDS[kind].render(ctx)

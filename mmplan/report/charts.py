@@ -26,6 +26,8 @@ __all__ = [
     "expected_chart",
     "heatmap",
     "bars",
+    "stacked_bars",
+    "boxes",
     "figure_div",
     "plotly_js",
 ]
@@ -210,6 +212,38 @@ def bars(title: str, x: Sequence[Any], y: Sequence[float], ytitle: str, colour: 
         "data": [trace],
         "layout": _layout(title, ytitle, hovermode="closest", showlegend=False),
     }
+
+
+def stacked_bars(
+    title: str,
+    x: Sequence[str],
+    series: Sequence[tuple[str, Sequence[float | None]]],
+    ytitle: str,
+    stacked: bool = True,
+) -> Figure:
+    """One bar per x and a segment per (name, values): cost by component per scenario.
+    `stacked=False` puts the series side by side instead."""
+    data = [
+        {"type": "bar", "x": list(x), "y": list(values), "name": name}
+        | {"marker": {"color": PALETTE[i % len(PALETTE)]}}
+        for i, (name, values) in enumerate(series)
+    ]
+    mode = "stack" if stacked else "group"
+    return {"data": data, "layout": _layout(title, ytitle, barmode=mode, hovermode="closest")}
+
+
+def boxes(title: str, series: Sequence[tuple[str, Sequence[float]]], ytitle: str) -> Figure:
+    """The distribution of each (name, values) as a box with every sample as a point beside
+    it: total cost per simulated plan, side by side."""
+    data = [
+        {"type": "box", "y": list(values), "name": name, "boxpoints": "all", "jitter": 0.4}
+        | {"pointpos": -1.6, "marker": {"color": PALETTE[i % len(PALETTE)], "size": 4}}
+        | {"boxmean": True}
+        for i, (name, values) in enumerate(series)
+    ]
+    layout = _layout(title, ytitle, hovermode="closest", showlegend=False)
+    layout["yaxis"]["rangemode"] = "normal"  # costs far from 0: zero would flatten the boxes
+    return {"data": data, "layout": layout}
 
 
 def figure_div(figure: Figure, div_id: str) -> str:

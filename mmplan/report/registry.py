@@ -42,12 +42,13 @@ class Section:
 
 @dataclass(frozen=True)
 class Context:
-    """What a renderer sees: every input read (by kind), the [report] config, and the
-    series named with --series."""
+    """What a renderer sees: every input read (by kind), the [report] config, the
+    series named with --series, and the SHA-256 of each file as read (by source label)."""
 
     inputs: dict[str, Loaded]
     config: ReportConfig
     series: list[str] = field(default_factory=list)
+    hashes: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
