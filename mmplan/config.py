@@ -192,6 +192,8 @@ class ForecastConfig(Section):
     fit_days: int | None = Field(default=None, ge=28)
     lanes: Literal["auto", "share", "model"] = "auto"
     share_days: int = Field(default=56, ge=7)
+    # LightGBM targets relative to the mean of the last N periods (0: the whole history's).
+    gbm_level_days: int = Field(default=0, ge=0)
     validation_windows: int = Field(default=2, ge=0, le=12)
     max_model_lanes: int = Field(default=5000, ge=0)
     reconciliation: ReconcilerName = "MinTrace(wls_var)"
