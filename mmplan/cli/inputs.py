@@ -61,9 +61,16 @@ def check_kind(kind: str | None) -> None:
         raise UsageError(f"--kind {kind!r} is not a table kind; use one of {', '.join(KINDS)}.")
 
 
-def scenario_file(scenarios: str | None) -> Path | None:
-    """--scenarios FILE.toml: a scenario file (None when --scenarios names columns)."""
+def scenario_file(scenarios: str | None, grain: str = "day") -> Path | None:
+    """--scenarios FILE.toml: a scenario file (None when --scenarios names columns); a
+    UsageError with a week or month grain, which scenario files do not plan."""
     if scenarios is not None and scenarios.strip().lower().endswith(".toml"):
+        if grain != "day":
+            raise UsageError(
+                f"--scenarios {scenarios.strip()} plans daily demand only; drop --grain "
+                f"{grain} (or [optimize] grain), or plan columns with --scenarios "
+                "forecast,hi_80."
+            )
         return Path(scenarios.strip())
     return None
 
@@ -247,14 +254,17 @@ def read_simulate_inputs(
     return SimulateInputs(plans, forecast, node_table, lane_table, nodes_path, lanes_path)
 
 
-def read_plan_inputs(demand: Path, nodes: Path, lanes: Path, columns: list[str]) -> PlanInputs:
-    """Read and check the nodes, the lanes (naming known nodes) and the demand `columns`."""
+def read_plan_inputs(
+    demand: Path, nodes: Path, lanes: Path, columns: list[str], grain: str = "day"
+) -> PlanInputs:
+    """Read and check the nodes, the lanes (naming known nodes) and the demand `columns` of
+    the `grain` rows (a table without a grain column is daily)."""
     from mmplan.io import read_parquet, read_table
     from mmplan.plan import demand_columns
 
     node_table = read_table(nodes, "nodes")
     lane_table = read_table(lanes, "lanes", node_table)
-    picked = demand_columns(read_parquet(demand, what="demand"), columns, demand)
+    picked = demand_columns(read_parquet(demand, what="demand"), columns, demand, grain)
     return PlanInputs(picked.table, node_table, lane_table, picked.planned)
 
 
