@@ -94,6 +94,8 @@ def test_weekly_trucks_are_loads_that_cover_the_weeks_demand():
     assert f1["fleet"].to_list() == [2.0, 3.0]
     assert fleet.filter(pl.col("level") == "total")["fleet"].to_list() == [3.0, 3.0]
     assert plan.summary["fleet"]["peak_per_origin"] == {"F1": 3.0, "F2": 1.0}
+    again = plan_weeks(with_weeks(DEMAND))  # the same inputs give the same plan
+    assert again.trucks.equals(plan.trucks) and again.extra["fleet"].equals(fleet)
 
 
 @pytest.mark.parametrize(("per_week", "binds"), [(5, True), (7, False)])
@@ -214,3 +216,60 @@ def test_a_months_operating_days_are_its_days_on_operating_weekdays(year, month,
     # One more operating weekday adds that weekday's 4 or 5 days of the month.
     if per_week < 7:
         assert operating_days(start, "month", per_week + 1) - got in (4, 5)
+
+
+def test_a_month_holds_its_operating_weekdays_of_capacity():
+    # Mondays to Fridays: February 2026 has 20 of them, March 2026 22 (it starts on a
+    # Sunday). D sorts 20 a day: 400 in February (450 asked: 50 short), 440 in March (430).
+    months = pl.DataFrame(
+        {
+            "date": [dt.date(2026, 2, 1), dt.date(2026, 3, 1)],
+            "origin": ["F1", "F1"],
+            "destination": ["D", "D"],
+            "volume": [450.0, 430.0],
+            "grain": ["month", "month"],
+        }
+    )
+    n = NODES.with_columns(
+        capacity=pl.when(pl.col("node") == "D").then(20.0).otherwise(pl.col("capacity"))
+    )
+    ln = lanes(("F1", "D", 30, 100, 0.0, None))
+    config = CFG.model_copy(update={"grain": "month", "operating_days_per_week": 5})
+    plan = optimize(demand_rows(months, "volume", grain="month"), n, ln, config, "volume")
+    assert plan.summary["operating_days"] == {"2026-02-01": 20, "2026-03-01": 22}
+    cap = plan.extra["capacity"].sort("date")
+    assert cap["capacity"].to_list() == [400.0, 440.0]
+    assert cap["binds"].to_list() == [True, False]
+    assert cap["unserved_volume"].to_list() == pytest.approx([50.0, 0.0])
+    # Loads: ceil(400 / 30) = 14 and ceil(430 / 30) = 15; a truck a day covers both months.
+    assert plan.trucks.sort("date")["trucks"].to_list() == [14.0, 15.0]
+    assert plan.extra["fleet"].filter(pl.col("origin") == "F1")["fleet"].to_list() == [1.0, 1.0]
+
+
+@settings(max_examples=8, deadline=None)
+@given(
+    volumes=st.lists(st.integers(1, 60), min_size=4, max_size=4),
+    budget=st.integers(1, 3),
+    per_week=st.integers(1, 7),
+)
+def test_week_plans_conserve_volume_and_keep_budgets(volumes, budget, per_week):
+    # Two weeks of two lanes: every package is carried or unserved, loads hold the volume
+    # they carry, and no origin runs more loads than its budget times the operating days.
+    d = pl.DataFrame(
+        {
+            "date": [MONDAY, MONDAY, WEEK2, WEEK2],
+            "origin": ["F1", "F2", "F1", "F2"],
+            "destination": ["D"] * 4,
+            "volume": [float(v) for v in volumes],
+            "grain": ["week"] * 4,
+        }
+    )
+    fleet = FleetConfig(origin={"F1": budget, "F2": budget}, marginal_value=False)
+    plan = plan_weeks(d, fleet=fleet, operating_days_per_week=per_week)
+    t = plan.trucks.join(LANES, on=["origin", "destination"])
+    assert (t["volume"] <= t["trucks"] * t["truck_capacity"] + 1e-6).all()
+    assert (t["trucks"] <= budget * per_week + 1e-9).all()
+    carried = float(plan.trucks["volume"].sum()) + float(plan.unserved["volume"].sum())
+    assert carried == pytest.approx(float(d["volume"].sum()))
+    fleet_rows = plan.extra["fleet"].filter(pl.col("level") == "origin")
+    assert (fleet_rows["fleet"] <= budget).all()
