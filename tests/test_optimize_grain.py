@@ -273,3 +273,39 @@ def test_week_plans_conserve_volume_and_keep_budgets(volumes, budget, per_week):
     assert carried == pytest.approx(float(d["volume"].sum()))
     fleet_rows = plan.extra["fleet"].filter(pl.col("level") == "origin")
     assert (fleet_rows["fleet"] <= budget).all()
+
+
+def test_a_forecasts_week_lane_rows_are_planned_and_bad_rows_named_as_in_the_file():
+    weeks = with_weeks(DEMAND)
+    fc = pl.concat(
+        [
+            weeks.with_columns(
+                unique_id=pl.format("lane:{}/{}", "origin", "destination"),
+                level=pl.lit("lane"),
+            ),
+            weeks.group_by("date", "grain")
+            .agg(pl.col("volume").sum())
+            .with_columns(
+                unique_id=pl.lit("total"),
+                level=pl.lit("total"),
+                origin=pl.lit(None, dtype=pl.String),
+                destination=pl.lit(None, dtype=pl.String),
+            ),
+        ],
+        how="diagonal",
+    ).rename({"volume": "forecast"})
+    rows = demand_rows(fc, "forecast", "fc.parquet", grain="week")
+    assert rows.height == 4  # two lanes, two weeks; the total's rows are not planned
+    assert float(rows["forecast"].sum()) == pytest.approx(float(DEMAND["volume"].sum()))
+    target = fc.with_row_index().filter(
+        (pl.col("grain") == "week") & (pl.col("level") == "lane") & (pl.col("date") == WEEK2)
+    )["index"][0]
+    broken = (
+        fc.with_row_index()
+        .with_columns(
+            forecast=pl.when(pl.col("index") == target).then(-1.0).otherwise(pl.col("forecast"))
+        )
+        .drop("index")
+    )
+    with pytest.raises(DataError, match=rf"\(1 rows: {target}\)"):
+        demand_rows(broken, "forecast", "fc.parquet", grain="week")
