@@ -197,6 +197,11 @@ def test_cli_writes_the_week_plan_with_fleet_and_capacity(tmp_path):
     assert summary["grain"] == "week"
     assert summary["fleet"]["peak"] == 3.0
     assert "weekly plan: 2 weeks" in result.output
+    # promise (and simulate) read trucks a day: a week plan's loads are refused, not misread.
+    args = ["promise", str(out), "--lanes", str(tmp_path / "lanes.parquet")]
+    refused = CliRunner().invoke(app, [*args, "-o", str(tmp_path / "promise.parquet")])
+    assert refused.exit_code == 65 and "a week plan" in refused.output
+    assert not (tmp_path / "promise.parquet").exists()
     assert cli(tmp_path, with_weeks(DEMAND), "--grain", "fortnight")[0].exit_code == 2
 
 

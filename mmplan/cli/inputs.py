@@ -212,11 +212,18 @@ class SimulateInputs(NamedTuple):
 
 def plan_network(plandir: Path, nodes: Path | None, lanes: Path | None) -> tuple[Path, Path]:
     """--nodes and --lanes, or the ones the plan was made from (its provenance); 66 when
-    neither is known."""
-    from mmplan.errors import InputFileError
+    neither is known, 65 for a week or month plan (its trucks are loads per period)."""
+    from mmplan.errors import DataError, InputFileError
     from mmplan.io import read_provenance
 
     record = read_provenance(plandir / "trucks.parquet") or {}
+    grain = record.get("config", {}).get("optimize", {}).get("grain", "day")
+    if grain != "day":
+        raise DataError(
+            f"{plandir}: a {grain} plan (optimize --grain {grain}: trucks are loads per "
+            f"{grain}); this command reads a daily plan's trucks. Run it on a plan made with "
+            "--grain day."
+        )
     made = record.get("inputs", {})
     out = []
     for flag, given in (("nodes", nodes), ("lanes", lanes)):
