@@ -210,13 +210,14 @@ class SimulateInputs(NamedTuple):
     lanes_path: Path
 
 
-def plan_network(plandir: Path, nodes: Path | None, lanes: Path | None) -> tuple[Path, Path]:
-    """--nodes and --lanes, or the ones the plan was made from (its provenance); 66 when
-    neither is known, 65 for a week or month plan (its trucks are loads per period)."""
-    from mmplan.errors import DataError, InputFileError
+def check_daily_plan(plandir: Path, record: dict | None = None) -> None:
+    """DataError (65) for a week or month plan (optimize --grain, told by its provenance):
+    its trucks are loads per period, and simulate, promise and monitor read trucks a day."""
+    from mmplan.errors import DataError
     from mmplan.io import read_provenance
 
-    record = read_provenance(plandir / "trucks.parquet") or {}
+    if record is None:
+        record = read_provenance(plandir / "trucks.parquet") or {}
     grain = record.get("config", {}).get("optimize", {}).get("grain", "day")
     if grain != "day":
         raise DataError(
@@ -224,6 +225,16 @@ def plan_network(plandir: Path, nodes: Path | None, lanes: Path | None) -> tuple
             f"{grain}); this command reads a daily plan's trucks. Run it on a plan made with "
             "--grain day."
         )
+
+
+def plan_network(plandir: Path, nodes: Path | None, lanes: Path | None) -> tuple[Path, Path]:
+    """--nodes and --lanes, or the ones the plan was made from (its provenance); 66 when
+    neither is known, 65 for a week or month plan (its trucks are loads per period)."""
+    from mmplan.errors import InputFileError
+    from mmplan.io import read_provenance
+
+    record = read_provenance(plandir / "trucks.parquet") or {}
+    check_daily_plan(plandir, record)
     made = record.get("inputs", {})
     out = []
     for flag, given in (("nodes", nodes), ("lanes", lanes)):
@@ -323,6 +334,7 @@ def read_monitor_inputs(
     hist = read_table(history, "history", max_gap_days=cfg.forecast.max_history_gap_days)
     plan, folder = None, paths.get("plan")
     if folder is not None:
+        check_daily_plan(folder)
         lanes = paths.get("lanes")
         plan = PlanTables(
             read_table(folder / "trucks.parquet", "trucks"),
