@@ -121,9 +121,13 @@ def test_facility_capacity_scales_by_operating_days(per_week, binds):
         # Trucks have room (4 loads of 30 carry 100): a package more of capacity saves its
         # penalty, the only cost it changes.
         assert row["shadow_price"] == pytest.approx(week.summary["unserved_penalty"])
+        # With loads free too, that package needs a thirtieth of a 100 load.
+        penalty = week.summary["unserved_penalty"]
+        assert row["capacity_value"] == pytest.approx(penalty - 100 / 30)
         assert week.summary["capacity"]["binding_periods"] == [str(MONDAY)]
     else:
         assert week.summary["capacity"]["binding"] == []
+        assert row["capacity_value"] is None  # priced only where a facility binds
 
 
 def test_a_fleet_budget_names_the_weeks_it_falls_short():

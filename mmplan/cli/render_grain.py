@@ -25,6 +25,10 @@ def _periods(dates: list[str], limit: int = 4) -> str:
     return ", ".join(dates[:limit]) + more
 
 
+def _price(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.2f}"
+
+
 def _days_text(summary: dict[str, Any]) -> str:
     """'7 operating days a week', and for months the range of their operating days."""
     per_week = summary["operating_days_per_week"]
@@ -64,7 +68,7 @@ def _print_budgets(console: Console, fleet: dict[str, Any], grain: str) -> None:
 
 
 def _print_capacity(console: Console, capacity: dict[str, Any], grain: str) -> None:
-    """The facility-periods at capacity, dearest shadow price first."""
+    """The facility-periods at capacity, where more capacity pays most first."""
     from rich.table import Table
 
     rows = capacity.get("binding", [])
@@ -76,18 +80,24 @@ def _print_capacity(console: Console, capacity: dict[str, Any], grain: str) -> N
         f"{_periods(capacity['binding_periods'])}"
     )
     table = Table(title=f"facilities at capacity, by {grain}", show_edge=False)
-    for col in ("facility", grain, "throughput", "capacity", "unserved", "shadow price"):
-        table.add_column(col, justify="left" if col in ("facility", grain) else "right")
-    ranked = sorted(rows, key=lambda r: -(r["shadow_price"] or 0.0))
+    # "short": unserved on pairs starting or ending there; "shadow": a package more of
+    # capacity saves this with the loads fixed, "loads free": with them free to change.
+    for col in ("facility", grain, "throughput", "capacity", "short", "shadow", "loads free"):
+        left = col in ("facility", grain)
+        table.add_column(col, justify="left" if left else "right", no_wrap=col == grain)
+    # Where a package more of capacity saves most, loads free to change, then loads fixed.
+    ranked = sorted(
+        rows, key=lambda r: (-(r["capacity_value"] or 0.0), -(r["shadow_price"] or 0.0))
+    )
     for row in ranked[:_TOP]:
-        price = row["shadow_price"]
         table.add_row(
             row["node"],
             row["date"],
             f"{row['throughput']:,.0f}",
             f"{row['capacity']:,.0f}",
             f"{row['unserved_volume']:,.0f}",
-            "-" if price is None else f"{price:,.2f}",
+            _price(row["shadow_price"]),
+            _price(row["capacity_value"]),
         )
     console.print(table)
     if len(rows) > _TOP:

@@ -28,7 +28,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import polars as pl
 
@@ -118,7 +118,12 @@ def optimize_grain(
         periods = {d.date: (d, nets[days_of[d.date]], days_of[d.date]) for d in part.days}
         fleet = _fleet_table(plan, net, periods)
         saved = _one_more_truck(plan, _binding(fleet), periods, penalty, config, engine)
-        _add_grain(plan, _with_shortfall(fleet, saved), periods, config, saved)
+        capacity = _capacity_table(plan, periods)
+        lp = _Relaxation(net, penalty, c, part.scale)
+        capacity = capacity.join(
+            _capacity_values(capacity, periods, lp, config, engine), on=["node", "date"], how="left"
+        )
+        _add_grain(plan, _with_shortfall(fleet, saved), capacity, periods, config, saved)
         plans[c] = plan
     return plans
 
@@ -326,7 +331,6 @@ def _fleet_summary(
                 "saved": 0.0,
                 "per_date": {},
                 "method": METHOD_NOTE + " (the period's operating days more loads)",
-                "failed_dates": [],
             },
         )
         entry["per_date"][str(date)] = value
@@ -343,15 +347,52 @@ def _fleet_summary(
     }
 
 
+class _Relaxation(NamedTuple):
+    """What `assemble` needs of a column's periods to make a plan of their LP relaxations."""
+
+    net: Network
+    penalty: float
+    column: str
+    scale: float
+
+
+def _capacity_values(
+    capacity: pl.DataFrame,
+    periods: Periods,
+    lp: _Relaxation,
+    config: OptimizeConfig,
+    engine: Engine | None,
+) -> pl.DataFrame:
+    """node, date and `capacity_value` in the periods where a facility binds: the dual of
+    its capacity in the period's LP relaxation, the cost a package more of capacity saves
+    when loads may change too (the shadow price fixes them: where the loads are full as
+    well it reads 0, though capacity with more loads would pay)."""
+    schema = {"node": pl.String, "date": pl.Date, "capacity_value": pl.Float64}
+    dates = sorted(set(capacity.filter(pl.col("binds"))["date"].to_list()))
+    if not dates:
+        return pl.DataFrame(schema=schema)
+    share = max(config.time_limit * len(dates) / max(len(periods), 1), 1.0)
+    cfg = config.model_copy(update={"relax": True, "time_limit": share})
+    nets = [periods[d][1] for d in dates]
+    started = time.perf_counter()
+    outs = solve_dates(nets, [periods[d][0] for d in dates], lp.penalty, cfg, started, None, engine)
+    relaxed = assemble(
+        lp.net, outs, lp.penalty, cfg, lp.column, lp.scale, started, METHOD, nets=nets
+    )
+    return relaxed.nodes.select(
+        "node", "date", pl.col("shadow_price").alias("capacity_value")
+    ).cast(schema)  # type: ignore[arg-type]
+
+
 def _add_grain(
     plan: Plan,
     fleet: pl.DataFrame,
+    capacity: pl.DataFrame,
     periods: Periods,
     config: OptimizeConfig,
     saved: dict[tuple[str, Any], float | None],
 ) -> None:
     """The fleet and capacity tables, and their summary, on a grain plan."""
-    capacity = _capacity_table(plan, periods)
     plan.extra = {FLEET: fleet, CAPACITY: capacity}
     binding = capacity.filter(pl.col("binds"))
     per_period = plan.unserved.group_by("date").agg(pl.col("volume").sum()).sort("date")
@@ -365,7 +406,13 @@ def _add_grain(
             "binding": [
                 {**row, "date": str(row["date"])}
                 for row in binding.select(
-                    "node", "date", "throughput", "capacity", "shadow_price", "unserved_volume"
+                    "node",
+                    "date",
+                    "throughput",
+                    "capacity",
+                    "shadow_price",
+                    "capacity_value",
+                    "unserved_volume",
                 ).to_dicts()
             ],
             "unserved_per_period": {str(d): float(v) for d, v in per_period.iter_rows()},
