@@ -168,6 +168,9 @@ def test_week_rows_must_start_on_a_monday():
     )
     with pytest.raises(DataError, match="Monday"):
         demand_rows(bad, "volume", "f.parquet", grain="week")
+    # From Python too: daily rows handed to a week plan are refused, not planned as weeks.
+    with pytest.raises(DataError, match="Monday"):
+        optimize(DEMAND, NODES, LANES, CFG.model_copy(update={"grain": "week"}), "volume")
 
 
 def cli(tmp_path: Path, table: pl.DataFrame, *extra: str):

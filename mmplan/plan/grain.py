@@ -34,7 +34,7 @@ import polars as pl
 
 from mmplan.config import OptimizeConfig
 from mmplan.plan.assemble import METHOD, Plan, assemble
-from mmplan.plan.demand import Day, scenario
+from mmplan.plan.demand import Day, grain_rows, scenario
 from mmplan.plan.fleet import TOTAL, plus_one
 from mmplan.plan.marginal import METHOD_NOTE
 from mmplan.plan.network import Network
@@ -92,6 +92,11 @@ def optimize_grain(
     network scaled to the period, solved together as a daily run's dates are."""
     started = time.perf_counter()
     grain = config.grain
+    # From Python, demand may come without the grain column (rows already picked by
+    # demand_rows) or with it: either way, plan only `grain` rows dated on period starts,
+    # so daily rows are never taken for weeks.
+    labelled = demand if "grain" in demand.columns else demand.with_columns(grain=pl.lit(grain))
+    demand = grain_rows(labelled, grain)[0]
     parts = {c: scenario(demand, nodes, lanes, config, c) for c in dict.fromkeys(columns)}
     net, _, penalty, _ = next(iter(parts.values()))
     days_of = {
