@@ -55,6 +55,7 @@ bench: install
 	.venv/bin/python benchmarks/forecast_bench.py
 	.venv/bin/python benchmarks/optimize_bench.py
 	.venv/bin/python benchmarks/scenario_bench.py
+	.venv/bin/python benchmarks/grain_bench.py
 	.venv/bin/python benchmarks/backtest_bench.py
 	.venv/bin/python benchmarks/calibration_bench.py
 	.venv/bin/python benchmarks/nonneg_bench.py

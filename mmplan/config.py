@@ -378,6 +378,12 @@ class OptimizeConfig(Section):
     unserved_penalty: float | None = Field(default=None, gt=0, le=MAX_UNSERVED_PENALTY)
     workers: int = Field(default=2, ge=1)
     fleet: FleetConfig = Field(default_factory=FleetConfig)
+    # The demand rows planned (a forecast's `grain` column; a table without one is daily):
+    # week or month plans one MIP per period, trucks as loads (mmplan.plan.grain).
+    grain: Literal["day", "week", "month"] = "day"
+    # Days a lane runs in an ISO week (Monday first): a week's loads are trucks a day times
+    # this, a month's times the month's days among the first this-many weekdays.
+    operating_days_per_week: int = Field(default=7, ge=1, le=7)
     # Days spent at each kind of facility a package leaves (mmplan promise); transit_days
     # and dwell are not used when choosing trucks.
     dwell_days: dict[NodeKind, Annotated[float, Field(ge=0)]] = Field(default_factory=_dwell)

@@ -61,9 +61,16 @@ def check_kind(kind: str | None) -> None:
         raise UsageError(f"--kind {kind!r} is not a table kind; use one of {', '.join(KINDS)}.")
 
 
-def scenario_file(scenarios: str | None) -> Path | None:
-    """--scenarios FILE.toml: a scenario file (None when --scenarios names columns)."""
+def scenario_file(scenarios: str | None, grain: str = "day") -> Path | None:
+    """--scenarios FILE.toml: a scenario file (None when --scenarios names columns); a
+    UsageError with a week or month grain, which scenario files do not plan."""
     if scenarios is not None and scenarios.strip().lower().endswith(".toml"):
+        if grain != "day":
+            raise UsageError(
+                f"--scenarios {scenarios.strip()} plans daily demand only; drop --grain "
+                f"{grain} (or [optimize] grain), or plan columns with --scenarios "
+                "forecast,hi_80."
+            )
         return Path(scenarios.strip())
     return None
 
@@ -203,13 +210,31 @@ class SimulateInputs(NamedTuple):
     lanes_path: Path
 
 
+def check_daily_plan(plandir: Path, record: dict | None = None) -> None:
+    """DataError (65) for a week or month plan (optimize --grain, told by its provenance):
+    its trucks are loads per period, and simulate, promise and monitor read trucks a day."""
+    from mmplan.errors import DataError
+    from mmplan.io import read_provenance
+
+    if record is None:
+        record = read_provenance(plandir / "trucks.parquet") or {}
+    grain = record.get("config", {}).get("optimize", {}).get("grain", "day")
+    if grain != "day":
+        raise DataError(
+            f"{plandir}: a {grain} plan (optimize --grain {grain}: trucks are loads per "
+            f"{grain}); this command reads a daily plan's trucks. Run it on a plan made with "
+            "--grain day."
+        )
+
+
 def plan_network(plandir: Path, nodes: Path | None, lanes: Path | None) -> tuple[Path, Path]:
     """--nodes and --lanes, or the ones the plan was made from (its provenance); 66 when
-    neither is known."""
+    neither is known, 65 for a week or month plan (its trucks are loads per period)."""
     from mmplan.errors import InputFileError
     from mmplan.io import read_provenance
 
     record = read_provenance(plandir / "trucks.parquet") or {}
+    check_daily_plan(plandir, record)
     made = record.get("inputs", {})
     out = []
     for flag, given in (("nodes", nodes), ("lanes", lanes)):
@@ -247,14 +272,17 @@ def read_simulate_inputs(
     return SimulateInputs(plans, forecast, node_table, lane_table, nodes_path, lanes_path)
 
 
-def read_plan_inputs(demand: Path, nodes: Path, lanes: Path, columns: list[str]) -> PlanInputs:
-    """Read and check the nodes, the lanes (naming known nodes) and the demand `columns`."""
+def read_plan_inputs(
+    demand: Path, nodes: Path, lanes: Path, columns: list[str], grain: str = "day"
+) -> PlanInputs:
+    """Read and check the nodes, the lanes (naming known nodes) and the demand `columns` of
+    the `grain` rows (a table without a grain column is daily)."""
     from mmplan.io import read_parquet, read_table
     from mmplan.plan import demand_columns
 
     node_table = read_table(nodes, "nodes")
     lane_table = read_table(lanes, "lanes", node_table)
-    picked = demand_columns(read_parquet(demand, what="demand"), columns, demand)
+    picked = demand_columns(read_parquet(demand, what="demand"), columns, demand, grain)
     return PlanInputs(picked.table, node_table, lane_table, picked.planned)
 
 
@@ -306,6 +334,7 @@ def read_monitor_inputs(
     hist = read_table(history, "history", max_gap_days=cfg.forecast.max_history_gap_days)
     plan, folder = None, paths.get("plan")
     if folder is not None:
+        check_daily_plan(folder)
         lanes = paths.get("lanes")
         plan = PlanTables(
             read_table(folder / "trucks.parquet", "trucks"),

@@ -56,6 +56,14 @@ def optimize(
         ),
     ] = None,
     relax: Annotated[bool, typer.Option("--relax", help="Solve the LP relaxation only.")] = False,
+    grain: Annotated[
+        str | None,
+        typer.Option(
+            help="Plan the forecast's day, week or month rows ([optimize] grain; default day). "
+            "week/month: one plan per period, trucks as loads, with the fleet and capacity "
+            "per period (fleet.parquet, capacity.parquet)."
+        ),
+    ] = None,
     engine: EngineOpt = None,
     scheduler: SchedulerOpt = None,
     config: ConfigOpt = None,
@@ -67,7 +75,8 @@ def optimize(
     """Turn demand into a truck plan: trucks per lane per day, routes, binding capacity.
 
     Example: mmplan optimize out/forecast.parquet --nodes data/sample/nodes.parquet
-    --lanes data/sample/lanes.parquet -o out/plan --column hi_80
+    --lanes data/sample/lanes.parquet -o out/plan --column hi_80 (add --grain week for
+    the weekly capacity plan of a long-range forecast)
     """
     columns = inputs.parse_scenarios(scenarios, column, quantile)
     from mmplan.cli import outputs, render
@@ -75,9 +84,9 @@ def optimize(
     from mmplan.io import check_output_folder, output_lock
     from mmplan.plan import optimize_scenarios
 
-    flags = {"relax": True if relax else None, "column": column or quantile}
+    flags = {"relax": True if relax else None, "column": column or quantile, "grain": grain}
     cfg = load_config(config, optimize=flags, engine=engine_flags(engine, scheduler))
-    sfile = inputs.scenario_file(scenarios)
+    sfile = inputs.scenario_file(scenarios, cfg.optimize.grain)
     check_output_folder(outdir, (demand, nodes, lanes, config, sfile))
     if sfile is not None:
         return _scenario_file(
@@ -85,7 +94,8 @@ def optimize(
         )
     with output_lock(outdir, wait):  # held while solving, so a second run fails fast
         started = time.perf_counter()
-        read = inputs.read_plan_inputs(demand, nodes, lanes, columns or [cfg.optimize.column])
+        picked = columns or [cfg.optimize.column]
+        read = inputs.read_plan_inputs(demand, nodes, lanes, picked, cfg.optimize.grain)
         with engine_run(cfg.engine, stderr_console(quiet), "optimize", demand, config) as run:
             plans = run.call(
                 optimize_scenarios, read.demand, read.nodes, read.lanes, cfg.optimize, read.planned
@@ -100,11 +110,12 @@ def optimize(
 
 def _report(summaries: dict[str, dict], quiet: bool, json_out: bool, scenarios: bool) -> None:
     """Each plan's summary to the JSON log and the console, and with --json to stdout."""
-    from mmplan.cli import render
+    from mmplan.cli import render, render_grain
 
     for summary in summaries.values():
         emit("summary", command="optimize", **summary)
         render.print_plan(stderr_console(quiet), summary)
+        render_grain.print_grain(stderr_console(quiet), summary)
     if json_out:
         print(json.dumps(render.plans_json(summaries, scenarios=scenarios), default=str))
 

@@ -142,6 +142,8 @@ def write_plans(
             folder.mkdir(exist_ok=True)
             for name in PLAN_TABLES:
                 write_parquet(getattr(plan, name), folder / f"{name}.parquet", record)
+            for name, table in plan.extra.items():  # a week or month plan's fleet, capacity
+                write_parquet(table, folder / f"{name}.parquet", record)
             write_json(plan.summary, folder / "summary.json")
     return {col: plan_folder(outdir, col, scenarios) for col in plans}
 

@@ -290,7 +290,8 @@ def print_plan(console: Console, summary: dict[str, Any]) -> None:
         f"{t['truck_cost']:,.0f}, package cost {t['package_cost']:,.0f}, handling "
         f"{t['handling_cost']:,.0f}, added capacity {t['extra_capacity_cost'] + 0.0:,.0f}"
     )
-    _print_fleet(console, summary.get("fleet", {}))
+    if summary.get("grain", "day") == "day":  # a week or month plan's: cli.render_grain
+        _print_fleet(console, summary.get("fleet", {}))
     if summary["binding_facilities"]:
         table = Table(title="most binding facilities", show_edge=False)
         for col in ("facility", "max util", "days full", "added", "mean shadow price"):

@@ -60,6 +60,7 @@ restricted MIP), `solve` (one date's phases), `parallel` (the dates across threa
 Dask engine), `paths` (per-pair paths from commodity flows), `check` (the plan's own
 check), `assemble` (the plan tables and summary) and `unserved` (why volume went
 unserved, per pair); beside them `fleet` and `marginal` (fleet budgets and one more truck),
+`grain` (week and month plans in loads: the fleet and capacity per period),
 `scenarios` (scenario files: changed dates re-solved, the rest reused), `simulation` (the
 plan against the forecast's distribution) and `promise` (path days and promised days).
 """
@@ -131,8 +132,16 @@ def optimize_scenarios(
     """One plan per demand column (scenarios such as forecast, hi_80, hi_95), by column.
 
     Every (scenario, date) is its own MIP: they are solved together, in parallel on the
-    engine, and share `time_limit` as one run's dates do.
+    engine, and share `time_limit` as one run's dates do. With `config.grain` week or
+    month, `demand` holds that grain's rows and each period is planned in loads
+    (mmplan.plan.grain).
     """
+    if config.grain != "day":  # one MIP per week or month, trucks as loads
+        from mmplan.plan.grain import optimize_grain
+
+        return optimize_grain(
+            demand, nodes, lanes, config, columns, progress=progress, engine=engine
+        )
     started = time.perf_counter()
     parts = {c: scenario(demand, nodes, lanes, config, c) for c in dict.fromkeys(columns)}
     net, _, penalty, _ = next(iter(parts.values()))

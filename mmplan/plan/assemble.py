@@ -67,6 +67,8 @@ class Plan:
     nodes: pl.DataFrame
     unserved: pl.DataFrame
     summary: dict[str, Any] = field(default_factory=dict)
+    # Tables beside the four, by file name (a week or month plan's fleet and capacity).
+    extra: dict[str, pl.DataFrame] = field(default_factory=dict)
 
 
 @dataclass
@@ -462,6 +464,7 @@ def _summary(
         **_downgrades(per_day, config.relax),
         "per_date": per_day,
         "column": column,
+        "grain": config.grain,
         "heuristic_objective": heuristic_total if not config.relax else None,
         "shadow_prices": (
             "LP relaxation duals"

@@ -141,12 +141,12 @@ class DemandColumns(NamedTuple):
 
 
 def demand_columns(
-    df: pl.DataFrame, columns: list[str], source: str | Path = "demand"
+    df: pl.DataFrame, columns: list[str], source: str | Path = "demand", grain: str = "day"
 ) -> DemandColumns:
     """date, origin, destination and each requested column as `demand_rows` picks it (one
-    per scenario). UsageError when two requests pick the same column (a plain table plans
-    `volume` for "forecast")."""
-    picked = [demand_rows(df, c, source) for c in columns]
+    per scenario), of the `grain` rows. UsageError when two requests pick the same column
+    (a plain table plans `volume` for "forecast")."""
+    picked = [demand_rows(df, c, source, grain) for c in columns]
     planned = [p.columns[-1] for p in picked]
     if len(set(planned)) != len(planned):
         raise UsageError(f"{', '.join(columns)} name the same demand column twice ({planned}).")
@@ -154,9 +154,12 @@ def demand_columns(
     return DemandColumns(table, planned)
 
 
-def demand_rows(df: pl.DataFrame, column: str, source: str | Path = "demand") -> pl.DataFrame:
+def demand_rows(
+    df: pl.DataFrame, column: str, source: str | Path = "demand", grain: str = "day"
+) -> pl.DataFrame:
     """The rows to plan for (date, origin, destination, planned column): a forecast table's
-    lane rows, or any demand table as is (planning `volume` unless a column is named).
+    lane rows, or any demand table as is (planning `volume` unless a column is named), of
+    the `grain` asked for (`grain_rows`).
 
     A forecast table (it has `unique_id` and `level`) holds every level of the hierarchy;
     only level "lane" names an origin and a destination.
@@ -166,13 +169,15 @@ def demand_rows(df: pl.DataFrame, column: str, source: str | Path = "demand") ->
     is_forecast = {"unique_id", "level"} <= set(df.columns) and df.schema["level"] == pl.String
     if not is_forecast and column == "forecast" and "forecast" not in df.columns:
         column = "volume"  # a plain demand table plans its volume unless told otherwise
-    file_rows: list[int] = []
+    df, kept = grain_rows(df, grain, source)
+    file_rows: list[int] = kept or []
     if is_forecast:
         # Keep each lane row's place in the file, so a problem names the row a planner sees.
         df = df.with_row_index("_file_row").filter(pl.col("level") == "lane")
         if df.is_empty():
             raise DataError(f"{source}: the forecast table has no lane-level rows to plan for.")
-        file_rows = df.get_column("_file_row").to_list()
+        lane_rows = df.get_column("_file_row").to_list()
+        file_rows = [file_rows[r] for r in lane_rows] if kept is not None else lane_rows
         df = df.drop("_file_row")
     if column not in df.columns:
         numeric = [c for c, t in df.schema.items() if t.is_numeric()]
@@ -190,11 +195,70 @@ def demand_rows(df: pl.DataFrame, column: str, source: str | Path = "demand") ->
             f"{', '.join(numeric) or 'none'}."
         )
     problems = validate_demand(df, column)
-    if is_forecast:
+    if file_rows:
         problems = [replace(p, rows=tuple(file_rows[r] for r in p.rows)) for p in problems]
     check(problems, source, "forecast" if is_forecast else "demand")
     check_magnitude(df, column, source, file_rows)
     return df.select("date", "origin", "destination", pl.col(column).cast(pl.Float64))
+
+
+GRAINS = ("day", "week", "month")
+# What `date` must be for a period's rows: the Monday of the ISO week, the 1st of the month.
+_PERIOD_START = {
+    "week": (pl.col("date").dt.weekday() == 1, "a Monday (the first day of its ISO week)"),
+    "month": (pl.col("date").dt.day() == 1, "the 1st of its month"),
+}
+
+
+def _rows_text(rows: list[int]) -> str:
+    more = f" and {len(rows) - MAX_ROWS_SHOWN} more" if len(rows) > MAX_ROWS_SHOWN else ""
+    return ", ".join(str(r) for r in rows[:MAX_ROWS_SHOWN]) + more
+
+
+def grain_rows(
+    df: pl.DataFrame, grain: str, source: str | Path = "demand"
+) -> tuple[pl.DataFrame, list[int] | None]:
+    """The rows of `grain` (a forecast's `grain` column: day, week or month) and their rows
+    in the file; a table without the column is daily, returned as is (None: rows unchanged).
+    DataError (65) naming the file and the grains it has when it has no `grain` rows, and
+    naming the rows whose grain is unknown or whose date does not start its period."""
+    if "grain" not in df.columns:
+        if grain == "day":
+            return df, None
+        raise DataError(
+            f"{source}: no '{grain}' rows to plan: the table has no 'grain' column, so it is "
+            f"daily (grains: day). Plan it with --grain day, or give a forecast with "
+            f"{grain} rows (a 'grain' column of day, week, month)."
+        )
+    if df.schema["grain"] != pl.String:
+        raise DataError(
+            f"{source}: column 'grain' has type {df.schema['grain']}, expected String "
+            "(day, week or month)."
+        )
+    indexed = df.with_row_index("_file_row")
+    bad = indexed.filter(~pl.col("grain").is_in(GRAINS) | pl.col("grain").is_null())
+    if bad.height:
+        raise DataError(
+            f"{source}: column 'grain' must be day, week or month; {bad.height} rows are "
+            f"not ({_rows_text(bad['_file_row'].to_list())}). Fix or drop them."
+        )
+    kept = indexed.filter(pl.col("grain") == grain)
+    if kept.is_empty():
+        present = sorted(set(df["grain"].to_list()), key=GRAINS.index)
+        raise DataError(
+            f"{source}: no '{grain}' rows to plan (column 'grain'); its grains are "
+            f"{', '.join(present)}. Plan one of them with --grain."
+        )
+    if grain in _PERIOD_START and kept.schema["date"] == pl.Date:
+        starts, what = _PERIOD_START[grain]
+        late = kept.filter(~starts)
+        if late.height:
+            raise DataError(
+                f"{source}: column 'date' of a {grain} row must be {what}; {late.height} "
+                f"{grain} rows are not ({_rows_text(late['_file_row'].to_list())}, e.g. "
+                f"{late['date'][0]})."
+            )
+    return kept.drop("_file_row"), kept["_file_row"].to_list()
 
 
 def scenario(
