@@ -30,7 +30,7 @@ from mmplan.tables.checks import (
     null_keys,
     require_columns,
 )
-from mmplan.tables.forecast import validate_forecast
+from mmplan.tables.forecast import GRAINS, day_rows, validate_forecast
 
 __all__ = [
     "Problem",
@@ -42,6 +42,8 @@ __all__ = [
     "validate_nodes",
     "validate_lanes",
     "validate_forecast",
+    "GRAINS",
+    "day_rows",
     "validate_demand",
     "validate_champions",
     "validate_calibration",
