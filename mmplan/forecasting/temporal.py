@@ -10,7 +10,8 @@ and monthly totals rather than from a daily model run hundreds of steps.
    into whole ISO weeks (dated by their Monday) and into whole calendar months (dated by
    the 1st), each up to its last complete period, forecast to the end of the horizon.
    Every grain fits `long_range_model`; the validation windows are skipped (a window of a
-   480-day horizon would hold most of the history back), so intervals are the models' own.
+   480-day horizon would hold most of the history back), so intervals are the models' own,
+   and intermittent series take `short_model` (Croston's intervals are conformal only).
    A grain whose history is too short for its season (two years of weeks or months) is
    left out and its rows are the sums of the days.
 2. Temporal reconciliation. hierarchicalforecast's temporal aggregation needs buckets of a
@@ -47,7 +48,7 @@ import polars as pl
 
 from mmplan.config import ForecastConfig
 from mmplan.errors import DataError
-from mmplan.forecasting.frequency import Freq, future_dates, n_periods
+from mmplan.forecasting.frequency import SEASON, Freq, future_dates, n_periods
 from mmplan.forecasting.hierarchy import Hierarchy
 from mmplan.forecasting.series import last_date
 
@@ -219,11 +220,16 @@ def _grain_config(cfg: ForecastConfig, grain: Freq, horizon: int) -> ForecastCon
         "candidates": [],
         "validation_windows": 0,
         "intervals": "model",  # conformal windows of a 480-day horizon would need 3 years
+        # Intermittent-demand models have conformal intervals only (two horizons of history
+        # each): intermittent series take the short-history model instead.
+        "sparse_model": cfg.short_model,
     }
     if grain != "day":
         update |= {
             "season_length": None,
-            "min_history_days": periods(cfg.min_history_days),
+            # A regular model needs a season and a period of history (a younger series
+            # crashed statsforecast's SeasonalNaive): younger ones are "short".
+            "min_history_days": max(periods(cfg.min_history_days), SEASON[grain] + 1),
             "closed_after_days": periods(cfg.closed_after_days),
             "share_days": periods(cfg.share_days),
             "fit_days": None if cfg.fit_days is None else periods(cfg.fit_days),
