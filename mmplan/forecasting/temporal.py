@@ -227,9 +227,9 @@ def _grain_config(cfg: ForecastConfig, grain: Freq, horizon: int) -> ForecastCon
     if grain != "day":
         update |= {
             "season_length": None,
-            # A regular model needs a season and a period of history (a younger series
-            # crashed statsforecast's SeasonalNaive): younger ones are "short".
-            "min_history_days": max(periods(cfg.min_history_days), SEASON[grain] + 1),
+            # A regular model needs two seasons of history (younger series crashed
+            # statsforecast's SeasonalNaive and MSTL): younger ones are "short".
+            "min_history_days": max(periods(cfg.min_history_days), 2 * SEASON[grain] + 1),
             "closed_after_days": periods(cfg.closed_after_days),
             "share_days": periods(cfg.share_days),
             "fit_days": None if cfg.fit_days is None else periods(cfg.fit_days),
