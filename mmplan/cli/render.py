@@ -146,7 +146,8 @@ def print_forecast(console: Console, summary: dict[str, Any]) -> None:
     )
     if summary.get("grains"):
         console.print(
-            f"grains: {', '.join(summary['grains']['written'])} ({summary['grains']['why']})"
+            f"grains: {', '.join(summary['grains']['written'])} ({summary['grains']['why']})",
+            markup=False,  # "[forecast] ..." is not Rich markup
         )
     cal = summary.get("calibration")
     if cal and cal["factors"]:
