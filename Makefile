@@ -65,6 +65,7 @@ bench: install
 	.venv/bin/python benchmarks/scale.py
 	.venv/bin/python benchmarks/accuracy.py
 	.venv/bin/python benchmarks/report_bench.py
+	.venv/bin/python benchmarks/long_range.py
 
 # Reconciliation and the scale ladder with their 100k-lane rungs (about 45 minutes on 2 cores).
 bench-large: install

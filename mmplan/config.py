@@ -90,7 +90,7 @@ class Section(BaseModel):
 
 
 # A sample's event calendar reaches a year before its first day and past its last one, and a
-# forecast of it up to 366 days further: its days lie in 0002-01-01..9995-12-31.
+# forecast of it up to 1096 days further: its days lie in 0002-01-01..9995-12-31.
 SAMPLE_FIRST_DATE = dt.date(2, 1, 1)
 SAMPLE_LAST_DATE = dt.date(9995, 12, 31)
 
@@ -172,7 +172,9 @@ _NOT_LEVEL_COLUMNS = frozenset(
 class ForecastConfig(Section):
     # The history's period; every count below (horizon, *_days) is in periods of it.
     freq: Literal["auto", "day", "week", "month"] = "auto"
-    horizon: int = Field(default=28, ge=1, le=366)
+    # Up to three years: past `long_range_after` days a daily history is forecast with a
+    # temporal hierarchy (mmplan.forecasting.temporal), not daily models run that long.
+    horizon: int = Field(default=28, ge=1, le=1096)
     levels: list[int] = Field(default_factory=lambda: [80, 95])
     hierarchy: list[list[str]] = Field(default_factory=lambda: [["origin_region"], ["origin"]])
     model: ModelName = "LightGBM"
@@ -202,6 +204,13 @@ class ForecastConfig(Section):
     default_events: bool = True
     # The events given are merged over default_events() (see _events_merged).
     events: dict[str, list[dt.date]] = Field(default_factory=dict, validate_default=True)
+    # The long-range forecast (mmplan.forecasting.temporal): on for a daily history when
+    # `long_range` is true or the horizon exceeds `long_range_after` days.
+    long_range: bool = False
+    long_range_after: int = Field(default=90, ge=1)
+    long_range_days: int = Field(default=28, ge=1)  # days whose daily forecasts weigh fully
+    long_range_weeks: int = Field(default=26, ge=0)  # weeks whose weekly forecasts enter
+    long_range_model: ModelName = "MSTL"  # the model of every grain's fit
 
     @field_validator("levels")
     @classmethod

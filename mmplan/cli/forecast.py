@@ -60,6 +60,7 @@ def forecast(
     from mmplan.config import load_config
     from mmplan.forecasting import forecast as run_forecast
     from mmplan.forecasting import hierarchy_notes
+    from mmplan.forecasting.temporal import grain_summary
     from mmplan.io import check_output_file, output_lock, write_parquet
 
     cfg = load_config(config, forecast={"horizon": horizon}, engine=engine_flags(engine, scheduler))
@@ -80,6 +81,7 @@ def forecast(
         paths = {"history": history, "champions": champions, "calibration": calibration}
         write_parquet(result, output, outputs.run_record("forecast", cfg, seconds, **paths))
     notes = hierarchy_notes(cfg.forecast, read.history.columns)
-    summary = render.forecast_summary(result, output, read.calibration, notes)
+    grains = grain_summary(result, cfg.forecast)
+    summary = render.forecast_summary(result, output, read.calibration, notes, grains)
     summarize("forecast", summary, json_out)
     render.print_forecast(stderr_console(quiet), summary)

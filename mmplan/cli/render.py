@@ -94,9 +94,14 @@ def forecast_summary(
     output: str | Path,
     calibration: pl.DataFrame | None = None,
     notes: list[str] | None = None,
+    grains: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Counts per level and model, the horizon, the forecast total, any calibration, and
-    notes on what the run settled for the planner (e.g. a default level left out)."""
+    """Counts per level and model, the horizon, the forecast total (of the day rows), any
+    calibration, the grains written and why, and notes on what the run settled for the
+    planner (e.g. a default level left out)."""
+    from mmplan.tables import day_rows
+
+    result = day_rows(result)  # a long-range forecast's weeks and months repeat its days
     lanes = result.filter(pl.col("level") == "lane")
     factors = None
     if calibration is not None:
@@ -119,6 +124,7 @@ def forecast_summary(
         ),
         "total_forecast": float(result.filter(pl.col("level") == "total")["forecast"].sum()),
         "calibration": factors,
+        "grains": grains,
         "notes": list(notes or []),
     }
 
@@ -138,6 +144,11 @@ def print_forecast(console: Console, summary: dict[str, Any]) -> None:
         f"{summary['dates'][0]} .. {summary['dates'][1]}, total forecast "
         f"{summary['total_forecast']:,.0f} packages"
     )
+    if summary.get("grains"):
+        console.print(
+            f"grains: {', '.join(summary['grains']['written'])} ({summary['grains']['why']})",
+            markup=False,  # "[forecast] ..." is not Rich markup
+        )
     cal = summary.get("calibration")
     if cal and cal["factors"]:
         factors = ", ".join(f"{level} x{f:.2f}" for level, f in cal["factors"].items())

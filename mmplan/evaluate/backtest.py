@@ -69,7 +69,7 @@ from mmplan.evaluate.metrics import (
 )
 from mmplan.forecasting.frequency import Freq, config_freq, n_periods, resolve, season, shift
 from mmplan.forecasting.hierarchy import hierarchy_levels
-from mmplan.tables import check, validate_history
+from mmplan.tables import check, day_rows, validate_history
 
 if TYPE_CHECKING:
     from mmplan.engine import Engine
@@ -218,7 +218,8 @@ def _points(
         for run, run_cfg in runs.items():
             if progress is not None:
                 progress(done, total, f"cutoff {cutoff}: {run}")
-            fc = forecast(train, run_cfg, engine=engine)
+            # A long-range run's weeks and months are sums of its days: the days are scored.
+            fc = day_rows(forecast(train, run_cfg, engine=engine))
             pts = score(fc, y, series, cutoff, horizon, scale, fcfg.levels, config_freq(fcfg))
             parts.append(pts.with_columns(pl.lit(run).alias("run")))
             done += 1

@@ -54,7 +54,7 @@ from mmplan.evaluate.plan_fit import PlanFit, plan_fit
 from mmplan.forecasting import history_hierarchy
 from mmplan.forecasting.frequency import config_freq, n_periods, resolve, season, shift
 from mmplan.forecasting.hierarchy import LANE, TOTAL
-from mmplan.tables import LANE_KEYS
+from mmplan.tables import LANE_KEYS, day_rows
 
 __all__ = [
     "PRIMARY_RUN",
@@ -167,7 +167,8 @@ def prepare_monitor(setup: MonitorSetup, source: str = "config") -> MonitorSetup
     for rules in mcfg.markets.values():
         check_monitor(merged_rules(mcfg, rules), levels, intervals, source)
     cfg = setup.config.model_copy(update={"forecast": fcfg})
-    return dataclasses.replace(setup, config=cfg, prepared=True)
+    # A long-range forecast's weeks and months are sums of its days: the days are scored.
+    return dataclasses.replace(setup, forecast=day_rows(fc), config=cfg, prepared=True)
 
 
 @dataclass(frozen=True)

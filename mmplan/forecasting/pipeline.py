@@ -65,6 +65,7 @@ from mmplan.forecasting.reconcile import Bands, reconcile, upper_reconciliation
 from mmplan.forecasting.rules import assign_models
 from mmplan.forecasting.series import aggregate, first_date, lane_series, last_date, level_series
 from mmplan.forecasting.shares import share_lanes
+from mmplan.forecasting.temporal import long_range_forecast, long_range_reason
 from mmplan.logs import checkpoint
 from mmplan.tables import check, validate_history
 
@@ -101,11 +102,31 @@ def forecast(
     `calibration` (level, interval, factor), from a backtest, scales each level's intervals
     instead of the factors the validation windows measured.
     """
-    cfg = _config(config)
+    cfg = _checked(history, _config(config))
+    if cfg.freq == "day" and long_range_reason(cfg) is not None:
+        return _long_range(history, cfg, calibration, progress or no_progress, engine)
+    return _ordinary(history, cfg, champions, calibration, progress, engine)
+
+
+def _checked(history: pl.DataFrame, cfg: ForecastConfig) -> ForecastConfig:
+    """`cfg` with its frequency settled, once the history passed its contract (DataError
+    naming the rows) and can be forecast."""
     problems = validate_history(history, cfg.max_history_gap_days, cfg.freq, cat=True)
     check(problems, "history", "history")
     cfg = resolve(cfg, history.get_column("date"))  # auto -> the history's frequency
     check_forecastable(history, cfg)
+    return cfg
+
+
+def _ordinary(
+    history: pl.DataFrame,
+    cfg: ForecastConfig,
+    champions: pl.DataFrame | None,
+    calibration: pl.DataFrame | None,
+    progress: Progress | None,
+    engine: Engine | None,
+) -> pl.DataFrame:
+    """The forecast of one frequency, steps 1-7 of the module docstring."""
     history = compact_keys(history)
     hier = history_hierarchy(history, cfg)
     if calibration is not None:  # before minutes of fitting
@@ -137,6 +158,25 @@ def forecast(
     table = _forecast_table(hier, parts.plan, parts.end, point, bands, lanes.labels, cfg)
     _check_finite(table, cfg)
     return table
+
+
+def _long_range(
+    history: pl.DataFrame,
+    cfg: ForecastConfig,
+    calibration: pl.DataFrame | None,
+    progress: Progress,
+    engine: Engine | None,
+) -> pl.DataFrame:
+    """The temporal hierarchy (mmplan.forecasting.temporal): this pipeline run at each grain,
+    the backtest's calibration applied to the days only (it measured daily horizons)."""
+
+    def fit(grain_history: pl.DataFrame, grain_cfg: ForecastConfig) -> pl.DataFrame:
+        grain_cfg = _checked(grain_history, grain_cfg)
+        daily = calibration if grain_cfg.freq == "day" else None
+        return _ordinary(grain_history, grain_cfg, None, daily, progress, engine)
+
+    hier = history_hierarchy(compact_keys(history), cfg)
+    return long_range_forecast(history, hier, cfg, fit)
 
 
 def compact_keys(history: pl.DataFrame) -> pl.DataFrame:

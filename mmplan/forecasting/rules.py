@@ -38,7 +38,11 @@ def assign_models(
     """One row per series: the model it gets, the rule that chose it (module docstring) and
     its length in periods."""
     freq = config_freq(cfg)
-    short_days = max(cfg.min_history_days, 2 * cfg.horizon + 1)
+    # A long-range forecast's day fit (mmplan.forecasting.temporal) runs past
+    # long_range_after days, yet only its near days weigh fully: twice those make a series
+    # old enough. Any other daily forecast has horizon <= long_range_after, so is unchanged.
+    near = min(cfg.horizon, cfg.long_range_after) if freq == "day" else cfg.horizon
+    short_days = max(cfg.min_history_days, 2 * near + 1)
     recent = y.filter(pl.col("ds") > shift(end, -PER_YEAR[freq], freq))
     stats = (
         y.group_by("unique_id")
