@@ -74,7 +74,7 @@ def test_a_clock_cut_run_says_it_is_not_deterministic():
     # The terminal summary says so, and only when determinism was asked for.
     from rich.console import Console
 
-    from mmplan.cli.render import plan_summary, print_plan
+    from mmplan.cli.render_plan import plan_summary, print_plan
 
     for asked in (True, False):
         console = Console(record=True, width=200)

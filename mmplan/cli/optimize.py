@@ -79,7 +79,7 @@ def optimize(
     the weekly capacity plan of a long-range forecast)
     """
     columns = inputs.parse_scenarios(scenarios, column, quantile)
-    from mmplan.cli import outputs, render
+    from mmplan.cli import outputs, render_plan
     from mmplan.config import load_config
     from mmplan.io import check_output_folder, output_lock
     from mmplan.plan import optimize_scenarios
@@ -105,19 +105,19 @@ def optimize(
             "optimize", cfg, seconds, demand=demand, nodes=nodes, lanes=lanes
         )
         folders = outputs.write_plans(outdir, plans, record, scenarios=bool(columns))
-    _report(render.plan_summaries(plans, folders), quiet, json_out, bool(columns))
+    _report(render_plan.plan_summaries(plans, folders), quiet, json_out, bool(columns))
 
 
 def _report(summaries: dict[str, dict], quiet: bool, json_out: bool, scenarios: bool) -> None:
     """Each plan's summary to the JSON log and the console, and with --json to stdout."""
-    from mmplan.cli import render, render_grain
+    from mmplan.cli import render_grain, render_plan
 
     for summary in summaries.values():
         emit("summary", command="optimize", **summary)
-        render.print_plan(stderr_console(quiet), summary)
+        render_plan.print_plan(stderr_console(quiet), summary)
         render_grain.print_grain(stderr_console(quiet), summary)
     if json_out:
-        print(json.dumps(render.plans_json(summaries, scenarios=scenarios), default=str))
+        print(json.dumps(render_plan.plans_json(summaries, scenarios=scenarios), default=str))
 
 
 def _scenario_file(
