@@ -144,3 +144,17 @@ def test_coherent_base_forecasts_are_left_as_they_are(end, horizon, seed):
     )
     rec = projection(spec, {"week": weeks, "month": months}, near_days=14) @ base
     np.testing.assert_allclose(rec, days, rtol=1e-6, atol=1e-6)
+
+
+def test_the_default_long_range_model_with_calendar_events_forecasts_480_days():
+    # MSTL's ARIMA trend crashed ("zero-size array") on event columns summed into weeks and
+    # months of this three-year sample; the coarse grains now fit without them and the days
+    # keep them.
+    three = SampleConfig(
+        seed=3, regions=1, fcs=1, scs=2, dss=6, days=1095, start=dt.date(2023, 1, 1)
+    )
+    cfg = ForecastConfig(horizon=480, validation_windows=0, model="SeasonalNaive")
+    assert cfg.default_events and cfg.long_range_model == "MSTL"
+    fc = forecast(sample(three)["history"], cfg)
+    assert validate_forecast(fc) == []
+    assert set(fc["grain"].unique()) == {"day", "week", "month"}

@@ -226,6 +226,11 @@ def _grain_config(cfg: ForecastConfig, grain: Freq, horizon: int) -> ForecastCon
     }
     if grain != "day":
         update |= {
+            # No event regressors: a week or month holding an event day is one period in
+            # dozens (MSTL's ARIMA trend crashed on the summed columns of a three-year
+            # sample), and the day grain keeps the events, which reconciliation carries.
+            "default_events": False,
+            "events": {},
             "season_length": None,
             # A regular model needs two seasons of history (younger series crashed
             # statsforecast's SeasonalNaive and MSTL): younger ones are "short".
