@@ -16,9 +16,10 @@ origins are drawn independently of each other. Without origin rows in the foreca
 parent's σ is the sum of its lanes' (fully correlated, the cautious choice).
 
 Recourse per sample (`simulate`): each date's LP with the plan's trucks and added capacity
-fixed (flows and unserved volume only, mmplan.plan.model with its demand at the samples'
-largest) is built once; between samples only the right-hand sides of the conservation rows
-and the unserved bounds change (OR-Tools' setters on the same model, no rebuild). Without
+fixed (flows and unserved volume only; mmplan.plan.recourse, with its demand at the
+samples' largest) is built once and loaded into one GLOP solver; each sample changes only
+the right-hand sides of the conservation rows and the unserved bounds and is re-solved from
+the previous sample's basis with the dual simplex. Dates run in worker processes. Without
 spot trucks the LP keeps only the lanes the plan has trucks on. Unserved volume is priced at
 [simulate] shortfall_cost, not the model's penalty; with spot_premium set, trucks above the
 plan's can be hired at that multiple of cost_per_truck (fractional: it is an LP).
@@ -28,7 +29,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from statistics import NormalDist
 from typing import Any
 
@@ -38,10 +39,8 @@ import scipy.sparse as sp
 
 from mmplan.config import OptimizeConfig, SimulateConfig
 from mmplan.errors import DataError
-from mmplan.plan.model import build_model, pair_rows
 from mmplan.plan.network import Network, index_network
-from mmplan.plan.solve import by_destination, helper, run
-from mmplan.plan.threads import map_on_threads
+from mmplan.plan.recourse import build_recourse, solve_dates
 
 __all__ = [
     "DemandSamples",
@@ -173,111 +172,6 @@ def sample_demand(
     return DemandSamples(lanes.drop("sigma"), volume, parents.drop("sigma"), parent_volume, seed)
 
 
-@dataclass
-class _DateLP:
-    """One date's fixed-truck LP, built once, and where each pair's demand enters it."""
-
-    h: Any
-    s_cols: np.ndarray
-    y_cols: np.ndarray
-    rows_o: np.ndarray
-    rows_d: np.ndarray
-    changed_rows: np.ndarray
-    n_rows: int
-    plan_y: np.ndarray
-    f_y: np.ndarray
-    offset: float  # what the LP's objective counts that is not recourse (spot: plan trucks)
-    spot: bool = False
-
-
-def _date_lp(
-    net: Network,
-    po: np.ndarray,
-    pt: np.ndarray,
-    q_env: np.ndarray,
-    trucks: np.ndarray,
-    added: np.ndarray,
-    config: SimulateConfig,
-) -> _DateLP:
-    """The date's LP with the plan's trucks (per lane) and added capacity (per node) fixed."""
-    if config.spot_premium is None:
-        # Lanes without trucks carry nothing: the LP keeps only the plan's lanes (on the
-        # default sample network that is 10x fewer columns and 20x faster).
-        keep = trucks > 0
-        owner = net.owner if net.owner is not None else net.lo
-        net = replace(
-            net,
-            lo=net.lo[keep],
-            ld=net.ld[keep],
-            u=net.u[keep],
-            f=net.f[keep],
-            c=net.c[keep],
-            maxt=net.maxt[keep],
-            owner=owner[keep],
-        )
-        trucks = trucks[keep]
-    rev = by_destination(po, pt)
-    n2 = net.reversed() if rev else net
-    a, b = (pt, po) if rev else (po, pt)
-    m = build_model(n2, a, b, q_env, config.shortfall_cost, strong=False)
-    lb, ub, obj = m.lb.copy(), m.ub.copy(), m.obj.copy()
-    plan_y = trucks[m.y_lane]
-    lb[m.y_cols] = plan_y
-    obj[m.y_cols] = 0.0
-    offset = 0.0
-    if config.spot_premium is not None:
-        ub[m.y_cols] = np.maximum(
-            np.where(np.isfinite(net.maxt[m.y_lane]), net.maxt[m.y_lane], np.inf), plan_y
-        )
-        obj[m.y_cols] = config.spot_premium * net.f[m.y_lane]
-        offset = float(obj[m.y_cols] @ plan_y)
-    else:
-        ub[m.y_cols] = plan_y
-    zc = m.n_x + m.n_y + np.arange(m.n_z)
-    lb[zc] = ub[zc] = np.minimum(added[m.z_node], m.ub[zc])
-    rows_o, rows_d = pair_rows(m, n2, a, b)
-    return _DateLP(
-        helper(m, False, lb=lb, ub=ub, obj=obj),
-        m.s_cols,
-        m.y_cols,
-        rows_o,
-        rows_d,
-        np.unique(np.concatenate([rows_o, rows_d])),
-        m.A.shape[0],
-        plan_y,
-        net.f[m.y_lane],
-        offset,
-        config.spot_premium is not None,
-    )
-
-
-def _solve_samples(lp: _DateLP, q: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per sample (rows of q): the LP's recourse cost, unserved per pair, spot trucks. The
-    model is the date's one; between samples only row bounds and unserved upper bounds
-    change. (An MPSolver keeping GLOP's basis between samples was measured too: no faster
-    on the sample network, and its solve holds the GIL, where this one runs in parallel.)"""
-    h = lp.h
-    n = q.shape[0]
-    cost, spot = np.zeros(n), np.zeros(n)
-    short = np.zeros_like(q)
-    rows = lp.changed_rows.tolist()
-    s_cols = lp.s_cols.tolist()
-    for i in range(n):
-        rhs = np.bincount(lp.rows_o, q[i], lp.n_rows) - np.bincount(lp.rows_d, q[i], lp.n_rows)
-        for r in rows:
-            h.set_constraint_lower_bound(r, rhs[r])
-            h.set_constraint_upper_bound(r, rhs[r])
-        for col, v in zip(s_cols, q[i].tolist(), strict=True):
-            h.set_var_upper_bound(col, v)
-        res = run(h, "GLOP", 600.0)
-        if res.values is None:
-            raise RuntimeError(f"the fixed-truck LP found no solution ({res.status})")
-        cost[i] = res.objective - lp.offset
-        short[i] = np.clip(res.values[lp.s_cols], 0.0, q[i])
-        spot[i] = float((res.values[lp.y_cols] - lp.plan_y).clip(min=0).sum())
-    return cost, short, spot
-
-
 def _fixed_cost(net: Network, index: dict[str, int], trucks: pl.DataFrame) -> float:
     """The plan's truck cost (trucks x cost_per_truck), paid whatever the demand."""
     lane = {(int(o), int(d)): a for a, (o, d) in enumerate(zip(net.lo, net.ld, strict=True))}
@@ -331,26 +225,24 @@ def simulate(
             pt = np.array([index[t] for t in part["destination"].to_list()], np.int64)[keep]
             tasks.append((r[keep], po, pt, q_env[keep], trucks, added))
 
-        def one(
-            i: int, tasks: list[Any] = tasks, name: str = name
-        ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-            r, po, pt, q_env, trucks, added = tasks[i]
-            if len(r) == 0:
-                return np.zeros(S), np.zeros((S, 0)), np.zeros(S)
-            lp = _date_lp(net, po, pt, q_env, trucks, added, config)
-            out = _solve_samples(lp, demand.volume[:, r])
-            if progress is not None:
-                progress(i + 1, len(tasks), f"{name}: {dates[i]}")
-            return out
+        live = [i for i, task in enumerate(tasks) if len(task[0])]
+        built = [
+            (build_recourse(net, po, pt, q_env, trucks, added, config), demand.volume[:, r])
+            for r, po, pt, q_env, trucks, added in (tasks[i] for i in live)
+        ]
 
-        outs = map_on_threads(one, len(tasks), optimize.workers)
+        def done(ended: int, j: int, name: str = name, live: list[int] = live) -> None:
+            if progress is not None:
+                progress(ended, len(live), f"{name}: {dates[live[j]]}")
+
+        outs = solve_dates(built, optimize.workers, done)
         short = np.zeros_like(demand.volume)
         cost = np.zeros(S)
         spot = np.zeros(S)
-        for (r, *_), (c, s, k) in zip(tasks, outs, strict=True):
-            short[:, r] = s
-            cost += c
-            spot += k
+        for i, out in zip(live, outs, strict=True):
+            short[:, tasks[i][0]] = out.unserved
+            cost += out.cost
+            spot += out.spot_trucks
         fixed = _fixed_cost(net, index, plan.trucks)
         per_plan.append((name, cost + fixed, fixed, short, spot))
     return _result(per_plan, demand, config)
