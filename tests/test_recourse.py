@@ -10,7 +10,7 @@ from test_optimize import lanes, nodes
 from mmplan.config import OptimizeConfig, SimulateConfig
 from mmplan.plan import recourse
 from mmplan.plan.network import index_network
-from mmplan.plan.recourse import build_recourse, solve_dates, solve_recourse
+from mmplan.plan.recourse import RecourseTask, build_recourse, solve_dates, solve_recourse
 
 NODES = nodes(
     ("F1", "FC", None, 0.0, None, None),
@@ -35,10 +35,15 @@ OPT = OptimizeConfig()
 PO, PT = np.array([0, 0, 1, 1]), np.array([4, 5, 5, 4])
 
 
-def _lp(q: np.ndarray, spot: float | None = None) -> recourse.RecourseLP:
+def _task(q: np.ndarray, spot: float | None = None) -> RecourseTask:
     net = index_network(NODES, LANES, OPT)
     cfg = SimulateConfig(spot_premium=spot)
-    return build_recourse(net, PO, PT, q.max(axis=0), TRUCKS, np.zeros(net.n), cfg)
+    return RecourseTask(net, PO, PT, q.max(axis=0), TRUCKS, np.zeros(net.n), cfg, q)
+
+
+def _lp(q: np.ndarray, spot: float | None = None) -> recourse.RecourseLP:
+    t = _task(q, spot)
+    return build_recourse(t.net, t.po, t.pt, t.q_env, t.trucks, t.added, t.config)
 
 
 volumes = st.lists(
@@ -72,7 +77,7 @@ def test_worker_processes_give_the_same_answers(monkeypatch):
     tasks = []
     for _ in range(3):
         q = rng.uniform(0, 250, size=(5, 4))
-        tasks.append((_lp(q), q))
+        tasks.append(_task(q))
     here = solve_dates(tasks, workers=1)
     monkeypatch.setattr(recourse, "PROCESS_MIN_LPS", 0)  # so that 15 LPs go to processes
     ended: list[int] = []

@@ -41,10 +41,17 @@ from mmplan.plan.model import build_model, pair_rows
 from mmplan.plan.network import Network
 from mmplan.plan.solve import by_destination
 
-__all__ = ["RecourseLP", "RecourseOutcome", "build_recourse", "solve_recourse", "solve_dates"]
+__all__ = [
+    "RecourseLP",
+    "RecourseOutcome",
+    "RecourseTask",
+    "build_recourse",
+    "solve_recourse",
+    "solve_dates",
+]
 
-# Below this many LPs in a run, starting worker processes (about a second each) costs more
-# than it saves.
+# Below this many LPs in a run, starting worker processes and copying the tasks to them
+# costs more than it saves.
 PROCESS_MIN_LPS = 400
 # GLOP's settings for re-solves: keep the problem as loaded (no presolve) and re-optimise
 # with the dual simplex from the last basis.
@@ -69,6 +76,24 @@ class RecourseLP:
     plan_y: np.ndarray
     offset: float  # what the objective counts that is not recourse (spot: the plan's trucks)
     spot: bool = False  # can trucks be hired above the plan's
+
+
+@dataclass
+class RecourseTask:
+    """What a worker needs to build one date's LP (`build_recourse`) and route its samples."""
+
+    net: Network
+    po: np.ndarray
+    pt: np.ndarray
+    q_env: np.ndarray
+    trucks: np.ndarray
+    added: np.ndarray
+    config: SimulateConfig
+    q: np.ndarray  # (samples, pairs)
+
+    def solve(self) -> RecourseOutcome:
+        args = (self.net, self.po, self.pt, self.q_env, self.trucks, self.added, self.config)
+        return solve_recourse(build_recourse(*args), self.q)
 
 
 @dataclass
@@ -223,30 +248,30 @@ def _context() -> BaseContext:
     return get_context("fork" if "fork" in get_all_start_methods() else "spawn")
 
 
-def _solve_task(task: tuple[RecourseLP, np.ndarray]) -> RecourseOutcome:
-    return solve_recourse(*task)
+def _solve_task(task: RecourseTask) -> RecourseOutcome:
+    return task.solve()
 
 
 def solve_dates(
-    tasks: list[tuple[RecourseLP, np.ndarray]],
+    tasks: list[RecourseTask],
     workers: int,
     done: Callable[[int, int], None] | None = None,
 ) -> list[RecourseOutcome]:
-    """solve_recourse on every (date LP, samples) task: in `workers` processes when the run
+    """Every task's LP built and its samples routed: in `workers` processes when the run
     has enough LPs to pay for them, else here, one after the other; `done(k, i)` as task i
     ends, the k-th to. The answers do not depend on where they ran (each date's samples
     go through one solver in order)."""
     done = done or (lambda k, i: None)
-    lps = sum(q.shape[0] for _, q in tasks)
+    lps = sum(t.q.shape[0] for t in tasks)
     workers = min(workers, len(tasks), os.cpu_count() or 1)
     if workers <= 1 or lps < PROCESS_MIN_LPS:
         out = []
-        for i, (lp, q) in enumerate(tasks):
-            out.append(solve_recourse(lp, q))
+        for i, task in enumerate(tasks):
+            out.append(task.solve())
             done(i + 1, i)
         return out
     # Largest first, so that no worker is left with a long date at the end.
-    order = sorted(range(len(tasks)), key=lambda i: -tasks[i][0].A.nnz * tasks[i][1].shape[0])
+    order = sorted(range(len(tasks)), key=lambda i: -tasks[i].q.size)
     pool = ProcessPoolExecutor(workers, mp_context=_context(), initializer=_quiet_worker)
     try:
         futures = {pool.submit(_solve_task, tasks[i]): i for i in order}

@@ -40,7 +40,9 @@ import scipy.sparse as sp
 from mmplan.config import OptimizeConfig, SimulateConfig
 from mmplan.errors import DataError
 from mmplan.plan.network import Network, index_network
-from mmplan.plan.recourse import build_recourse, solve_dates
+from mmplan.plan.recourse import RecourseTask, solve_dates
+from mmplan.plan.scenarios import scenario_networks
+from mmplan.scenario_file import ScenarioDef
 
 __all__ = [
     "DemandSamples",
@@ -71,10 +73,12 @@ class DemandSamples:
 
 @dataclass
 class PlanTables:
-    """What a simulation reads of a plan: its trucks and facility rows."""
+    """What a simulation reads of a plan: its trucks and facility rows, and for a scenario's
+    plan the scenario whose network it was planned on."""
 
     trucks: pl.DataFrame
     nodes: pl.DataFrame
+    scenario: ScenarioDef | None = None
 
 
 @dataclass
@@ -172,13 +176,70 @@ def sample_demand(
     return DemandSamples(lanes.drop("sigma"), volume, parents.drop("sigma"), parent_volume, seed)
 
 
-def _fixed_cost(net: Network, index: dict[str, int], trucks: pl.DataFrame) -> float:
-    """The plan's truck cost (trucks x cost_per_truck), paid whatever the demand."""
-    lane = {(int(o), int(d)): a for a, (o, d) in enumerate(zip(net.lo, net.ld, strict=True))}
-    total = 0.0
-    for o, d, t in trucks.select("origin", "destination", "trucks").iter_rows():
-        total += float(net.f[lane[(index[o], index[d])]]) * t
-    return total
+def _lane_index(net: Network) -> dict[tuple[int, int], int]:
+    return {(int(o), int(d)): a for a, (o, d) in enumerate(zip(net.lo, net.ld, strict=True))}
+
+
+def _truck_vector(net: Network, index: dict[str, int], day: pl.DataFrame, name: str) -> np.ndarray:
+    """The plan's trucks on one date, per lane of that date's network."""
+    lane = _lane_index(net)
+    trucks = np.zeros(len(net.lo))
+    for o, d, t in day.select("origin", "destination", "trucks").iter_rows():
+        a = lane.get((index.get(o, -1), index.get(d, -1)))
+        if a is None:
+            raise DataError(
+                f"plan {name}: trucks.parquet has trucks on {o}->{d}, which is not a lane of "
+                "the network it is simulated on (give the --lanes it was planned with)."
+            )
+        trucks[a] = t
+    return trucks
+
+
+def _networks(
+    net: Network, plan: PlanTables, dates: list[Any], optimize: OptimizeConfig
+) -> dict[Any, Network]:
+    """The network of each of the plan's dates (and the simulation's): the base one, or
+    for a scenario's plan the scenario's on that date (mmplan.plan.scenarios)."""
+    every = sorted({*dates, *plan.trucks["date"].unique().to_list()})
+    if plan.scenario is None:
+        return dict.fromkeys(every, net)
+    return scenario_networks(net, plan.scenario, every, optimize)
+
+
+def _plan_tasks(
+    name: str,
+    plan: PlanTables,
+    nets: dict[Any, Network],
+    rows: pl.DataFrame,
+    volume: np.ndarray,
+    config: SimulateConfig,
+) -> tuple[list[tuple[Any, np.ndarray, RecourseTask]], float]:
+    """One plan's recourse task per date with demand (and the demand rows it routes), and
+    the plan's truck cost (trucks x cost_per_truck of their date's network), paid whatever
+    the demand."""
+    index = {str(n): i for i, n in enumerate(next(iter(nets.values())).names)}
+    tasks, fixed = [], 0.0
+    for date, net in nets.items():
+        day = plan.trucks.filter(pl.col("date") == date)
+        trucks = _truck_vector(net, index, day, name)
+        fixed += float(trucks @ net.f)
+        part = rows.filter(pl.col("date") == date)
+        r = part["_r"].to_numpy()
+        if len(r) == 0:
+            continue
+        q_env = volume[:, r].max(axis=0)
+        keep = q_env > 0
+        if not keep.any():
+            continue
+        added = np.zeros(net.n)
+        dn = plan.nodes.filter(pl.col("date") == date)
+        for node, z in dn.select("node", "added_capacity").iter_rows():
+            added[index[node]] = z or 0.0
+        po = np.array([index[o] for o in part["origin"].to_list()], np.int64)[keep]
+        pt = np.array([index[t] for t in part["destination"].to_list()], np.int64)[keep]
+        task = RecourseTask(net, po, pt, q_env[keep], trucks, added, config, volume[:, r[keep]])
+        tasks.append((date, r[keep], task))
+    return tasks, fixed
 
 
 def simulate(
@@ -191,7 +252,8 @@ def simulate(
     *,
     progress: Callable[[int, int, str], None] | None = None,
 ) -> SimulationResult:
-    """Route every demand sample on each plan's trucks; see the module docstring."""
+    """Route every demand sample on each plan's trucks; see the module docstring. Every
+    plan's dates are solved together, in worker processes."""
     net = index_network(nodes, lanes, optimize)
     index = {str(n): i for i, n in enumerate(net.names)}
     unknown = sorted(
@@ -203,48 +265,30 @@ def simulate(
         )
     rows = demand.rows.with_row_index("_r")
     dates = sorted(set(rows["date"].to_list()))
-    lane = {(int(o), int(d)): a for a, (o, d) in enumerate(zip(net.lo, net.ld, strict=True))}
     S = demand.volume.shape[0]
-    per_plan = []
+    tasks: list[tuple[str, Any, np.ndarray, RecourseTask]] = []
+    fixed: dict[str, float] = {}
     for name, plan in plans.items():
-        tasks = []
-        for date in dates:
-            part = rows.filter(pl.col("date") == date)
-            r = part["_r"].to_numpy()
-            q_env = demand.volume[:, r].max(axis=0)
-            keep = q_env > 0
-            trucks = np.zeros(len(net.lo))
-            day = plan.trucks.filter(pl.col("date") == date)
-            for o, d, t in day.select("origin", "destination", "trucks").iter_rows():
-                trucks[lane[(index[o], index[d])]] = t
-            added = np.zeros(net.n)
-            dn = plan.nodes.filter(pl.col("date") == date)
-            for node, z in dn.select("node", "added_capacity").iter_rows():
-                added[index[node]] = z or 0.0
-            po = np.array([index[o] for o in part["origin"].to_list()], np.int64)[keep]
-            pt = np.array([index[t] for t in part["destination"].to_list()], np.int64)[keep]
-            tasks.append((r[keep], po, pt, q_env[keep], trucks, added))
+        mine, fixed[name] = _plan_tasks(
+            name, plan, _networks(net, plan, dates, optimize), rows, demand.volume, config
+        )
+        tasks += [(name, *task) for task in mine]
 
-        live = [i for i, task in enumerate(tasks) if len(task[0])]
-        built = [
-            (build_recourse(net, po, pt, q_env, trucks, added, config), demand.volume[:, r])
-            for r, po, pt, q_env, trucks, added in (tasks[i] for i in live)
-        ]
+    def done(ended: int, j: int) -> None:
+        if progress is not None:
+            progress(ended, len(tasks), f"{tasks[j][0]}: {tasks[j][1]}")
 
-        def done(ended: int, j: int, name: str = name, live: list[int] = live) -> None:
-            if progress is not None:
-                progress(ended, len(live), f"{name}: {dates[live[j]]}")
-
-        outs = solve_dates(built, optimize.workers, done)
+    outs = solve_dates([t for *_, t in tasks], optimize.workers, done)
+    per_plan = []
+    for name in plans:
         short = np.zeros_like(demand.volume)
-        cost = np.zeros(S)
-        spot = np.zeros(S)
-        for i, out in zip(live, outs, strict=True):
-            short[:, tasks[i][0]] = out.unserved
-            cost += out.cost
-            spot += out.spot_trucks
-        fixed = _fixed_cost(net, index, plan.trucks)
-        per_plan.append((name, cost + fixed, fixed, short, spot))
+        cost, spot = np.zeros(S), np.zeros(S)
+        for (owner, _, r, _), out in zip(tasks, outs, strict=True):
+            if owner == name:
+                short[:, r] = out.unserved
+                cost += out.cost
+                spot += out.spot_trucks
+        per_plan.append((name, cost + fixed[name], fixed[name], short, spot))
     return _result(per_plan, demand, config)
 
 
