@@ -137,6 +137,9 @@ def main() -> None:
     parser.add_argument("--time-limit", type=float, default=60.0)
     parser.add_argument("--samples", type=int, default=200)
     parser.add_argument("--skip-scenarios", action="store_true", help="simulate only")
+    parser.add_argument(
+        "--skip-simulate", action="store_true", help="scenarios only (simulate_bench.py)"
+    )
     args = parser.parse_args()
     inst = instance()
     cfg = OptimizeConfig(time_limit=args.time_limit, relative_gap=0.02)
@@ -145,7 +148,8 @@ def main() -> None:
     specs = scenarios_of(inst)
     if not args.skip_scenarios:
         scenario_figures(inst, cfg, specs)
-    simulate_figures(inst, cfg, args.samples, n_dates)
+    if not args.skip_simulate:
+        simulate_figures(inst, cfg, args.samples, n_dates)
 
 
 def scenario_figures(inst, cfg, specs) -> None:

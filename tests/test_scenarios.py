@@ -335,3 +335,54 @@ def test_cli_fleet_budget_and_its_exit_codes(files, fleet, code):
         assert "fleet: peak" in result.output
         if summary["fleet"]["marginal_value"]:
             assert "one more truck a day" in result.output
+
+
+def test_a_scenario_plan_is_simulated_on_its_own_network(tmp_path):
+    from mmplan.cli.inputs import plan_scenario
+    from mmplan.config import SimulateConfig
+    from mmplan.plan.simulation import PlanTables, sample_demand, simulate
+
+    changes = [
+        {
+            "type": "add_lane",
+            "origin": "F1",
+            "destination": "D1",
+            "truck_capacity": 50,
+            "cost_per_truck": 1.0,
+        },
+        {"type": "capacity", "facility": "S1", "capacity": 20.0},
+    ]
+    plan = run({"name": "net", "change": changes}).plans["net"].plan
+    # The plan folder's summary.json gives back the scenario it was planned on.
+    (tmp_path / "summary.json").write_text(json.dumps(plan.summary, default=str))
+    scenario = plan_scenario(tmp_path)
+    assert scenario is not None and scenario.name == "net" and len(scenario.change) == 2
+    # Twice the planned demand, no spread; spot trucks can be hired on any lane.
+    forecast = DEMAND.select(
+        "date", "origin", "destination", (pl.col("volume") * 2).alias("forecast")
+    ).with_columns(
+        level=pl.lit("lane"),
+        unique_id=pl.format("lane:{}/{}", "origin", "destination"),
+        lo_80=pl.col("forecast"),
+        hi_80=pl.col("forecast"),
+    )
+    cfg = SimulateConfig(samples=2, seed=1, spot_premium=1.0)
+    ds = sample_demand(forecast, cfg, 2, 1)
+    tables = PlanTables(plan.trucks, plan.nodes, scenario)
+    res = simulate({"net": tables}, ds, NODES, LANES, CFG, cfg)
+    pairs = {
+        (o, d): row
+        for o, d, *row in res.pairs.select(
+            "origin", "destination", "demand", "unserved"
+        ).iter_rows()
+    }
+    # The added lane carries F1 -> D1 (the base lanes alone would not know the plan's
+    # trucks on it); S1 takes at most 20 a day, so of what must arrive there (F2 -> D1 has
+    # no other way, F1 -> S1 ends there) at most 60 of 96 gets through over 3 dates, where
+    # the base network's unlimited S1 would take all of it on spot trucks.
+    through_s1 = [("F2", "D1"), ("F1", "S1")]
+    demand = sum(pairs[p][0] for p in through_s1)
+    served = demand - sum(pairs[p][1] for p in through_s1)
+    assert demand == pytest.approx(96.0)
+    assert 0 < served <= 60 + 1e-6
+    assert pairs[("F1", "D1")][1] == pytest.approx(0.0, abs=1e-6)

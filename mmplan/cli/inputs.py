@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from mmplan.evaluate import BacktestSetup, Baseline
     from mmplan.evaluate.monitor import MonitorSetup
     from mmplan.plan.simulation import PlanTables
-    from mmplan.scenario_file import ScenarioFile
+    from mmplan.scenario_file import ScenarioDef, ScenarioFile
 
 __all__ = [
     "ForecastInputs",
@@ -247,6 +247,32 @@ def plan_network(plandir: Path, nodes: Path | None, lanes: Path | None) -> tuple
     return out[0], out[1]
 
 
+def plan_scenario(plandir: Path) -> ScenarioDef | None:
+    """The scenario a plan folder of `optimize --scenarios FILE.toml` was planned on, as its
+    summary.json records it (None for any other plan); 65 when that record is unreadable."""
+    import json
+
+    from mmplan.errors import DataError
+    from mmplan.scenario_file import ScenarioDef
+
+    path = plandir / "summary.json"
+    if not path.is_file():
+        return None
+    try:
+        record = json.loads(path.read_text()).get("scenario")
+        if not record:
+            return None
+        fields = {"name": record["name"], "change": record.get("changes", [])}
+        if record.get("fleet") is not None:
+            fields["fleet"] = record["fleet"]
+        return ScenarioDef.model_validate(fields)
+    except (OSError, ValueError, KeyError, AttributeError, TypeError) as exc:
+        raise DataError(
+            f"{path}: its 'scenario' record (the changes the plan was made with) cannot be "
+            f"read: {str(exc).splitlines()[0]}. Re-run mmplan optimize --scenarios."
+        ) from None
+
+
 def read_simulate_inputs(
     plandirs: list[Path], demand: Path, nodes: Path | None, lanes: Path | None
 ) -> SimulateInputs:
@@ -262,6 +288,7 @@ def read_simulate_inputs(
         name: PlanTables(
             read_parquet(p / "trucks.parquet", what="plan trucks"),
             read_parquet(p / "nodes.parquet", what="plan nodes"),
+            plan_scenario(p),
         )
         for name, p in zip(names, plandirs, strict=True)
     }

@@ -53,7 +53,14 @@ from mmplan.scenario_file import (
 if TYPE_CHECKING:
     from mmplan.engine import Engine
 
-__all__ = ["BASE", "ScenarioPlan", "ScenarioResult", "plan_scenarios", "comparison"]
+__all__ = [
+    "BASE",
+    "ScenarioPlan",
+    "ScenarioResult",
+    "plan_scenarios",
+    "comparison",
+    "scenario_networks",
+]
 
 BASE = "base"  # the plan without changes, first in the comparison
 
@@ -169,6 +176,15 @@ def _scenario_net(base: Network, s: ScenarioDef, config: OptimizeConfig) -> Netw
     if s.fleet is not None:
         net = with_fleet(net, s.fleet, f"scenario '{s.name}' fleet")
     return net
+
+
+def scenario_networks(
+    base: Network, s: ScenarioDef, dates: list[Any], config: OptimizeConfig
+) -> dict[Any, Network]:
+    """The scenario's network on each date, as its plan was made on (mmplan simulate routes
+    a scenario's plan on these)."""
+    net = _scenario_net(base, s, config)
+    return {date: _date_net(base, net, s, date) for date in dates}
 
 
 def _date_net(base: Network, net: Network, s: ScenarioDef, date: Any) -> Network:
@@ -391,6 +407,7 @@ def _assemble_one(
         "name": s.name,
         "description": s.description,
         "changes": [c.model_dump(mode="json") for c in s.change],
+        "fleet": s.fleet.model_dump(mode="json") if s.fleet is not None else None,
         "resolved_dates": resolved,
         "reused_dates": reused,
         "closed_facility_volume": closed_volume,

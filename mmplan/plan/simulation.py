@@ -16,9 +16,10 @@ origins are drawn independently of each other. Without origin rows in the foreca
 parent's σ is the sum of its lanes' (fully correlated, the cautious choice).
 
 Recourse per sample (`simulate`): each date's LP with the plan's trucks and added capacity
-fixed (flows and unserved volume only, mmplan.plan.model with its demand at the samples'
-largest) is built once; between samples only the right-hand sides of the conservation rows
-and the unserved bounds change (OR-Tools' setters on the same model, no rebuild). Without
+fixed (flows and unserved volume only; mmplan.plan.recourse, with its demand at the
+samples' largest) is built once and loaded into one GLOP solver; each sample changes only
+the right-hand sides of the conservation rows and the unserved bounds and is re-solved from
+the previous sample's basis with the dual simplex. Dates run in worker processes. Without
 spot trucks the LP keeps only the lanes the plan has trucks on. Unserved volume is priced at
 [simulate] shortfall_cost, not the model's penalty; with spot_premium set, trucks above the
 plan's can be hired at that multiple of cost_per_truck (fractional: it is an LP).
@@ -28,7 +29,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from statistics import NormalDist
 from typing import Any
 
@@ -38,10 +39,10 @@ import scipy.sparse as sp
 
 from mmplan.config import OptimizeConfig, SimulateConfig
 from mmplan.errors import DataError
-from mmplan.plan.model import build_model, pair_rows
 from mmplan.plan.network import Network, index_network
-from mmplan.plan.solve import by_destination, helper, run
-from mmplan.plan.threads import map_on_threads
+from mmplan.plan.recourse import RecourseTask, solve_dates
+from mmplan.plan.scenarios import scenario_networks
+from mmplan.scenario_file import ScenarioDef
 
 __all__ = [
     "DemandSamples",
@@ -72,10 +73,12 @@ class DemandSamples:
 
 @dataclass
 class PlanTables:
-    """What a simulation reads of a plan: its trucks and facility rows."""
+    """What a simulation reads of a plan: its trucks and facility rows, and for a scenario's
+    plan the scenario whose network it was planned on."""
 
     trucks: pl.DataFrame
     nodes: pl.DataFrame
+    scenario: ScenarioDef | None = None
 
 
 @dataclass
@@ -173,118 +176,70 @@ def sample_demand(
     return DemandSamples(lanes.drop("sigma"), volume, parents.drop("sigma"), parent_volume, seed)
 
 
-@dataclass
-class _DateLP:
-    """One date's fixed-truck LP, built once, and where each pair's demand enters it."""
-
-    h: Any
-    s_cols: np.ndarray
-    y_cols: np.ndarray
-    rows_o: np.ndarray
-    rows_d: np.ndarray
-    changed_rows: np.ndarray
-    n_rows: int
-    plan_y: np.ndarray
-    f_y: np.ndarray
-    offset: float  # what the LP's objective counts that is not recourse (spot: plan trucks)
-    spot: bool = False
+def _lane_index(net: Network) -> dict[tuple[int, int], int]:
+    return {(int(o), int(d)): a for a, (o, d) in enumerate(zip(net.lo, net.ld, strict=True))}
 
 
-def _date_lp(
-    net: Network,
-    po: np.ndarray,
-    pt: np.ndarray,
-    q_env: np.ndarray,
-    trucks: np.ndarray,
-    added: np.ndarray,
+def _truck_vector(net: Network, index: dict[str, int], day: pl.DataFrame, name: str) -> np.ndarray:
+    """The plan's trucks on one date, per lane of that date's network."""
+    lane = _lane_index(net)
+    trucks = np.zeros(len(net.lo))
+    for o, d, t in day.select("origin", "destination", "trucks").iter_rows():
+        a = lane.get((index.get(o, -1), index.get(d, -1)))
+        if a is None:
+            raise DataError(
+                f"plan {name}: trucks.parquet has trucks on {o}->{d}, which is not a lane of "
+                "the network it is simulated on (give the --lanes it was planned with)."
+            )
+        trucks[a] = t
+    return trucks
+
+
+def _networks(
+    net: Network, plan: PlanTables, dates: list[Any], optimize: OptimizeConfig
+) -> dict[Any, Network]:
+    """The network of each of the plan's dates (and the simulation's): the base one, or
+    for a scenario's plan the scenario's on that date (mmplan.plan.scenarios)."""
+    every = sorted({*dates, *plan.trucks["date"].unique().to_list()})
+    if plan.scenario is None:
+        return dict.fromkeys(every, net)
+    return scenario_networks(net, plan.scenario, every, optimize)
+
+
+def _plan_tasks(
+    name: str,
+    plan: PlanTables,
+    nets: dict[Any, Network],
+    rows: pl.DataFrame,
+    volume: np.ndarray,
     config: SimulateConfig,
-) -> _DateLP:
-    """The date's LP with the plan's trucks (per lane) and added capacity (per node) fixed."""
-    if config.spot_premium is None:
-        # Lanes without trucks carry nothing: the LP keeps only the plan's lanes (on the
-        # default sample network that is 10x fewer columns and 20x faster).
-        keep = trucks > 0
-        owner = net.owner if net.owner is not None else net.lo
-        net = replace(
-            net,
-            lo=net.lo[keep],
-            ld=net.ld[keep],
-            u=net.u[keep],
-            f=net.f[keep],
-            c=net.c[keep],
-            maxt=net.maxt[keep],
-            owner=owner[keep],
-        )
-        trucks = trucks[keep]
-    rev = by_destination(po, pt)
-    n2 = net.reversed() if rev else net
-    a, b = (pt, po) if rev else (po, pt)
-    m = build_model(n2, a, b, q_env, config.shortfall_cost, strong=False)
-    lb, ub, obj = m.lb.copy(), m.ub.copy(), m.obj.copy()
-    plan_y = trucks[m.y_lane]
-    lb[m.y_cols] = plan_y
-    obj[m.y_cols] = 0.0
-    offset = 0.0
-    if config.spot_premium is not None:
-        ub[m.y_cols] = np.maximum(
-            np.where(np.isfinite(net.maxt[m.y_lane]), net.maxt[m.y_lane], np.inf), plan_y
-        )
-        obj[m.y_cols] = config.spot_premium * net.f[m.y_lane]
-        offset = float(obj[m.y_cols] @ plan_y)
-    else:
-        ub[m.y_cols] = plan_y
-    zc = m.n_x + m.n_y + np.arange(m.n_z)
-    lb[zc] = ub[zc] = np.minimum(added[m.z_node], m.ub[zc])
-    rows_o, rows_d = pair_rows(m, n2, a, b)
-    return _DateLP(
-        helper(m, False, lb=lb, ub=ub, obj=obj),
-        m.s_cols,
-        m.y_cols,
-        rows_o,
-        rows_d,
-        np.unique(np.concatenate([rows_o, rows_d])),
-        m.A.shape[0],
-        plan_y,
-        net.f[m.y_lane],
-        offset,
-        config.spot_premium is not None,
-    )
-
-
-def _solve_samples(lp: _DateLP, q: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per sample (rows of q): the LP's recourse cost, unserved per pair, spot trucks. The
-    model is the date's one; between samples only row bounds and unserved upper bounds
-    change. (An MPSolver keeping GLOP's basis between samples was measured too: no faster
-    on the sample network, and its solve holds the GIL, where this one runs in parallel.)"""
-    h = lp.h
-    n = q.shape[0]
-    cost, spot = np.zeros(n), np.zeros(n)
-    short = np.zeros_like(q)
-    rows = lp.changed_rows.tolist()
-    s_cols = lp.s_cols.tolist()
-    for i in range(n):
-        rhs = np.bincount(lp.rows_o, q[i], lp.n_rows) - np.bincount(lp.rows_d, q[i], lp.n_rows)
-        for r in rows:
-            h.set_constraint_lower_bound(r, rhs[r])
-            h.set_constraint_upper_bound(r, rhs[r])
-        for col, v in zip(s_cols, q[i].tolist(), strict=True):
-            h.set_var_upper_bound(col, v)
-        res = run(h, "GLOP", 600.0)
-        if res.values is None:
-            raise RuntimeError(f"the fixed-truck LP found no solution ({res.status})")
-        cost[i] = res.objective - lp.offset
-        short[i] = np.clip(res.values[lp.s_cols], 0.0, q[i])
-        spot[i] = float((res.values[lp.y_cols] - lp.plan_y).clip(min=0).sum())
-    return cost, short, spot
-
-
-def _fixed_cost(net: Network, index: dict[str, int], trucks: pl.DataFrame) -> float:
-    """The plan's truck cost (trucks x cost_per_truck), paid whatever the demand."""
-    lane = {(int(o), int(d)): a for a, (o, d) in enumerate(zip(net.lo, net.ld, strict=True))}
-    total = 0.0
-    for o, d, t in trucks.select("origin", "destination", "trucks").iter_rows():
-        total += float(net.f[lane[(index[o], index[d])]]) * t
-    return total
+) -> tuple[list[tuple[Any, np.ndarray, RecourseTask]], float]:
+    """One plan's recourse task per date with demand (and the demand rows it routes), and
+    the plan's truck cost (trucks x cost_per_truck of their date's network), paid whatever
+    the demand."""
+    index = {str(n): i for i, n in enumerate(next(iter(nets.values())).names)}
+    tasks, fixed = [], 0.0
+    for date, net in nets.items():
+        day = plan.trucks.filter(pl.col("date") == date)
+        trucks = _truck_vector(net, index, day, name)
+        fixed += float(trucks @ net.f)
+        part = rows.filter(pl.col("date") == date)
+        r = part["_r"].to_numpy()
+        if len(r) == 0:
+            continue
+        q_env = volume[:, r].max(axis=0)
+        keep = q_env > 0
+        if not keep.any():
+            continue
+        added = np.zeros(net.n)
+        dn = plan.nodes.filter(pl.col("date") == date)
+        for node, z in dn.select("node", "added_capacity").iter_rows():
+            added[index[node]] = z or 0.0
+        po = np.array([index[o] for o in part["origin"].to_list()], np.int64)[keep]
+        pt = np.array([index[t] for t in part["destination"].to_list()], np.int64)[keep]
+        task = RecourseTask(net, po, pt, q_env[keep], trucks, added, config, volume[:, r[keep]])
+        tasks.append((date, r[keep], task))
+    return tasks, fixed
 
 
 def simulate(
@@ -297,7 +252,8 @@ def simulate(
     *,
     progress: Callable[[int, int, str], None] | None = None,
 ) -> SimulationResult:
-    """Route every demand sample on each plan's trucks; see the module docstring."""
+    """Route every demand sample on each plan's trucks; see the module docstring. Every
+    plan's dates are solved together, in worker processes."""
     net = index_network(nodes, lanes, optimize)
     index = {str(n): i for i, n in enumerate(net.names)}
     unknown = sorted(
@@ -309,50 +265,30 @@ def simulate(
         )
     rows = demand.rows.with_row_index("_r")
     dates = sorted(set(rows["date"].to_list()))
-    lane = {(int(o), int(d)): a for a, (o, d) in enumerate(zip(net.lo, net.ld, strict=True))}
     S = demand.volume.shape[0]
-    per_plan = []
+    tasks: list[tuple[str, Any, np.ndarray, RecourseTask]] = []
+    fixed: dict[str, float] = {}
     for name, plan in plans.items():
-        tasks = []
-        for date in dates:
-            part = rows.filter(pl.col("date") == date)
-            r = part["_r"].to_numpy()
-            q_env = demand.volume[:, r].max(axis=0)
-            keep = q_env > 0
-            trucks = np.zeros(len(net.lo))
-            day = plan.trucks.filter(pl.col("date") == date)
-            for o, d, t in day.select("origin", "destination", "trucks").iter_rows():
-                trucks[lane[(index[o], index[d])]] = t
-            added = np.zeros(net.n)
-            dn = plan.nodes.filter(pl.col("date") == date)
-            for node, z in dn.select("node", "added_capacity").iter_rows():
-                added[index[node]] = z or 0.0
-            po = np.array([index[o] for o in part["origin"].to_list()], np.int64)[keep]
-            pt = np.array([index[t] for t in part["destination"].to_list()], np.int64)[keep]
-            tasks.append((r[keep], po, pt, q_env[keep], trucks, added))
+        mine, fixed[name] = _plan_tasks(
+            name, plan, _networks(net, plan, dates, optimize), rows, demand.volume, config
+        )
+        tasks += [(name, *task) for task in mine]
 
-        def one(
-            i: int, tasks: list[Any] = tasks, name: str = name
-        ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-            r, po, pt, q_env, trucks, added = tasks[i]
-            if len(r) == 0:
-                return np.zeros(S), np.zeros((S, 0)), np.zeros(S)
-            lp = _date_lp(net, po, pt, q_env, trucks, added, config)
-            out = _solve_samples(lp, demand.volume[:, r])
-            if progress is not None:
-                progress(i + 1, len(tasks), f"{name}: {dates[i]}")
-            return out
+    def done(ended: int, j: int) -> None:
+        if progress is not None:
+            progress(ended, len(tasks), f"{tasks[j][0]}: {tasks[j][1]}")
 
-        outs = map_on_threads(one, len(tasks), optimize.workers)
+    outs = solve_dates([t for *_, t in tasks], optimize.workers, done)
+    per_plan = []
+    for name in plans:
         short = np.zeros_like(demand.volume)
-        cost = np.zeros(S)
-        spot = np.zeros(S)
-        for (r, *_), (c, s, k) in zip(tasks, outs, strict=True):
-            short[:, r] = s
-            cost += c
-            spot += k
-        fixed = _fixed_cost(net, index, plan.trucks)
-        per_plan.append((name, cost + fixed, fixed, short, spot))
+        cost, spot = np.zeros(S), np.zeros(S)
+        for (owner, _, r, _), out in zip(tasks, outs, strict=True):
+            if owner == name:
+                short[:, r] = out.unserved
+                cost += out.cost
+                spot += out.spot_trucks
+        per_plan.append((name, cost + fixed[name], fixed[name], short, spot))
     return _result(per_plan, demand, config)
 
 
