@@ -113,3 +113,26 @@ def test_pool_keeps_distinct_plans_best_first_and_the_neighbourhood_is_their_uni
     assert [p.objective for p in pool.plans] == [9.0, 10.0]
     assert pool.passes == [1, 0]
     assert neighbourhood(m, pool.plans, 2).tolist() == [1.0, 1.0, 0.0]  # type: ignore[arg-type]
+
+
+def test_a_lane_subset_keeps_each_lanes_origin_for_its_fleet_budget():
+    # The restricted MIP's and the recourse LP's lane subsets copied the lane arrays but not
+    # `owner`, so a per-origin budget counted the trucks of whichever lanes now sat at the
+    # old positions.
+    from pathlib import Path
+
+    from mmplan.config import FleetConfig
+    from mmplan.plan.fleet import fleet_rows, with_fleet
+    from mmplan.plan.network import index_network
+
+    good = Path(__file__).parent / "data" / "good"
+    nodes, lanes = (pl.read_parquet(good / f"{t}.parquet") for t in ("nodes", "lanes"))
+    net = index_network(nodes, lanes, OptimizeConfig())
+    origin = str(net.names[net.lo[-1]])
+    net = with_fleet(net, FleetConfig(origin={origin: 3}), "config")
+    keep = np.flatnonzero(np.arange(len(net.lo)) % 2 == 1)  # every other lane
+    sub = net.keep_lanes(keep)
+    assert len(sub.owner) == len(sub.lo)
+    [(pos, limit)] = fleet_rows(sub, np.arange(len(sub.lo)))
+    assert limit == 3
+    assert set(pos) == set(np.flatnonzero(net.lo[keep] == net.lo[-1]))

@@ -9,7 +9,7 @@ index pairs). `adjacency` and `reach` answer "where can volume go from here" on 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import polars as pl
@@ -54,6 +54,22 @@ class Network:
     def reversed(self) -> Network:
         """The same network with every lane pointing the other way."""
         return Network(**{**self.__dict__, "lo": self.ld, "ld": self.lo})
+
+    def keep_lanes(self, keep: np.ndarray) -> Network:
+        """The network with only the lanes `keep` (a mask or lane indices). Each kept lane
+        keeps its origin for the per-origin fleet budgets (`owner`), which a copy of the
+        lane arrays alone left at its old length, counting other lanes' trucks."""
+        owner = self.owner if self.owner is not None else self.lo
+        return replace(
+            self,
+            lo=self.lo[keep],
+            ld=self.ld[keep],
+            u=self.u[keep],
+            f=self.f[keep],
+            c=self.c[keep],
+            maxt=self.maxt[keep],
+            owner=owner[keep],
+        )
 
 
 def fail(what: str, problems: list[str]) -> None:

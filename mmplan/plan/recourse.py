@@ -28,7 +28,7 @@ import os
 import signal
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from multiprocessing import get_all_start_methods, get_context
 from multiprocessing.context import BaseContext
 from typing import Any
@@ -120,17 +120,7 @@ def build_recourse(
         # Lanes without trucks carry nothing: the LP keeps only the plan's lanes (on the
         # default sample network that is 10x fewer columns and 20x faster).
         keep = trucks > 0
-        owner = net.owner if net.owner is not None else net.lo
-        net = replace(
-            net,
-            lo=net.lo[keep],
-            ld=net.ld[keep],
-            u=net.u[keep],
-            f=net.f[keep],
-            c=net.c[keep],
-            maxt=net.maxt[keep],
-            owner=owner[keep],
-        )
+        net = net.keep_lanes(keep)
         trucks = trucks[keep]
     rev = by_destination(po, pt)
     n2 = net.reversed() if rev else net

@@ -53,15 +53,7 @@ def build(
         return None
     maxt = np.zeros(len(net.lo))
     maxt[m.y_lane] = ub_y
-    sub = replace(
-        net,
-        lo=net.lo[keep],
-        ld=net.ld[keep],
-        u=net.u[keep],
-        f=net.f[keep],
-        c=net.c[keep],
-        maxt=np.minimum(net.maxt[keep], maxt[keep]),
-    )
+    sub = replace(net.keep_lanes(keep), maxt=np.minimum(net.maxt[keep], maxt[keep]))
     model = build_model(sub, pairs.po, pairs.pt, pairs.q, penalty, group=np.arange(len(pairs.q)))
     to_day = np.searchsorted(m.y_lane, keep[model.y_lane])
     return Restricted(model, to_day)
