@@ -243,3 +243,24 @@ def test_cli_promise(files, tmp_path):
     LANES.drop("transit_days").write_parquet(no_days)
     args[3] = str(no_days)
     assert CliRunner().invoke(app, args).exit_code == 65
+
+
+def test_cli_simulate_reads_the_day_rows_of_a_forecast_with_a_grain_column(files):
+    # A long-range forecast also holds week rows (dated on Mondays): routed as days, they
+    # doubled those dates' demand.
+    day = pl.read_parquet(files["forecast"])
+    bands = [c for c in day.columns if c.startswith(("lo_", "hi_"))]
+    keys = [c for c in day.columns if c not in ("date", "forecast", "model", *bands)]
+    weeks = (
+        day.group_by(*keys, pl.col("date").dt.truncate("1w"))
+        .agg(pl.col("forecast", *bands).sum(), pl.col("model").first())
+        .with_columns(pl.lit("week").alias("grain"))
+    )
+    both = pl.concat([day.with_columns(pl.lit("day").alias("grain")), weeks], how="diagonal")
+    both.write_parquet(files["forecast"])
+    assert sim(files, out="grain").exit_code == 0
+    day.write_parquet(files["forecast"])
+    assert sim(files, out="daily").exit_code == 0
+    root = files["nodes"].parent
+    a, b = (pl.read_parquet(root / o / "samples.parquet") for o in ("grain", "daily"))
+    assert a.equals(b)

@@ -280,6 +280,7 @@ def read_simulate_inputs(
     forecast, and the network of the first plan (or --nodes/--lanes)."""
     from mmplan.io import read_parquet, read_table
     from mmplan.plan.simulation import PlanTables
+    from mmplan.tables import day_rows
 
     names = [p.name for p in plandirs]
     if len(set(names)) != len(names):
@@ -295,7 +296,8 @@ def read_simulate_inputs(
     nodes_path, lanes_path = plan_network(plandirs[0], nodes, lanes)
     node_table = read_table(nodes_path, "nodes")
     lane_table = read_table(lanes_path, "lanes", node_table)
-    forecast = read_table(demand, "forecast")
+    # A long-range forecast's week and month rows are not days to route (DESIGN: day rows).
+    forecast = day_rows(read_table(demand, "forecast"))
     return SimulateInputs(plans, forecast, node_table, lane_table, nodes_path, lanes_path)
 
 

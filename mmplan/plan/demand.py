@@ -26,7 +26,7 @@ from mmplan.plan.network import (
     names_list,
     reach,
 )
-from mmplan.tables import validate_demand
+from mmplan.tables import GRAINS, validate_demand
 from mmplan.tables.checks import MAX_ROWS_SHOWN
 
 # The most packages one (origin, destination, date) row may ask for. SCIP's feasibility
@@ -202,7 +202,6 @@ def demand_rows(
     return df.select("date", "origin", "destination", pl.col(column).cast(pl.Float64))
 
 
-GRAINS = ("day", "week", "month")
 # What `date` must be for a period's rows: the Monday of the ISO week, the 1st of the month.
 _PERIOD_START = {
     "week": (pl.col("date").dt.weekday() == 1, "a Monday (the first day of its ISO week)"),

@@ -22,6 +22,7 @@ import polars as pl
 
 from mmplan.errors import DataError, InputFileError
 from mmplan.io import read_parquet, read_provenance, read_table
+from mmplan.tables import day_rows
 
 __all__ = [
     "Source",
@@ -207,7 +208,7 @@ def read_history(path: Path) -> Loaded:
 
 def read_forecast(path: Path) -> Loaded:
     """A forecast table, checked against its contract (levels add up, intervals ordered)."""
-    table = read_table(path, "forecast")
+    table = day_rows(read_table(path, "forecast"))  # a long-range forecast: its days
     data = ForecastInput(table, interval_levels(table.columns))
     return Loaded("forecast", path, data, [Source("forecast", path, _record(path))])
 
