@@ -43,7 +43,8 @@ class _Change(Section):
 
 class DemandChange(_Change):
     """Demand rows matching every key given (all rows when none) times `multiply`, plus
-    `add` packages per row and date (never below zero)."""
+    `add` packages per row and date (never below zero). Naming one pair (`lane`, or
+    `origin` and `destination`), `add` also creates it on dates it has no demand."""
 
     type: Literal["demand"]
     multiply: float = Field(default=1.0, ge=0)

@@ -136,6 +136,43 @@ def test_network_changes_add_remove_and_price_lanes():
     assert (f2["cost"] / f2["trucks"]).to_list() == pytest.approx([5.0] * f2.height)
 
 
+def test_adding_to_a_pair_without_demand_creates_its_volume():
+    # F2 -> D2 has no demand on any date; 7 packages a day on D2 and D3 must be planned
+    # (over F2 -> S1 -> D2: no truck lane joins them) and nothing on D1, which is reused.
+    add = {"type": "demand", "lane": "F2->D2", "add": 7.0, "start": D2}
+    sp = run({"name": "new_pair", "change": [add]}).plans["new_pair"]
+    assert sp.resolved_dates == [str(D2), str(D3)] and sp.reused_dates == [str(D1)]
+    pair = (pl.col("origin") == "F2") & (pl.col("destination") == "D2")
+    delivered = sp.plan.flows.filter(pair & (pl.col("lane_destination") == "D2"))
+    unserved = sp.plan.unserved.filter(pair)
+    per_date = {
+        d: on(delivered, d)["volume"].sum() + on(unserved, d)["volume"].sum() for d in (D1, D2, D3)
+    }
+    assert per_date == pytest.approx({D1: 0.0, D2: 7.0, D3: 7.0})
+    # The same addition keyed by origin and destination does the same.
+    keyed = {"type": "demand", "origin": "F2", "destination": "D2", "add": 7.0, "start": D2}
+    other = run({"name": "keyed", "change": [keyed]}).plans["keyed"].plan
+    assert other.flows.equals(sp.plan.flows)
+    # A change matching a set of rows (one origin) still leaves pairs without demand alone.
+    broad = {"type": "demand", "origin": "F2", "add": 1.0}
+    flows = run({"name": "broad", "change": [broad]}).plans["broad"].plan.flows
+    assert flows.filter(pair).is_empty()
+
+
+def test_a_lane_key_names_a_demand_pair_of_two_facilities():
+    # F1 -> D1 is demand routed through a sort center, not a truck lane.
+    double = {"type": "demand", "lane": "F1->D1", "multiply": 2.0, "start": D1, "end": D1}
+    plan = run({"name": "double", "change": [double]}).plans["double"].plan
+    pair = (pl.col("origin") == "F1") & (pl.col("destination") == "D1")
+    moved = on(plan.flows, D1).filter(pair & (pl.col("lane_destination") == "D1"))
+    assert moved["volume"].sum() + on(plan.unserved, D1).filter(pair)["volume"].sum() == (
+        pytest.approx(12.0)
+    )
+    for lane in ("F1->D9", "F1->F1"):
+        with pytest.raises(DataError, match=f"key 'lane' = '{lane}'.*two different facilities"):
+            run({"name": "bad", "change": [{"type": "demand", "lane": lane, "add": 1.0}]})
+
+
 def test_names_the_data_lacks_are_data_errors():
     with pytest.raises(DataError, match="scenario 'bad', change 1 \\(facility_down\\).*'S9'"):
         run({"name": "bad", "change": [{"type": "facility_down", "facility": "S9"}]})

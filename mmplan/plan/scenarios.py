@@ -5,7 +5,8 @@ scenarios; each is a demand column, an optional fleet budget and a list of chang
 change on a date range (unset: every date):
 
 - `demand`: rows matching origin / destination / region (the destination's) / lane, times
-  `multiply`, plus `add` packages per row and date;
+  `multiply`, plus `add` packages per row and date; a change naming one pair creates its
+  rows where it has none, so `add` plans a new flow;
 - `facility_down`: the facility's lanes carry nothing those dates; volume between other
   facilities re-routes where a path avoids it (or goes unserved); volume starting or ending
   at it is *closed-facility volume*, reported apart from unserved volume;
@@ -128,10 +129,14 @@ def check_names(s: ScenarioDef, net: Network, lanes: set[tuple[str, str]], regio
             "destination": getattr(c, "destination", None),
         }
         if isinstance(c, DemandChange) and c.lane:
-            facilities["lane"] = None
-            o, d = c.lane.split("->")
-            if (o.strip(), d.strip()) not in lanes:
-                raise DataError(f"{_where(s, i, c)}: key 'lane' = {c.lane!r} is not a lane.")
+            # An origin-destination pair of the demand, routed over any path: both ends
+            # must be facilities, but no truck lane need join them.
+            o, d = (p.strip() for p in c.lane.split("->"))
+            if o not in names or d not in names or o == d:
+                raise DataError(
+                    f"{_where(s, i, c)}: key 'lane' = {c.lane!r} does not name two "
+                    "different facilities of the nodes table."
+                )
         for key, value in facilities.items():
             if value is not None and value not in names:
                 raise DataError(
@@ -226,12 +231,51 @@ def _date_net(base: Network, net: Network, s: ScenarioDef, date: Any) -> Network
     return replace(net, maxt=maxt, u=u, f=f, c=c_, cap=cap)
 
 
+def _pair(c: DemandChange) -> tuple[str, str] | None:
+    """The one origin-destination pair a change names (`lane`, or `origin` and
+    `destination`), or None when it matches a set of rows."""
+    if c.lane is not None:
+        o, t = (p.strip() for p in c.lane.split("->"))
+        return o, t
+    if c.origin is not None and c.destination is not None:
+        return c.origin, c.destination
+    return None
+
+
+def _new_rows(d: pl.DataFrame, c: DemandChange, regions: pl.DataFrame) -> pl.DataFrame:
+    """Zero-volume rows for the dates of `d` in the change's range on which the pair it
+    names has none, so that its `add` creates volume there: a planner adding a new
+    customer's flow means packages, not "nothing, since there was nothing before"."""
+    pair = _pair(c)
+    if pair is None or c.add <= 0:
+        return d
+    dates = d.select("date").unique()
+    if c.start is not None:
+        dates = dates.filter(pl.col("date") >= c.start)
+    if c.end is not None:
+        dates = dates.filter(pl.col("date") <= c.end)
+    have = d.filter((pl.col("origin") == pair[0]) & (pl.col("destination") == pair[1]))
+    missing = dates.join(have.select("date"), on="date", how="anti")
+    if missing.is_empty():
+        return d
+    region = regions.filter(pl.col("node") == pair[1])["_region"]
+    rows = missing.sort("date").with_columns(
+        origin=pl.lit(pair[0]),
+        destination=pl.lit(pair[1]),
+        volume=pl.lit(0.0),
+        _region=pl.lit(region[0] if len(region) else None, dtype=d.schema["_region"]),
+    )
+    return pl.concat([d, rows.select(d.columns)])
+
+
 def _demand(d: pl.DataFrame, s: ScenarioDef, regions: pl.DataFrame) -> pl.DataFrame:
-    """Base rows (date, origin, destination, volume) with the scenario's demand changes."""
+    """Base rows (date, origin, destination, volume) with the scenario's demand changes;
+    a change naming one pair adds its rows on the dates it has none (`_new_rows`)."""
     d = d.join(regions, left_on="destination", right_on="node", how="left", maintain_order="left")
     for c in s.change:
         if not isinstance(c, DemandChange):
             continue
+        d = _new_rows(d, c, regions)
         mask = pl.lit(True)
         for key, value in (
             ("origin", c.origin),
@@ -241,7 +285,7 @@ def _demand(d: pl.DataFrame, s: ScenarioDef, regions: pl.DataFrame) -> pl.DataFr
             if value is not None:
                 mask &= pl.col(key) == value
         if c.lane is not None:
-            o, t = (p.strip() for p in c.lane.split("->"))
+            o, t = _pair(c) or ("", "")
             mask &= (pl.col("origin") == o) & (pl.col("destination") == t)
         if c.start is not None:
             mask &= pl.col("date") >= c.start
