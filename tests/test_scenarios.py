@@ -215,6 +215,38 @@ def test_fleet_needed_and_the_marginal_value_of_one_more_truck():
     assert value["per_date"][str(D3)] == pytest.approx(tight_d3 - free_d3, rel=1e-6)
 
 
+def test_the_marginal_value_of_a_scenario_is_measured_on_its_dates_network():
+    # S1 is down on D3 and the fleet is one truck short of the scenario's own plan there:
+    # one more truck must save what the scenario itself saves with that truck (re-solved
+    # on the network without S1), not what it would save with S1 open.
+    down = {"type": "facility_down", "facility": "S1", "start": D3, "end": D3}
+    free = run({"name": "down", "change": [down]}).plans["down"].plan
+    need = int(
+        free.trucks.filter(pl.col("date") == D3)["trucks"].sum()
+    )  # the scenario's fleet on D3
+    tight, loose = (
+        run({"name": "down", "change": [down], "fleet": {"total": n}}).plans["down"].plan
+        for n in (need - 1, need)
+    )
+    value = tight.summary["fleet"]["marginal_value"]["total"]
+    d3 = str(D3)
+    saved = tight.summary["per_date"][d3]["objective"] - loose.summary["per_date"][d3]["objective"]
+    assert value["per_date"][d3] == pytest.approx(saved, rel=1e-6)
+
+
+def test_fleet_re_solves_are_skipped_when_the_plan_left_no_time(tmp_path):
+    # time_limit bounds the whole run: with under a second of it, there is no time left
+    # for the re-solves, and the summary says so instead of reporting a saving.
+    free = optimize(DEMAND, NODES, LANES, CFG, column="volume")
+    budget = FleetConfig(total=int(free.summary["fleet"]["peak"]) - 1)
+    cfg = CFG.model_copy(update={"fleet": budget, "time_limit": 0.5})
+    plan = optimize(DEMAND, NODES, LANES, cfg, column="volume")
+    value = plan.summary["fleet"]["marginal_value"]["total"]
+    assert value["saved"] is None and value["per_date"] == {}
+    assert value["method"].startswith("not measured")
+    assert plan.summary["fleet"]["budget"]["total"] == budget.total
+
+
 @pytest.fixture
 def files(tmp_path: Path) -> dict[str, Path]:
     out = {}

@@ -131,6 +131,9 @@ def _print_fleet(console: Console, fleet: dict[str, Any]) -> None:
         + (f"; budgets {', '.join(limits)}" if limits else "")
     )
     for name, v in fleet.get("marginal_value", {}).items():
+        if v["saved"] is None:  # the plan left no time for the re-solves
+            console.print(f"  one more truck a day on the {name} budget: {v['method']}")
+            continue
         console.print(
             f"  one more truck a day on the {name} budget saves {v['saved']:,.0f} over "
             f"{len(v['per_date'])} dates it binds on ({v['method']})"

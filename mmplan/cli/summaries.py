@@ -85,6 +85,9 @@ def print_scenarios(console: Console, summary: dict[str, Any]) -> None:
             console.print(f"scenario {r['scenario']} could not be planned: {r['message']}")
     for name, budgets in summary["fleet_marginal_value"].items():
         for budget, v in budgets.items():
+            if v["saved"] is None:  # the plan left no time for the re-solves
+                console.print(f"{name}: one more truck a day on the {budget} budget: {v['method']}")
+                continue
             console.print(
                 f"{name}: one more truck a day on the {budget} fleet budget saves "
                 f"{v['saved']:,.0f} over {v['dates']} dates ({v['method']})"

@@ -76,7 +76,7 @@ import polars as pl
 from mmplan.config import OptimizeConfig
 from mmplan.plan.assemble import METHOD, Plan, assemble
 from mmplan.plan.demand import DemandColumns, demand_columns, demand_rows, scenario
-from mmplan.plan.marginal import add_marginal_values
+from mmplan.plan.marginal import Budgeted, add_marginal_values, plan_config
 from mmplan.plan.network import default_penalty
 from mmplan.plan.parallel import solve_dates
 from mmplan.plan.scenarios import ScenarioResult, plan_scenarios
@@ -147,7 +147,13 @@ def optimize_scenarios(
     net, _, penalty, _ = next(iter(parts.values()))
     tasks = [(c, day) for c, part in parts.items() for day in part.days]
     outcomes = solve_dates(
-        net, [day for _, day in tasks], penalty, config, started, progress, engine
+        net,
+        [day for _, day in tasks],
+        penalty,
+        plan_config(config, [net]),
+        started,
+        progress,
+        engine,
     )
     plans = {
         c: assemble(
@@ -162,6 +168,9 @@ def optimize_scenarios(
         )
         for c, part in parts.items()
     }
-    for c, plan in plans.items():  # one more truck a day, where a fleet budget binds
-        add_marginal_values(plan, net, parts[c].days, penalty, config, engine)
+    # One more truck a day, where a fleet budget binds: one batch, in what is left of the limit.
+    budgeted = [
+        Budgeted(plan, [net] * len(parts[c].days), parts[c].days) for c, plan in plans.items()
+    ]
+    add_marginal_values(budgeted, penalty, config, engine, started)
     return plans

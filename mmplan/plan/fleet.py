@@ -32,6 +32,7 @@ __all__ = [
     "fleet_ok",
     "fleet_needed",
     "binding_budgets",
+    "has_budget",
     "budget_record",
     "plus_one",
 ]
@@ -55,6 +56,11 @@ def with_fleet(net: Network, fleet: FleetConfig, source: str) -> Network:
     total = math.inf if fleet.total is None else float(fleet.total)
     owner = net.owner if net.owner is not None else net.lo
     return replace(net, fleet_total=total, fleet_node=per_node, owner=owner)
+
+
+def has_budget(net: Network) -> bool:
+    """Whether `net` limits the trucks in use at all."""
+    return bool(_budgets(net))
 
 
 def _budgets(net: Network) -> list[tuple[str, np.ndarray, float]]:

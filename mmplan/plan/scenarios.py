@@ -37,7 +37,7 @@ from mmplan.errors import DataError, MmplanError
 from mmplan.plan.assemble import METHOD, Plan, assemble
 from mmplan.plan.demand import Day, Scenario, prepare_demand, scenario
 from mmplan.plan.fleet import with_fleet
-from mmplan.plan.marginal import add_marginal_values
+from mmplan.plan.marginal import Budgeted, add_marginal_values, plan_config
 from mmplan.plan.network import Network
 from mmplan.plan.parallel import Failed, solve_dates
 from mmplan.scenario_file import (
@@ -384,7 +384,7 @@ def plan_scenarios(
         [n for _, n in tasks],
         [d for d, _ in tasks],
         base.penalty,
-        config,
+        plan_config(config, [sd.net for sd in dated] + [base.net]),
         started,
         progress,
         engine,
@@ -397,7 +397,6 @@ def plan_scenarios(
         raise InfeasibleError(f"the base plan failed on {failed[0].date}: {failed[0].message}")
     base_out = outcomes[: len(base.days)]
     plan = assemble(base.net, base_out, base.penalty, config, column, base.scale, started, METHOD)
-    add_marginal_values(plan, base.net, base.days, base.penalty, config, engine)
     dates = [str(d.date) for d in base.days]
     result = {BASE: ScenarioPlan(BASE, plan, plan.summary["status"], reused_dates=[])}
     result[BASE].resolved_dates = dates
@@ -407,7 +406,19 @@ def plan_scenarios(
             next(rest) if ch else base_out[i] if d is not None else None
             for i, (d, ch) in enumerate(zip(sd.days, sd.changed, strict=True))
         ]
-        result[sd.spec.name] = _assemble_one(sd, mine, base, config, column, started, engine)
+        result[sd.spec.name] = _assemble_one(sd, mine, base, config, column, started)
+    # One more truck a day where a budget binds, for every plan in one batch: what is left
+    # of the run's limit, not a second one.
+    budgeted = [Budgeted(plan, [base.net] * len(base.days), base.days)] + [
+        Budgeted(
+            sp.plan,
+            [n for d, n in zip(sd.days, sd.nets, strict=True) if d is not None],
+            [d for d in sd.days if d is not None],
+        )
+        for sd in dated
+        if (sp := result[sd.spec.name]).plan is not None
+    ]
+    add_marginal_values(budgeted, base.penalty, config, engine, started)
     return ScenarioResult(result, comparison(result))
 
 
@@ -418,7 +429,6 @@ def _assemble_one(
     config: OptimizeConfig,
     column: str,
     started: float,
-    engine: Engine | None,
 ) -> ScenarioPlan:
     """One scenario's plan from its dates' outcomes (reused or re-solved)."""
     s = sd.spec
@@ -441,8 +451,6 @@ def _assemble_one(
             METHOD,
             nets=[sd.nets[i] for i in keep],
         )
-        days = [d for d in sd.days if d is not None]
-        add_marginal_values(plan, sd.net, days, base.penalty, config, engine)
     except MmplanError as exc:
         return ScenarioPlan(s.name, None, "FAILED", exc.message, resolved, reused, sd.closed)
     closed_volume = float(sd.closed["volume"].sum())
