@@ -56,6 +56,7 @@ bench: install
 	.venv/bin/python benchmarks/optimize_bench.py
 	.venv/bin/python benchmarks/scenario_bench.py --skip-simulate
 	.venv/bin/python benchmarks/simulate_bench.py
+	.venv/bin/python benchmarks/joint_model.py
 	.venv/bin/python benchmarks/grain_bench.py
 	.venv/bin/python benchmarks/backtest_bench.py
 	.venv/bin/python benchmarks/calibration_bench.py

@@ -425,7 +425,12 @@ class SimulateConfig(Section):
     seed: int = 0
     # The interval whose width gives each parent's sigma (lo_<p>, hi_<p> of the forecast).
     interval: int = Field(default=80, gt=0, lt=100)
-    autocorrelation: float = Field(default=0.5, ge=0, lt=1)  # lag-1, across dates
+    # Lag-1 autocorrelation across dates of the network total's noise (of each origin's when
+    # the forecast has no total rows), and of each origin's and lane's own share noise.
+    # Chosen on 12-cutoff backtests of the real sets and the sample (benchmarks/joint_model.py):
+    # the network's error persists over the horizon, a share's much less.
+    total_autocorrelation: float = Field(default=0.8, ge=0, lt=1)
+    autocorrelation: float = Field(default=0.3, ge=0, lt=1)
     # Price of a package the plan's trucks cannot carry, per package (not the model penalty).
     shortfall_cost: float = Field(default=10.0, ge=0)
     # Spot trucks at this multiple of cost_per_truck (unset: no spot trucks).

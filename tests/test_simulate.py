@@ -94,9 +94,51 @@ def test_samples_match_the_forecast_mean_and_levels_add_up():
     # The origin's spread is its own interval's (sigma = half-width / z_80).
     f1 = (ds.parents["origin"] == "F1").to_numpy()
     assert ds.parent_volume[:, f1].std(axis=0).mean() == pytest.approx(18 / 1.2816, rel=0.1)
-    # Lag-1 autocorrelation across dates.
+    # Lag-1 autocorrelation across dates: without total rows the origins are the top.
     first = ds.parent_volume[:, np.flatnonzero(f1)[:2]]
-    assert np.corrcoef(first.T)[0, 1] == pytest.approx(CFG.autocorrelation, abs=0.06)
+    assert np.corrcoef(first.T)[0, 1] == pytest.approx(CFG.total_autocorrelation, abs=0.06)
+
+
+def with_total(f: pl.DataFrame, spread: float) -> pl.DataFrame:
+    """`f` with a total row per date: the origins' sum, an 80% interval of +-spread."""
+    total = (
+        f.filter(pl.col("level") == "origin")
+        .group_by("date")
+        .agg(pl.col("forecast").sum())
+        .with_columns(
+            level=pl.lit("total"),
+            unique_id=pl.lit("total"),
+            origin=pl.lit(None, pl.String),
+            destination=pl.lit(None, pl.String),
+            lo_80=pl.col("forecast") * (1 - spread),
+            hi_80=pl.col("forecast") * (1 + spread),
+            model=pl.lit("hand"),
+        )
+    )
+    return pl.concat([f, total.select(f.columns)])
+
+
+def test_the_total_spreads_as_its_own_interval_and_origins_add_up_to_it():
+    # Origins of +-10% and a total of +-10%: the origins move together. Drawn independently
+    # (the first joint model) the total's spread would be 0.72 of its interval's here.
+    f = with_total(forecast_table(), spread=0.1)
+    ds = sample_demand(f, CFG, 4000, 7)
+    dates = ds.parents["date"].to_numpy()
+    days = sorted(set(dates.tolist()))
+    total = np.stack([ds.parent_volume[:, dates == d].sum(axis=1) for d in days], axis=1)
+    forecast = np.array([ds.parents.filter(pl.col("date") == d)["forecast"].sum() for d in days])
+    sigma = 0.1 * forecast / 1.2816
+    np.testing.assert_allclose(total.std(axis=0), sigma, rtol=0.08)
+    np.testing.assert_allclose(total.mean(axis=0), forecast, rtol=0.01)
+    # Each origin keeps its own spread, and the lanes add up to their origin.
+    f1 = (ds.parents["origin"] == "F1").to_numpy()
+    f1_sigma = 0.1 * ds.parents.filter(pl.col("origin") == "F1")["forecast"].to_numpy() / 1.2816
+    np.testing.assert_allclose(ds.parent_volume[:, f1].std(axis=0), f1_sigma, rtol=0.08)
+    for i, (o, d) in enumerate(ds.parents.select("origin", "date").iter_rows()):
+        mine = ((ds.rows["origin"] == o) & (ds.rows["date"] == d)).to_numpy()
+        np.testing.assert_allclose(ds.volume[:, mine].sum(axis=1), ds.parent_volume[:, i])
+    # The total's noise carries total_autocorrelation across dates.
+    assert np.corrcoef(total[:, :2].T)[0, 1] == pytest.approx(CFG.total_autocorrelation, abs=0.06)
 
 
 def test_seeded_reruns_are_identical():

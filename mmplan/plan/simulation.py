@@ -1,19 +1,8 @@
 """Monte Carlo of a plan against the forecast's distribution (`mmplan simulate`).
 
-Demand samples (`sample_demand`), coherent across the hierarchy and correlated in time:
-
-    parent (the lanes' origin) o, date t:  P_ot = max(F_ot + σ_ot ε_ot, 0),
-        σ_ot = (hi_p - lo_p) / (2 z_p) of the origin's forecast row (z_p the normal quantile
-        of the interval p, [simulate] interval), ε_o· an AR(1) series across dates with
-        lag-1 autocorrelation ρ ([simulate] autocorrelation) and unit variance;
-    lane l of o:  V_lt = P_ot · w_l m_lt / Σ_k∈o w_k m_kt,   w_l = F_lt / F_ot its share,
-        m_lt = exp(τ_l ζ_lt - τ_l²/2) the lane's own noise, ζ AR(1) like ε, and
-        τ_l = sqrt(max(σ_l² - w_l² σ_o², 0)) / F_l the part of the lane's own interval its
-        parent's does not explain.
-
-Lanes add up to their parent exactly in every sample, so every level above adds up too;
-origins are drawn independently of each other. Without origin rows in the forecast, a
-parent's σ is the sum of its lanes' (fully correlated, the cautious choice).
+Demand samples come from mmplan.plan.sampling (`sample_demand`): every level drawn from its
+own interval top-down, so lanes add up to their origin and origins to the total in every
+sample, and correlated across dates.
 
 Recourse per sample (`simulate`): each date's LP with the plan's trucks and added capacity
 fixed (flows and unserved volume only; mmplan.plan.recourse, with its demand at the
@@ -27,20 +16,18 @@ plan's can be hired at that multiple of cost_per_truck (fractional: it is an LP)
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from statistics import NormalDist
 from typing import Any
 
 import numpy as np
 import polars as pl
-import scipy.sparse as sp
 
 from mmplan.config import OptimizeConfig, SimulateConfig
 from mmplan.errors import DataError
 from mmplan.plan.network import Network, index_network
 from mmplan.plan.recourse import RecourseTask, solve_dates
+from mmplan.plan.sampling import JOINT_MODEL, DemandSamples, sample_demand
 from mmplan.plan.scenarios import scenario_networks
 from mmplan.scenario_file import ScenarioDef
 
@@ -52,23 +39,6 @@ __all__ = [
     "simulate",
     "simulate_plans",
 ]
-
-JOINT_MODEL = (
-    "each origin's volume normal with sigma from its lo/hi width (truncated at 0), split over "
-    "its lanes by their shares with the lanes' own lognormal noise; lag-1 autocorrelated "
-    "across dates; lanes add up to their origin"
-)
-
-
-@dataclass
-class DemandSamples:
-    """Lane demand rows (date, origin, destination, forecast) and their samples."""
-
-    rows: pl.DataFrame
-    volume: np.ndarray  # (samples, rows)
-    parents: pl.DataFrame  # origin, date, forecast
-    parent_volume: np.ndarray  # (samples, parents)
-    seed: int
 
 
 @dataclass
@@ -89,91 +59,6 @@ class SimulationResult:
     pairs: pl.DataFrame
     facilities: pl.DataFrame
     summary: dict[str, Any] = field(default_factory=dict)
-
-
-def _ar1(rng: np.random.Generator, shape: tuple[int, int, int], rho: float) -> np.ndarray:
-    """Unit-variance AR(1) noise along the last axis."""
-    eta = rng.standard_normal(shape)
-    out = np.empty(shape)
-    out[..., 0] = eta[..., 0]
-    scale = math.sqrt(1.0 - rho * rho)
-    for t in range(1, shape[-1]):
-        out[..., t] = rho * out[..., t - 1] + scale * eta[..., t]
-    return out
-
-
-def _interval(forecast: pl.DataFrame, p: int) -> tuple[str, str, float]:
-    lo, hi = f"lo_{p}", f"hi_{p}"
-    missing = [c for c in (lo, hi) if c not in forecast.columns]
-    if missing:
-        raise DataError(
-            f"forecast has no column {', '.join(missing)} for [simulate] interval = {p}; its "
-            "intervals are "
-            + (", ".join(c for c in forecast.columns if c.startswith("hi_")) or "none")
-            + ". Set [simulate] interval to one of them."
-        )
-    return lo, hi, NormalDist().inv_cdf(0.5 + p / 200)
-
-
-def sample_demand(
-    forecast: pl.DataFrame, config: SimulateConfig, samples: int, seed: int
-) -> DemandSamples:
-    """`samples` coherent demand samples from a forecast table (see the module docstring)."""
-    if "level" not in forecast.columns or forecast.filter(pl.col("level") == "lane").is_empty():
-        raise DataError("the forecast table has no lane-level rows to sample.")
-    lo, hi, z = _interval(forecast, config.interval)
-    sigma = ((pl.col(hi) - pl.col(lo)).clip(lower_bound=0) / (2 * z)).alias("sigma")
-    lanes = (
-        forecast.filter(pl.col("level") == "lane")
-        .select("origin", "destination", "date", pl.col("forecast").clip(lower_bound=0), sigma)
-        .sort("origin", "destination", "date")
-    )
-    parents = lanes.group_by("origin", "date").agg(
-        pl.col("forecast").sum(), pl.col("sigma").sum().alias("lane_sigma")
-    )
-    own = forecast.filter(pl.col("level") == "origin").select(
-        "origin", "date", sigma.alias("own_sigma")
-    )
-    parents = (
-        parents.join(own, on=["origin", "date"], how="left")
-        .with_columns(sigma=pl.coalesce("own_sigma", "lane_sigma"))
-        .select("origin", "date", "forecast", "sigma")
-        .sort("origin", "date")
-    )
-    dates = sorted(set(lanes["date"].to_list()))
-    t_of = {d: i for i, d in enumerate(dates)}
-    o_of = {o: i for i, o in enumerate(sorted(set(parents["origin"].to_list())))}
-    rng = np.random.default_rng(seed)
-    rho = config.autocorrelation
-    eps = _ar1(rng, (samples, len(o_of), len(dates)), rho)
-    p_o = np.array([o_of[o] for o in parents["origin"].to_list()])
-    p_t = np.array([t_of[d] for d in parents["date"].to_list()])
-    pf, ps = parents["forecast"].to_numpy(), parents["sigma"].to_numpy()
-    parent_volume = np.maximum(pf + ps * eps[:, p_o, p_t], 0.0)
-    # Lanes: shares of the parent with their own noise.
-    series = lanes.select("origin", "destination").unique(maintain_order=True)
-    s_of = {k: i for i, k in enumerate(series.iter_rows())}
-    keys = list(zip(lanes["origin"].to_list(), lanes["destination"].to_list(), strict=True))
-    l_s = np.array([s_of[k] for k in keys])
-    l_t = np.array([t_of[d] for d in lanes["date"].to_list()])
-    p_index = {(o, d): i for i, (o, d) in enumerate(zip(p_o, p_t, strict=True))}
-    l_p = np.array(
-        [p_index[(o_of[o], t)] for o, t in zip(lanes["origin"].to_list(), l_t, strict=True)]
-    )
-    lf, lsig = lanes["forecast"].to_numpy(), lanes["sigma"].to_numpy()
-    w = np.divide(lf, pf[l_p], out=np.zeros(len(lf)), where=pf[l_p] > 0)
-    resid = np.sqrt(np.maximum(lsig**2 - (w * ps[l_p]) ** 2, 0.0))
-    tau = np.divide(resid, lf, out=np.zeros(len(lf)), where=lf > 0)
-    tau = np.minimum(tau, 3.0)  # a lane forecast near zero with a wide interval
-    zeta = _ar1(rng, (samples, len(s_of), len(dates)), rho)[:, l_s, l_t]
-    wm = w * np.exp(tau * zeta - tau**2 / 2)
-    group = sp.csr_matrix(
-        (np.ones(len(l_p)), (np.arange(len(l_p)), l_p)), shape=(len(l_p), len(pf))
-    )
-    total = np.asarray(wm @ group)
-    share = np.divide(wm, total[:, l_p], out=np.zeros_like(wm), where=total[:, l_p] > 0)
-    volume = parent_volume[:, l_p] * share
-    return DemandSamples(lanes.drop("sigma"), volume, parents.drop("sigma"), parent_volume, seed)
 
 
 def _lane_index(net: Network) -> dict[tuple[int, int], int]:
