@@ -15,7 +15,8 @@ Pipeline, every step fit on the history it is given and nothing else:
 4. Base forecasts (mmplan.forecasting.models): statsforecast, one call per model, with
    in-sample fitted values (the residuals that MinTrace's variance estimates need).
    Calendar events from config are regressors for the models that take them (AutoARIMA,
-   MSTL with an ARIMA trend).
+   MSTL with an ARIMA trend). A series its model raises on takes `short_model` instead,
+   labelled ``<short_model>/failed``.
 5. Reconciliation (mmplan.forecasting.reconcile) with the configured method, normal
    intervals: BottomUp and MinTrace in mmplan.forecasting.mint (sparse, scales to 100k
    lanes), TopDown and MiddleOut through hierarchicalforecast. Closed series are left out
