@@ -311,6 +311,15 @@ def test_a_months_operating_days_are_its_days_on_operating_weekdays(year, month,
         assert operating_days(start, "month", per_week + 1) - got in (4, 5)
 
 
+def test_a_partial_months_operating_days_are_those_of_the_days_it_covers():
+    # March 2026 from Tuesday the 10th: Tue-Fri 10-13, 16-20, 23-27, Mon-Tue 30-31 = 16
+    # weekdays of the whole month's 22; every day counts with 7 operating days.
+    march = dt.date(2026, 3, 1)
+    assert operating_days(march, "month", 5, dt.date(2026, 3, 10), dt.date(2026, 3, 31)) == 16
+    assert operating_days(march, "month", 7, dt.date(2026, 3, 10), dt.date(2026, 3, 31)) == 22
+    assert operating_days(march, "month", 5) == 22
+
+
 def test_a_month_holds_its_operating_weekdays_of_capacity():
     # Mondays to Fridays: February 2026 has 20 of them, March 2026 22 (it starts on a
     # Sunday). D sorts 20 a day: 400 in February (450 asked: 50 short), 440 in March (430).
