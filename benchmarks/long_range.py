@@ -23,7 +23,18 @@ they differ in their grains only:
 - `daily`: the same daily model run the whole horizon (`long_range_after` past it), its days
   summed into months; a month's 80% interval is the root sum of squares of its days'
   half-widths (independent days), as the temporal path does for a grain it cannot fit;
-- `monthly`: the pipeline on the history summed into calendar months, forecast directly.
+- `monthly`: the pipeline on the history summed into calendar months, forecast directly,
+  with the config the temporal path gives its own month fit
+  (mmplan.forecasting.temporal.grain_config): every count in months (`min_history_days`
+  25, two years and a month; `closed_after_days` 1; ...), no events. With the daily
+  counts (`min_history_days` 56, read as 56 *months* on a monthly history) every series
+  was "short" and this method was SeasonalNaive, not MSTL.
+
+Every method's lane and total rows are counted by their `model` column (printed per set),
+and a method whose total is not `long_range_model` stops the run: the total has the whole
+history, so it is a regular series, and any other label (but `<model>/failed`: the model
+raised on it and the fallback forecast it, counted) means the method did not fit the model
+it is named for.
 
 Scores, pooled over cutoffs, per month ahead (1 = the first month after the cutoff):
 WAPE = sum |actual - forecast| / sum actual at the total and the lane level, and the share
@@ -39,17 +50,19 @@ import argparse
 import datetime as dt
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
 
 from mmplan.config import ForecastConfig
 from mmplan.forecasting import forecast
-from mmplan.forecasting.temporal import grain_history
+from mmplan.forecasting.temporal import grain_config, grain_history
 from mmplan.tables import day_rows
 
 REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
 METHODS = ("temporal", "daily", "monthly")
+MODEL = "MSTL"  # every method's long_range_model
 
 
 def month_end(day: dt.date) -> dt.date:
@@ -76,8 +89,8 @@ def config(horizon: int, **extra: object) -> ForecastConfig:
     """One method's config: MSTL everywhere, no validation windows."""
     return ForecastConfig(
         horizon=horizon,
-        model="MSTL",
-        long_range_model="MSTL",
+        model=MODEL,
+        long_range_model=MODEL,
         validation_windows=0,
         reconciliation="MinTrace(wls_struct)",
         **extra,  # type: ignore[arg-type]
@@ -85,8 +98,8 @@ def config(horizon: int, **extra: object) -> ForecastConfig:
 
 
 def monthly_rows(fc: pl.DataFrame) -> pl.DataFrame:
-    """unique_id, level, date (the month's 1st), forecast, lo_80, hi_80 of a daily forecast
-    summed into months; the interval from independent days' half-widths."""
+    """unique_id, level, date (the month's 1st), forecast, lo_80, hi_80, model of a daily
+    forecast summed into months; the interval from independent days' half-widths."""
     return (
         fc.group_by(
             "unique_id", "level", "origin", "destination", pl.col("date").dt.truncate("1mo")
@@ -95,6 +108,7 @@ def monthly_rows(fc: pl.DataFrame) -> pl.DataFrame:
             pl.col("forecast").sum(),
             ((pl.col("forecast") - pl.col("lo_80")) ** 2).sum().sqrt().alias("half_lo"),
             ((pl.col("hi_80") - pl.col("forecast")) ** 2).sum().sqrt().alias("half_hi"),
+            pl.col("model").first(),
         )
         .with_columns(
             (pl.col("forecast") - pl.col("half_lo")).clip(lower_bound=0).alias("lo_80"),
@@ -105,18 +119,40 @@ def monthly_rows(fc: pl.DataFrame) -> pl.DataFrame:
 
 
 def run(method: str, train: pl.DataFrame, cutoff: dt.date, months: int) -> pl.DataFrame:
-    """One method's monthly forecast after `cutoff`: unique_id, level, date, forecast, lo/hi_80."""
+    """One method's monthly forecast after `cutoff`: unique_id, level, date, forecast,
+    lo/hi_80 and model."""
     days = (add_months(cutoff, months) - cutoff).days
-    cols = ["unique_id", "level", "origin", "destination", "date", "forecast", "lo_80", "hi_80"]
+    cols = [
+        *("unique_id", "level", "origin", "destination", "date"),
+        *("forecast", "lo_80", "hi_80", "model"),
+    ]
     if method == "temporal":
         fc = forecast(train, config(days))
         return fc.filter(pl.col("grain") == "month").select(cols)
     if method == "daily":
         fc = day_rows(forecast(train, config(days, long_range_after=days)))
         return monthly_rows(fc).select(cols)
+    # The month grain's own config: counts in months, as the temporal path fits its months.
     summed = grain_history(train, "month")
-    fc = forecast(summed, config(months, freq="month"))
+    fc = forecast(summed, grain_config(config(days), "month", months))
     return fc.select(cols)
+
+
+def models(method: str, fc: pl.DataFrame) -> pl.DataFrame:
+    """method, level, model, series: how many total and lane series each label covers.
+    Stops the run when the total (a regular series with the whole history) is not MODEL."""
+    counts = (
+        fc.filter(pl.col("level").is_in(["total", "lane"]))
+        .unique("unique_id")
+        .group_by("level", "model")
+        .agg(pl.len().alias("series"))
+        .select(pl.lit(method).alias("method"), "level", "model", "series")
+    )
+    total = counts.filter(pl.col("level") == "total").get_column("model").to_list()
+    # `<model>/failed` is MODEL raising on the series, labelled as such (counted, not fatal).
+    if total != [MODEL] and not all(t.endswith("/failed") for t in total):
+        raise SystemExit(f"{method}: the total's model is {total}, not {MODEL}: mislabelled")
+    return counts
 
 
 def score(history: pl.DataFrame, fc: pl.DataFrame, cutoff: dt.date) -> pl.DataFrame:
@@ -149,12 +185,21 @@ def score(history: pl.DataFrame, fc: pl.DataFrame, cutoff: dt.date) -> pl.DataFr
     )
 
 
+@dataclass(frozen=True)
+class Evaluation:
+    """One set's scores (level, ahead, abs_err, actual, inside, method, seconds) and model
+    labels (method, level, model, series: summed over cutoffs)."""
+
+    scores: pl.DataFrame
+    models: pl.DataFrame
+
+
 def evaluate(
     name: str, history: pl.DataFrame, months: int, cuts: list[dt.date], fit_years: int | None
-) -> pl.DataFrame:
-    """Every method's scores at every cutoff, with its seconds. With `fit_years`, each
-    cutoff trains on that many whole years of months before it only."""
-    rows = []
+) -> Evaluation:
+    """Every method's scores and model labels at every cutoff, with its seconds. With
+    `fit_years`, each cutoff trains on that many whole years of months before it only."""
+    rows, labels = [], []
     # An untimed run first, so that no method's seconds hold the libraries' imports.
     run("monthly", history.filter(pl.col("date") <= cuts[0]), cuts[0], months)
     for cutoff in cuts:
@@ -167,17 +212,23 @@ def evaluate(
             fc = run(method, train, cutoff, months)
             seconds = time.perf_counter() - started
             print(f"  {name} {cutoff} {method}: {seconds:.1f} s", file=sys.stderr)
+            labels.append(models(method, fc))
             rows.append(
                 score(history, fc, cutoff).with_columns(
                     pl.lit(method).alias("method"), pl.lit(seconds).alias("seconds")
                 )
             )
-    return pl.concat(rows)
+    got = pl.concat(labels).group_by("method", "level", "model").agg(pl.col("series").sum())
+    return Evaluation(pl.concat(rows), got.sort("method", "level", "model"))
 
 
-def report(name: str, scores: pl.DataFrame) -> None:
-    """WAPE per month ahead (total, lane), lane 80% coverage, overall and ratios."""
+def report(name: str, result: Evaluation) -> None:
+    """Model labels per method, WAPE per month ahead (total, lane), lane 80% coverage,
+    overall and ratios."""
     print(f"\n## {name}")
+    print("series per model label (total and lane rows, summed over cutoffs)")
+    print(result.models)
+    scores = result.scores
     per = scores.group_by("method", "level", "ahead").agg(
         (pl.col("abs_err").sum() / pl.col("actual").sum()).alias("wape"),
         pl.col("inside").mean().alias("coverage80"),
@@ -257,8 +308,8 @@ def main() -> None:
         cuts = cutoffs(history, months, args.cutoffs, step)
         lanes = history.select("origin", "destination").unique().height
         print(f"{name}: {lanes} lanes, cutoffs {', '.join(map(str, cuts))}", file=sys.stderr)
-        scores = evaluate(name, history, months, cuts, years)
-        report(f"{name}: {months} months ahead, {len(cuts)} cutoffs", scores)
+        result = evaluate(name, history, months, cuts, years)
+        report(f"{name}: {months} months ahead, {len(cuts)} cutoffs", result)
 
 
 if __name__ == "__main__":

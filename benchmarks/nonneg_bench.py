@@ -71,7 +71,7 @@ def main() -> None:
     plan = assign_models(y, end, cfg)
     open_ids = plan.filter(pl.col("rule") != "closed")["unique_id"]
     started = time.perf_counter()
-    base, fitted = base_forecasts(y, plan, end, cfg, no_progress)
+    base, fitted, _ = base_forecasts(y, plan, end, cfg, no_progress)
     print(
         f"{args.history}: {hier.lanes.height} lanes, {hier.series.height} series; base "
         f"models fitted in {time.perf_counter() - started:.1f} s"

@@ -158,3 +158,47 @@ def test_the_default_long_range_model_with_calendar_events_forecasts_480_days():
     fc = forecast(sample(three)["history"], cfg)
     assert validate_forecast(fc) == []
     assert set(fc["grain"].unique()) == {"day", "week", "month"}
+
+
+# A monthly lane whose volume moved elsewhere in its last month (the shipped sample's DS001
+# at a 2025-03-31 cutoff): MSTL's ARIMA trend raised ValueError on it, and the month grain
+# of every long-range forecast of that history failed with it (exit 70).
+COLLAPSED = [19635.0, 17094.0, 19237.0, 17692.0, 18450.0, 18734.0, 20308.0, 20591.0, 20851.0]
+COLLAPSED += [23818.0, 25265.0, 25279.0, 22160.0, 21375.0, 20794.0, 20553.0, 21217.0, 20198.0]
+COLLAPSED += [24411.0, 23725.0, 23577.0, 25410.0, 25350.0, 32574.0, 24720.0, 19745.0, 1070.0]
+
+
+def test_a_series_its_model_cannot_fit_takes_the_short_model_labelled_failed():
+    months = [dt.date(2023 + i // 12, i % 12 + 1, 1) for i in range(len(COLLAPSED))]
+    steady = [v * 0.5 + 3000 for v in COLLAPSED[:-1]] + [12000.0]
+    history = pl.DataFrame(
+        {
+            "date": months * 2,
+            "origin": ["A"] * (2 * len(months)),
+            "destination": ["X"] * len(months) + ["Y"] * len(months),
+            "volume": COLLAPSED + steady,
+        }
+    )
+    cfg = ForecastConfig(
+        freq="month",
+        horizon=12,
+        model="MSTL",
+        min_history_days=25,
+        closed_after_days=1,
+        default_events=False,
+        lanes="model",
+        validation_windows=0,
+        reconciliation="MinTrace(wls_struct)",
+    )
+    fc = forecast(history, cfg)
+    labels = dict(fc.unique("unique_id").select("unique_id", "model").iter_rows())
+    # The collapsed lane (and the aggregates holding it) fail MSTL; the steady lane keeps it.
+    assert labels["lane:A/X"] == "SeasonalNaive/failed"
+    assert labels["lane:A/Y"] == "MSTL"
+    assert validate_forecast(fc) == []
+    assert fc.select(pl.col("forecast", "lo_80", "hi_80").is_finite().all()).row(0) == (
+        True,
+        True,
+        True,
+    )
+    assert (fc["forecast"] > 0).all()

@@ -210,6 +210,87 @@ def test_cli_writes_the_week_plan_with_fleet_and_capacity(tmp_path):
     assert refused.exit_code == 65 and "a week plan" in refused.output
     assert not (tmp_path / "promise.parquet").exists()
     assert cli(tmp_path, with_weeks(DEMAND), "--grain", "fortnight")[0].exit_code == 2
+    # From Wednesday: the first week is partial, said on the terminal and in fleet.parquet.
+    late = DEMAND.filter(pl.col("date") >= MONDAY + dt.timedelta(days=2))
+    (tmp_path / "late").mkdir()
+    result, out = cli(tmp_path / "late", with_weeks(late), "--grain", "week")
+    assert result.exit_code == 0, result.output
+    assert f"partial week {MONDAY}: 5 of 7 days" in result.output
+    fleet = pl.read_parquet(out / "fleet.parquet").filter(pl.col("level") == "total")
+    assert fleet.sort("date")["covered_days"].to_list() == [5, 7]
+
+
+@pytest.mark.parametrize(
+    ("per_week", "open_days", "unserved"),
+    # Wednesday to Sunday covered: 5 days of 7, or Wednesday to Friday of Mondays-Fridays.
+    [(7, 5, 120.0 - 100.0), (5, 3, 120.0 - 60.0)],
+)
+@pytest.mark.parametrize("from_file", [True, False])
+def test_a_partial_weeks_capacity_is_its_covered_days(per_week, open_days, unserved, from_file):
+    # A horizon from Wednesday: week 1 holds 5 of its days, F1 sends 24 a day = 120; week 2
+    # is whole, 18 a day = 126. D sorts 20 a day. By hand: week 1 holds 20 x (its operating
+    # days among Wed-Sun) = 100 (7 a week) or 60 (Mon-Fri), so 20 or 60 go unserved; the
+    # whole week's 140 (100) would have carried all 120. Week 2 holds 140 (100): 126 fits
+    # with 7 operating days; with 5, 26 are short.
+    n = NODES.with_columns(
+        capacity=pl.when(pl.col("node") == "D").then(20.0).otherwise(pl.col("capacity"))
+    )
+    start = MONDAY + dt.timedelta(days=2)
+    d = pl.DataFrame(
+        [
+            {"date": start + dt.timedelta(days=i), "origin": "F1", "destination": "D", "volume": v}
+            for i, v in enumerate([24.0] * 5 + [18.0] * 7)
+        ],
+        schema_overrides={"date": pl.Date},
+    )
+    ln = lanes(("F1", "D", 30, 100, 0.0, None))
+    config = CFG.model_copy(update={"grain": "week", "operating_days_per_week": per_week})
+    # demand_rows (as the CLI reads a forecast) carries the coverage in columns; a table
+    # handed to optimize from Python has its day rows instead.
+    table = with_weeks(d)
+    demand = demand_rows(table, "volume", grain="week") if from_file else table
+    plan = optimize(demand, n, ln, config, "volume")
+    cap = plan.extra["capacity"].sort("date")
+    assert cap["capacity"].to_list() == [20.0 * open_days, 20.0 * per_week]
+    assert cap["binds"].to_list() == [True, per_week == 5]
+    assert cap["unserved_volume"].to_list() == pytest.approx(
+        [unserved, 126.0 - 100.0 if per_week == 5 else 0.0]
+    )
+    assert cap["covered_days"].to_list() == [5, 7]
+    assert cap["period_days"].to_list() == [7, 7]
+    assert cap["operating_days"].to_list() == [open_days, per_week]
+    assert cap["capacity_per_day"].to_list() == [20.0, 20.0]
+    fleet = plan.extra["fleet"].filter(pl.col("level") == "total").sort("date")
+    assert fleet["covered_days"].to_list() == [5, 7]
+    assert fleet["operating_days"].to_list() == [open_days, per_week]
+    assert plan.summary["operating_days"][str(MONDAY)] == open_days
+    assert plan.summary["partial_periods"] == {
+        str(MONDAY): {
+            "first": str(start),
+            "last": str(MONDAY + dt.timedelta(days=6)),
+            "covered_days": 5,
+            "period_days": 7,
+            "operating_days": open_days,
+        }
+    }
+
+
+def test_a_partial_week_without_an_operating_day_moves_nothing():
+    # Saturday and Sunday only, Mondays to Fridays operating: no lane runs, all unserved,
+    # and the fleet is 0 (not loads / 0 days).
+    sat = MONDAY + dt.timedelta(days=5)
+    d = pl.DataFrame(
+        {"date": [sat, sat + dt.timedelta(days=1)], "origin": "F1", "destination": "D"}
+    ).with_columns(volume=pl.lit(9.0), date=pl.col("date").cast(pl.Date))
+    config = CFG.model_copy(update={"grain": "week", "operating_days_per_week": 5})
+    plan = optimize(
+        demand_rows(with_weeks(d), "volume", grain="week"), NODES, LANES, config, "volume"
+    )
+    assert plan.trucks["trucks"].sum() == 0
+    assert float(plan.unserved["volume"].sum()) == pytest.approx(18.0)
+    fleet = plan.extra["fleet"].filter(pl.col("level") == "total")
+    assert fleet["operating_days"].to_list() == [0]
+    assert fleet["fleet"].to_list() == [0.0]
 
 
 @settings(max_examples=60, deadline=None)
@@ -228,6 +309,15 @@ def test_a_months_operating_days_are_its_days_on_operating_weekdays(year, month,
     # One more operating weekday adds that weekday's 4 or 5 days of the month.
     if per_week < 7:
         assert operating_days(start, "month", per_week + 1) - got in (4, 5)
+
+
+def test_a_partial_months_operating_days_are_those_of_the_days_it_covers():
+    # March 2026 from Tuesday the 10th: Tue-Fri 10-13, 16-20, 23-27, Mon-Tue 30-31 = 16
+    # weekdays of the whole month's 22; every day counts with 7 operating days.
+    march = dt.date(2026, 3, 1)
+    assert operating_days(march, "month", 5, dt.date(2026, 3, 10), dt.date(2026, 3, 31)) == 16
+    assert operating_days(march, "month", 7, dt.date(2026, 3, 10), dt.date(2026, 3, 31)) == 22
+    assert operating_days(march, "month", 5) == 22
 
 
 def test_a_month_holds_its_operating_weekdays_of_capacity():

@@ -2,7 +2,8 @@
 period and its peak, where a fleet budget falls short, and where facility capacity binds.
 
 They follow `render.print_plan`'s lines and read only the plan's summary (summary.json's
-`grain`, `operating_days`, `fleet` and `capacity`), so what is printed is what was written.
+`grain`, `operating_days`, `partial_periods`, `fleet` and `capacity`), so what is printed is
+what was written.
 """
 
 from __future__ import annotations
@@ -114,6 +115,14 @@ def print_grain(console: Console, summary: dict[str, Any]) -> None:
         f"{grain}ly plan: {len(summary['operating_days'])} {grain}s, trucks as loads "
         f"({_days_text(summary)}); transit_days ignored"
     )
+    for start, part in summary.get("partial_periods", {}).items():
+        # A planner should see that this period's capacity is pro-rated, not the whole's.
+        console.print(
+            f"partial {grain} {start}: {part['covered_days']} of {part['period_days']} days "
+            f"({part['first']} to {part['last']}), planned with {part['operating_days']} "
+            "operating days of capacity",
+            markup=False,
+        )
     tops = sorted(fleet["peak_per_origin"].items(), key=lambda kv: -kv[1])[:5]
     console.print(
         f"fleet per {grain}: peak {fleet['peak']:,.0f} trucks a day in the {grain} of "

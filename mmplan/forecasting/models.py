@@ -12,6 +12,7 @@ import warnings
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+import numpy as np
 import polars as pl
 
 from mmplan.config import ForecastConfig
@@ -41,6 +42,8 @@ __all__ = [
     "mstl_label",
     "yearly_season",
     "BaseForecasts",
+    "FIT_ERRORS",
+    "FAILED_RULE",
     "Chunk",
     "base_forecasts",
     "fit_chunk",
@@ -143,12 +146,22 @@ def mstl_label(trend: str) -> str:
     return f"MSTL({trend}, no season)"
 
 
+# What statsforecast raises when a model cannot be fitted on one series: MSTL's ARIMA trend
+# on a monthly lane whose volume moved elsewhere in its last month (the shipped sample's
+# DS001) raised ValueError on an empty array and failed the whole forecast (exit 70).
+FIT_ERRORS: tuple[type[Exception], ...] = (ValueError, ArithmeticError, np.linalg.LinAlgError)
+# The model column's rule of a series whose model failed and took the fallback instead.
+FAILED_RULE = "failed"
+
+
 class BaseForecasts(NamedTuple):
     """Base forecasts (unique_id, ds, base, base-lo/hi-<p>) and in-sample fitted values
-    (unique_id, ds, y, base), both sorted by series and date."""
+    (unique_id, ds, y, base), both sorted by series and date, and the series whose model
+    could not be fitted and that the fallback models forecast instead."""
 
     forecasts: pl.DataFrame
     fitted: pl.DataFrame
+    failed: tuple[str, ...] = ()
 
 
 class Chunk(NamedTuple):
@@ -177,7 +190,7 @@ def base_forecasts(
     from mmplan.engine import LocalEngine
 
     engine = engine or LocalEngine()
-    futures, fitted = [], []
+    futures, fitted, failed = [], [], []
     todo = plan.filter(pl.col("rule") != "closed")
     done = 0
     freq = config_freq(cfg)
@@ -227,20 +240,34 @@ def base_forecasts(
             levels=cfg.levels,
             n_jobs=engine.jobs_per_task(cfg.n_jobs),
             freq=statsforecast_freq(freq),
+            fallbacks=_fallbacks(cfg),
         )
         chunks = _chunks(data, x_future, engine.chunk_size(ids.len()))
         sizes = [c.history["unique_id"].n_unique() for c in chunks]
         label = f"fitting {model} on {ids.len():,} series"
         tick = _chunk_progress(progress, done, sizes, todo.height, label)
-        for fc, fit_values in engine.map(fit, chunks, tick):
-            futures.append(fc)
-            fitted.append(fit_values)
+        for got in engine.map(fit, chunks, tick):
+            futures.append(got.forecasts)
+            fitted.append(got.fitted)
+            failed.extend(got.failed)
         done += ids.len()
     if not futures:
         return BaseForecasts(pl.DataFrame(), pl.DataFrame())
     return BaseForecasts(
-        pl.concat(futures).sort("unique_id", "ds"), pl.concat(fitted).sort("unique_id", "ds")
+        pl.concat(futures).sort("unique_id", "ds"),
+        pl.concat(fitted).sort("unique_id", "ds"),
+        tuple(failed),
     )
+
+
+def _fallbacks(cfg: ForecastConfig) -> list[Any]:
+    """The models a series whose own model fails is fitted with, in turn: `short_model`
+    (what a series too young for its model gets), then HistoricAverage (which fits any
+    series). Their own intervals: conformal windows would fail where the model did."""
+    return [
+        make_model(name, season(cfg), cfg.horizon, mstl_trend=cfg.mstl_trend, yearly=False)
+        for name in dict.fromkeys([cfg.short_model, "HistoricAverage"])
+    ]
 
 
 def _chunk_progress(
@@ -278,12 +305,49 @@ def fit_chunk(
     levels: list[int],
     n_jobs: int,
     freq: str = "1d",
+    fallbacks: list[Any] | None = None,
 ) -> BaseForecasts:
     """Forecasts and in-sample fitted values of one model on a chunk of series.
 
-    Runs in this process or on a Dask worker (mmplan.engine), so it takes and returns only
-    picklable frames.
+    When the model fails on the chunk (FIT_ERRORS) and `fallbacks` are given, each series
+    is fitted alone, and one the model fails on takes the first fallback that fits it,
+    named in `failed`: one odd series no longer fails the whole forecast. Runs in this
+    process or on a Dask worker (mmplan.engine), so it takes and returns only picklable
+    frames.
     """
+    try:
+        return _fit_one_model(chunk, model, horizon, levels, n_jobs, freq)
+    except FIT_ERRORS:
+        if not fallbacks:
+            raise
+    got, failed = [], []
+    data, x_future = chunk
+    for uid in data.get_column("unique_id").unique(maintain_order=True).to_list():
+        mine = pl.col("unique_id") == uid
+        one = Chunk(data.filter(mine), None if x_future is None else x_future.filter(mine))
+        try:
+            got.append(_fit_one_model(one, model, horizon, levels, 1, freq))
+            continue
+        except FIT_ERRORS:
+            failed.append(uid)
+        # The fallbacks take no regressors: the event columns are left out.
+        plain = Chunk(one.history.select("unique_id", "ds", "y"), None)
+        for i, other in enumerate(fallbacks):
+            try:
+                got.append(_fit_one_model(plain, other, horizon, levels, 1, freq))
+                break
+            except FIT_ERRORS:
+                if i == len(fallbacks) - 1:
+                    raise
+    return BaseForecasts(
+        pl.concat([g.forecasts for g in got]), pl.concat([g.fitted for g in got]), tuple(failed)
+    )
+
+
+def _fit_one_model(
+    chunk: Chunk, model: Any, horizon: int, levels: list[int], n_jobs: int, freq: str
+) -> BaseForecasts:
+    """fit_chunk's statsforecast call: one model on every series of the chunk."""
     from statsforecast import StatsForecast
 
     data, x_future = chunk

@@ -15,7 +15,8 @@ Pipeline, every step fit on the history it is given and nothing else:
 4. Base forecasts (mmplan.forecasting.models): statsforecast, one call per model, with
    in-sample fitted values (the residuals that MinTrace's variance estimates need).
    Calendar events from config are regressors for the models that take them (AutoARIMA,
-   MSTL with an ARIMA trend).
+   MSTL with an ARIMA trend). A series its model raises on takes `short_model` instead,
+   labelled ``<short_model>/failed``.
 5. Reconciliation (mmplan.forecasting.reconcile) with the configured method, normal
    intervals: BottomUp and MinTrace in mmplan.forecasting.mint (sparse, scales to 100k
    lanes), TopDown and MiddleOut through hierarchicalforecast. Closed series are left out
@@ -54,6 +55,7 @@ from mmplan.forecasting.choice import Parts, Validation, compose, validate
 from mmplan.forecasting.frequency import config_freq, future_dates, n_periods, resolve, season
 from mmplan.forecasting.hierarchy import Hierarchy, history_hierarchy, upper_hierarchy
 from mmplan.forecasting.models import (
+    FAILED_RULE,
     Progress,
     base_forecasts,
     mstl_label,
@@ -245,7 +247,13 @@ def forecast_parts(
     `cfg.lanes` is settled ("auto", "share" or "model")."""
     fit = _fit_series(history, hier, cfg)
     plan = assign_models(fit.y, fit.end, cfg, champions)
-    bands = _reconciled_bands(fit, hier, plan, cfg, progress, engine)
+    bands, failed = _reconciled_bands(fit, hier, plan, cfg, progress, engine)
+    if failed:  # their model could not be fitted: label them as the fallback fitted them
+        hit = pl.col("unique_id").is_in(list(failed))
+        plan = plan.with_columns(
+            pl.when(hit).then(pl.lit(cfg.short_model)).otherwise("model").alias("model"),
+            pl.when(hit).then(pl.lit(FAILED_RULE)).otherwise("rule").alias("rule"),
+        )
     shared = None
     if cfg.lanes != "model":
         upper = fit.hier if cfg.lanes == "share" else upper_hierarchy(hier)
@@ -320,20 +328,23 @@ def _reconciled_bands(
     cfg: ForecastConfig,
     progress: Progress,
     engine: Engine | None,
-) -> Bands:
-    """Base forecasts of the open series, reconciled over `fit.hier`.
+) -> tuple[Bands, tuple[str, ...]]:
+    """Base forecasts of the open series, reconciled over `fit.hier`, and the series whose
+    model failed (a fallback forecast them: models.fit_chunk).
 
     Rows are those of hier.series, whose first rows are fit.hier's; closed series stay 0.
     """
     open_ids = plan.filter(pl.col("rule") != "closed").get_column("unique_id")
     bands = Bands.zeros(hier.series.height, cfg.horizon, cfg.levels)
-    if open_ids.len():
-        base, fitted = base_forecasts(fit.y, plan, fit.end, cfg, progress, engine)
-        progress(open_ids.len(), open_ids.len(), "reconciling")
-        checkpoint("forecast.reconciling")
-        rec = reconcile(base, fitted, fit.hier, open_ids, upper_reconciliation(cfg, fit.hier))
-        bands.fill(rec, hier.series, fit.end, cfg.levels)
-    return bands
+    if not open_ids.len():
+        return bands, ()
+    got = base_forecasts(fit.y, plan, fit.end, cfg, progress, engine)
+    progress(open_ids.len(), open_ids.len(), "reconciling")
+    checkpoint("forecast.reconciling")
+    how = upper_reconciliation(cfg, fit.hier)
+    rec = reconcile(got.forecasts, got.fitted, fit.hier, open_ids, how)
+    bands.fill(rec, hier.series, fit.end, cfg.levels)
+    return bands, got.failed
 
 
 def _forecast_table(

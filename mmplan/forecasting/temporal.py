@@ -57,6 +57,7 @@ __all__ = [
     "long_range_forecast",
     "grain_history",
     "grain_summary",
+    "grain_config",
     "TemporalSpec",
     "temporal_spec",
 ]
@@ -168,7 +169,7 @@ def long_range_forecast(
     `fit(history, config)` runs the ordinary pipeline."""
     end, horizon = last_date(history), cfg.horizon
     spec = temporal_spec(end, horizon)
-    day_cfg = _grain_config(cfg, "day", horizon)
+    day_cfg = grain_config(cfg, "day", horizon)
     day_table = fit(history, day_cfg)
     ids = hier.series.get_column("unique_id")
     day = _day_fit(day_table, ids, horizon, cfg.levels)
@@ -205,9 +206,10 @@ def long_range_forecast(
     return pl.concat(frames, how="vertical")
 
 
-def _grain_config(cfg: ForecastConfig, grain: Freq, horizon: int) -> ForecastConfig:
+def grain_config(cfg: ForecastConfig, grain: Freq, horizon: int) -> ForecastConfig:
     """The ordinary pipeline's config for one grain: `long_range_model`, no validation
-    windows, and the day counts turned into the grain's periods."""
+    windows, and the day counts turned into the grain's periods (public so that
+    benchmarks/long_range.py fits monthly totals exactly as the month grain here does)."""
     per = {"day": 1, "week": 7, "month": 30}[grain]
 
     def periods(days: int) -> int:
@@ -290,7 +292,7 @@ def _coarse_fit(
     starts = pl.Series("date", [p.start for p in spec.periods[grain]], dtype=pl.Date)
     ahead = n_periods(last, starts[-1], freq)
     try:
-        table = fit(summed, _grain_config(cfg, freq, ahead))
+        table = fit(summed, grain_config(cfg, freq, ahead))
     except DataError:
         return None  # e.g. under two years of weeks: the days alone set this grain
     lo, hi = _halves(table, ids, starts, cfg.levels)

@@ -38,6 +38,13 @@ from mmplan.tables.checks import MAX_ROWS_SHOWN
 MAX_PAIR_DAY_DEMAND = 1e8
 
 
+# The columns `demand_rows` adds to week and month rows: the first and last day of the
+# period that the table covers. A long-range forecast's first and last week or month may be
+# partial (they sum the horizon's days in them), and mmplan.plan.grain plans a partial
+# period against the capacity of the days it covers, not the whole period's.
+COVERED = ("covered_from", "covered_to")
+
+
 class Day(NamedTuple):
     """One date's demand pairs: origin and destination indices and volumes."""
 
@@ -159,7 +166,9 @@ def demand_rows(
 ) -> pl.DataFrame:
     """The rows to plan for (date, origin, destination, planned column): a forecast table's
     lane rows, or any demand table as is (planning `volume` unless a column is named), of
-    the `grain` asked for (`grain_rows`).
+    the `grain` asked for (`grain_rows`). Week and month rows also carry COVERED, the
+    first and last day of their period that the table's day rows cover, before the planned
+    column (which stays last).
 
     A forecast table (it has `unique_id` and `level`) holds every level of the hierarchy;
     only level "lane" names an origin and a destination.
@@ -169,6 +178,7 @@ def demand_rows(
     is_forecast = {"unique_id", "level"} <= set(df.columns) and df.schema["level"] == pl.String
     if not is_forecast and column == "forecast" and "forecast" not in df.columns:
         column = "volume"  # a plain demand table plans its volume unless told otherwise
+    whole = df
     df, kept = grain_rows(df, grain, source)
     file_rows: list[int] = kept or []
     if is_forecast:
@@ -199,7 +209,38 @@ def demand_rows(
         problems = [replace(p, rows=tuple(file_rows[r] for r in p.rows)) for p in problems]
     check(problems, source, "forecast" if is_forecast else "demand")
     check_magnitude(df, column, source, file_rows)
-    return df.select("date", "origin", "destination", pl.col(column).cast(pl.Float64))
+    picked = df.select("date", "origin", "destination", pl.col(column).cast(pl.Float64))
+    if grain == "day":
+        return picked
+    covered = with_coverage(picked, period_coverage(whole, grain), grain)
+    return covered.select("date", "origin", "destination", *COVERED, column)
+
+
+def period_coverage(df: pl.DataFrame, grain: str) -> pl.DataFrame:
+    """date (a `grain` period's first day), covered_from, covered_to: the first and last
+    of the table's day rows in each period they fall in (its horizon's days there). Empty
+    for a table without day rows: its periods are taken as whole."""
+    schema = {"date": pl.Date, COVERED[0]: pl.Date, COVERED[1]: pl.Date}
+    if "grain" not in df.columns or df.schema.get("date") != pl.Date:
+        return pl.DataFrame(schema=schema)
+    days = df.filter(pl.col("grain") == "day").select("date").unique()
+    unit = {"week": "1w", "month": "1mo"}[grain]
+    return (
+        days.group_by(pl.col("date").dt.truncate(unit).alias("start"))
+        .agg(pl.col("date").min().alias(COVERED[0]), pl.col("date").max().alias(COVERED[1]))
+        .rename({"start": "date"})
+        .select(list(schema))
+    )
+
+
+def with_coverage(rows: pl.DataFrame, coverage: pl.DataFrame, grain: str) -> pl.DataFrame:
+    """`rows` (dated by their period's first day) with COVERED: from `coverage`, else the
+    whole period (its first to its last day)."""
+    last = pl.col("date").dt.offset_by("6d") if grain == "week" else pl.col("date").dt.month_end()
+    return rows.join(coverage, on="date", how="left").with_columns(
+        pl.col(COVERED[0]).fill_null(pl.col("date")),
+        pl.col(COVERED[1]).fill_null(last),
+    )
 
 
 # What `date` must be for a period's rows: the Monday of the ISO week, the 1st of the month.

@@ -8,10 +8,13 @@ most one truck a day on each of the period's operating days, so with D operating
     throughput θ_n <= D x (capacity_n + added_n),  added_n <= D x extra_capacity_n,
     Σ_a y_a <= D x F,  Σ_{a ∈ out(o)} y_a <= D x F_o      (fleet budgets, per day),
 
-and cost per truck, per package, handling and penalty as a day's. D is
-`operating_days_per_week` for a week; for a month, the month's days that fall on the first
-`operating_days_per_week` weekdays of their ISO week (Monday first). `transit_days` is still
-ignored: a period's volume ships and arrives within it.
+and cost per truck, per package, handling and penalty as a day's. D counts the period's
+days that fall on the first `operating_days_per_week` weekdays of their ISO week (Monday
+first): `operating_days_per_week` for a whole week. A partial period (a long-range
+forecast's first or last week or month, which sums only the horizon's days in it) counts
+only the days it covers, so its capacity, loads and budgets are pro-rated to them rather
+than the whole period's (a partial period with no operating day moves nothing).
+`transit_days` is still ignored: a period's volume ships and arrives within it.
 
 From the plan: the fleet per origin and period (loads / D, rounded up: trucks a day) and
 its peak, where each fleet budget binds and, measured by re-solving those periods with one
@@ -30,11 +33,12 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+import numpy as np
 import polars as pl
 
 from mmplan.config import OptimizeConfig
 from mmplan.plan.assemble import METHOD, Plan, assemble
-from mmplan.plan.demand import Day, grain_rows, scenario
+from mmplan.plan.demand import COVERED, Day, grain_rows, period_coverage, scenario, with_coverage
 from mmplan.plan.fleet import TOTAL, plus_one
 from mmplan.plan.marginal import METHOD_NOTE
 from mmplan.plan.network import Network
@@ -43,7 +47,15 @@ from mmplan.plan.parallel import Failed, solve_dates
 if TYPE_CHECKING:
     from mmplan.engine import Engine
 
-__all__ = ["optimize_grain", "operating_days", "period_network", "FLEET", "CAPACITY"]
+__all__ = [
+    "optimize_grain",
+    "operating_days",
+    "period_end",
+    "period_network",
+    "coverage",
+    "FLEET",
+    "CAPACITY",
+]
 
 # A facility binds when its throughput reaches this share of its capacity (as the plan
 # summary's "days full" counts).
@@ -52,30 +64,79 @@ FULL = 0.999
 FLEET, CAPACITY = "fleet", "capacity"
 
 
-def operating_days(start: dt.date, grain: str, per_week: int) -> int:
-    """Operating days of the period starting `start`: `per_week` for a week; for a month,
-    its days among the first `per_week` weekdays (Monday first) of their ISO weeks."""
+def period_end(start: dt.date, grain: str) -> dt.date:
+    """The last day of the week (month) starting `start`."""
     if grain == "week":
-        return per_week
+        return start + dt.timedelta(days=6)
     if grain == "month":
-        days = calendar.monthrange(start.year, start.month)[1]
-        return sum(
-            dt.date(start.year, start.month, d).weekday() < per_week for d in range(1, days + 1)
-        )
-    return 1
+        return start.replace(day=calendar.monthrange(start.year, start.month)[1])
+    return start
+
+
+def operating_days(
+    start: dt.date,
+    grain: str,
+    per_week: int,
+    first: dt.date | None = None,
+    last: dt.date | None = None,
+) -> int:
+    """Operating days of the period starting `start`: its days among the first `per_week`
+    weekdays (Monday first) of their ISO weeks (`per_week` for a whole week), counting only
+    the days from `first` to `last` when the period is covered in part (default: all)."""
+    if grain not in ("week", "month"):
+        return 1
+    lo, hi = first or start, last or period_end(start, grain)
+    return sum((lo + dt.timedelta(days=i)).weekday() < per_week for i in range((hi - lo).days + 1))
+
+
+def _times(limit: Any, days: int) -> Any:
+    """A per-day limit over `days` days; unlimited (inf) stays unlimited even at 0 days,
+    where inf x 0 would be NaN."""
+    if days > 0:
+        return limit * days
+    return np.where(np.isinf(limit), limit, 0.0) if isinstance(limit, np.ndarray) else limit
 
 
 def period_network(net: Network, days: int) -> Network:
     """`net` for a period of `days` operating days: per-day limits (facility and added
-    capacity, max_trucks, fleet budgets) times `days`; costs and truck capacity as they are."""
+    capacity, max_trucks, fleet budgets) times `days`; costs and truck capacity as they are.
+    With no operating day no lane runs (max_trucks 0, unlimited ones too)."""
     return replace(
         net,
-        cap=net.cap * days,
-        extra=net.extra * days,
-        maxt=net.maxt * days,
-        fleet_total=net.fleet_total * days,
-        fleet_node=None if net.fleet_node is None else net.fleet_node * days,
+        cap=_times(net.cap, days),
+        extra=_times(net.extra, days),
+        maxt=net.maxt * days if days > 0 else np.zeros_like(net.maxt),
+        fleet_total=_times(net.fleet_total, days),
+        fleet_node=None if net.fleet_node is None else _times(net.fleet_node, days),
     )
+
+
+class Coverage(NamedTuple):
+    """The days of one period a plan covers: first and last, how many, of how many."""
+
+    first: dt.date
+    last: dt.date
+    days: int  # calendar days covered
+    length: int  # calendar days in the whole period
+
+
+def coverage(demand: pl.DataFrame, labelled: pl.DataFrame, grain: str) -> dict[Any, Coverage]:
+    """Per period start, the days the demand covers: its COVERED columns (demand_rows adds
+    them), else the day rows of the table it came with, else the whole period."""
+    starts = demand.select("date").unique()
+    if set(COVERED) <= set(demand.columns):
+        got = demand.group_by("date").agg(pl.col(COVERED[0]).min(), pl.col(COVERED[1]).max())
+    else:
+        got = with_coverage(starts, period_coverage(labelled, grain), grain)
+    out = {}
+    for start, first, last in got.select("date", *COVERED).iter_rows():
+        # Clipped to the period: coverage outside it is a malformed table, not more days.
+        end = period_end(start, grain)
+        lo, hi = max(first, start), min(last, end)
+        if lo > hi:
+            lo, hi = start, end
+        out[start] = Coverage(lo, hi, (hi - lo).days + 1, (end - start).days + 1)
+    return out
 
 
 def optimize_grain(
@@ -97,10 +158,13 @@ def optimize_grain(
     # so daily rows are never taken for weeks.
     labelled = demand if "grain" in demand.columns else demand.with_columns(grain=pl.lit(grain))
     demand = grain_rows(labelled, grain)[0]
+    covered = coverage(demand, labelled, grain)
     parts = {c: scenario(demand, nodes, lanes, config, c) for c in dict.fromkeys(columns)}
     net, _, penalty, _ = next(iter(parts.values()))
+    # A partial period's operating days are those of the days it covers (module docstring).
+    per_week = config.operating_days_per_week
     days_of = {
-        d.date: operating_days(d.date, grain, config.operating_days_per_week)
+        d.date: operating_days(d.date, grain, per_week, *covered[d.date][:2])
         for part in parts.values()
         for d in part.days
     }
@@ -120,7 +184,10 @@ def optimize_grain(
         mine = [o for (tc, _), o in zip(tasks, outcomes, strict=True) if tc == c]
         day_nets = [nets[days_of[d.date]] for d in part.days]
         plan = assemble(net, mine, penalty, config, c, part.scale, started, METHOD, nets=day_nets)
-        periods = {d.date: (d, nets[days_of[d.date]], days_of[d.date]) for d in part.days}
+        periods = {
+            d.date: PeriodPlan(d, nets[days_of[d.date]], days_of[d.date], covered[d.date])
+            for d in part.days
+        }
         fleet = _fleet_table(plan, net, periods)
         saved = _one_more_truck(plan, _binding(fleet), periods, penalty, config, engine)
         capacity = _capacity_table(plan, periods)
@@ -133,7 +200,16 @@ def optimize_grain(
     return plans
 
 
-Periods = dict[Any, tuple[Day, Network, int]]  # by period start: its demand, network, days
+class PeriodPlan(NamedTuple):
+    """One period to plan: its demand, its network, its operating days and its coverage."""
+
+    day: Day
+    net: Network
+    days: int
+    covered: Coverage
+
+
+Periods = dict[Any, PeriodPlan]  # by period start
 
 
 def _binding(fleet: pl.DataFrame) -> list[tuple[str, Any]]:
@@ -159,14 +235,14 @@ def _one_more_truck(
         return {key: None for key in binding}
     plus = []
     for name, date in binding:
-        _, pnet, days = periods[date]
+        pnet, days = periods[date].net, periods[date].days
         for _ in range(days):  # one truck a day more is `days` more loads in the period
             pnet = plus_one(pnet, name)
         plus.append(pnet)
     share = max(config.time_limit * len(binding) / max(len(periods), 1), 1.0)
     outs = solve_dates(
         plus,
-        [periods[date][0] for _, date in binding],
+        [periods[date].day for _, date in binding],
         penalty,
         config.model_copy(update={"time_limit": share}),
         time.perf_counter(),
@@ -185,11 +261,7 @@ def _fleet_table(plan: Plan, net: Network, periods: Periods) -> pl.DataFrame:
     """Per period, network-wide (level total) and per origin facility (level origin): loads,
     the fleet they need (trucks a day), the budget per day and per period, and whether the
     fleet reaches the budget (binds)."""
-    dates = sorted(periods)
-    days = pl.DataFrame(
-        {"date": dates, "operating_days": [periods[d][2] for d in dates]},
-        schema={"date": pl.Date, "operating_days": pl.Int64},
-    )
+    days = _period_days(periods)
     t = plan.trucks
     origins = pl.DataFrame(
         {"origin": sorted(set(t["origin"].to_list()))}, schema={"origin": pl.String}
@@ -217,8 +289,10 @@ def _fleet_table(plan: Plan, net: Network, periods: Periods) -> pl.DataFrame:
         pl.col("loads").fill_null(0.0)
     )
     key = pl.when(pl.col("level") == "total").then(pl.lit(TOTAL)).otherwise(pl.col("origin"))
+    # No operating day (a partial period): no lane runs, so no loads and no fleet.
+    per_day = pl.col("loads") / pl.col("operating_days").clip(lower_bound=1)
     frame = frame.with_columns(
-        fleet=(pl.col("loads") / pl.col("operating_days") - 1e-6).ceil().clip(lower_bound=0.0),
+        fleet=(per_day - 1e-6).ceil().clip(lower_bound=0.0),
         budget=key.replace_strict(budgets, default=None, return_dtype=pl.Float64),
     ).with_columns(
         budget_loads=pl.col("budget") * pl.col("operating_days"),
@@ -229,6 +303,8 @@ def _fleet_table(plan: Plan, net: Network, periods: Periods) -> pl.DataFrame:
         "origin",
         "date",
         "operating_days",
+        "covered_days",
+        "period_days",
         "loads",
         "fleet",
         "budget",
@@ -260,10 +336,7 @@ def _with_shortfall(
 def _capacity_table(plan: Plan, periods: Periods) -> pl.DataFrame:
     """Per limited facility and period: throughput against the period's capacity, whether
     it binds, its shadow price, and the volume unserved on pairs starting or ending at it."""
-    days = pl.DataFrame(
-        {"date": sorted(periods), "operating_days": [periods[d][2] for d in sorted(periods)]},
-        schema={"date": pl.Date, "operating_days": pl.Int64},
-    )
+    days = _period_days(periods)
     u = plan.unserved
     lost = (
         pl.concat(
@@ -280,7 +353,9 @@ def _capacity_table(plan: Plan, periods: Periods) -> pl.DataFrame:
         .join(days, on="date", how="left")
         .join(lost, on=["node", "date"], how="left")
         .with_columns(
-            (pl.col("capacity") / pl.col("operating_days")).alias("capacity_per_day"),
+            pl.when(pl.col("operating_days") > 0)
+            .then(pl.col("capacity") / pl.col("operating_days"))
+            .alias("capacity_per_day"),
             (pl.col("utilization") >= FULL).alias("binds"),
             pl.col("unserved_volume").fill_null(0.0),
         )
@@ -288,6 +363,8 @@ def _capacity_table(plan: Plan, periods: Periods) -> pl.DataFrame:
             "node",
             "date",
             "operating_days",
+            "covered_days",
+            "period_days",
             "throughput",
             "capacity",
             "capacity_per_day",
@@ -298,6 +375,26 @@ def _capacity_table(plan: Plan, periods: Periods) -> pl.DataFrame:
             "unserved_volume",
         )
         .sort("node", "date")
+    )
+
+
+def _period_days(periods: Periods) -> pl.DataFrame:
+    """date, operating_days, covered_days (the period's days the plan covers) and
+    period_days (its days in all): fewer covered than period days marks a partial period."""
+    dates = sorted(periods)
+    return pl.DataFrame(
+        {
+            "date": dates,
+            "operating_days": [periods[d].days for d in dates],
+            "covered_days": [periods[d].covered.days for d in dates],
+            "period_days": [periods[d].covered.length for d in dates],
+        },
+        schema={
+            "date": pl.Date,
+            "operating_days": pl.Int64,
+            "covered_days": pl.Int64,
+            "period_days": pl.Int64,
+        },
     )
 
 
@@ -378,9 +475,11 @@ def _capacity_values(
         return pl.DataFrame(schema=schema)
     share = max(config.time_limit * len(dates) / max(len(periods), 1), 1.0)
     cfg = config.model_copy(update={"relax": True, "time_limit": share})
-    nets = [periods[d][1] for d in dates]
+    nets = [periods[d].net for d in dates]
     started = time.perf_counter()
-    outs = solve_dates(nets, [periods[d][0] for d in dates], lp.penalty, cfg, started, None, engine)
+    outs = solve_dates(
+        nets, [periods[d].day for d in dates], lp.penalty, cfg, started, None, engine
+    )
     relaxed = assemble(
         lp.net, outs, lp.penalty, cfg, lp.column, lp.scale, started, METHOD, nets=nets
     )
@@ -404,7 +503,19 @@ def _add_grain(
     plan.summary.update(
         grain=config.grain,
         operating_days_per_week=config.operating_days_per_week,
-        operating_days={str(d): p[2] for d, p in sorted(periods.items())},
+        operating_days={str(d): p.days for d, p in sorted(periods.items())},
+        # The periods the plan covers in part, planned against those days' capacity only.
+        partial_periods={
+            str(d): {
+                "first": str(p.covered.first),
+                "last": str(p.covered.last),
+                "covered_days": p.covered.days,
+                "period_days": p.covered.length,
+                "operating_days": p.days,
+            }
+            for d, p in sorted(periods.items())
+            if p.covered.days < p.covered.length
+        },
         fleet=_fleet_summary(fleet, saved),
         capacity={
             "binding_periods": sorted({str(d) for d in binding["date"].to_list()}),
