@@ -7,7 +7,7 @@ import math
 import numpy as np
 import polars as pl
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
@@ -16,6 +16,7 @@ from mmplan.config import BacktestConfig, Config
 from mmplan.errors import EXIT_DATA, EXIT_NO_INPUT, DataError
 from mmplan.evaluate import NEW_MODEL, backtest, calibrate
 from mmplan.forecasting import forecast
+from mmplan.forecasting.calibration import conformal_factor, side_factors
 from tests.conftest import fast_config, make_history
 
 runner = CliRunner()
@@ -320,3 +321,80 @@ def test_backtest_records_the_pooled_factors_in_metrics_json():
     assert {(lv, p): f for lv, d in record.items() for p, f in d.items()} == pooled
     assert all(math.isfinite(f) and f >= 0 for f in pooled.values())
     assert set(result.calibration["horizon"]) == {7}
+
+
+# --- The validation windows' factors per side (mmplan.forecasting.calibration.side_factors)
+
+
+@given(
+    st.lists(st.floats(-50, 50, allow_nan=False), min_size=0, max_size=80),
+    st.sampled_from([80, 95]),
+)
+def test_side_factors_widen_only_the_side_the_errors_lean_to(ratios, p):
+    r = np.array(ratios, dtype=float)
+    sides = side_factors(r, p)
+    k = conformal_factor(np.sort(np.abs(r)), p)
+    assert sides.symmetric == k
+    # Never narrower than the symmetric factor, and one side at most is widened ...
+    assert sides.lower >= k and sides.upper >= k and min(sides.lower, sides.upper) == k
+    # ... so the windows' own ratios are covered at least as often as p% claims.
+    if r.size:
+        inside = ((-sides.lower <= r) & (r <= sides.upper)).mean()
+        assert inside >= min(math.ceil((r.size + 1) * p / 100), r.size) / r.size - 1e-12
+        lean = float(np.median(r))
+        wide = abs(lean) + conformal_factor(np.sort(np.abs(r - lean)), p)
+        if lean > 0:
+            assert sides.upper == max(k, wide) and sides.lower == k
+        elif lean < 0:
+            assert sides.lower == max(k, wide) and sides.upper == k
+
+
+def test_windows_that_all_forecast_under_widen_the_upper_side():
+    # Ten ratios 1..2 (every window under its actuals): the symmetric 80% factor is the 9th,
+    # 1 + 8/9; centred on the median 1.5 the spread's 9th is 0.5, so the upper side reaches 2.
+    sides = side_factors(np.linspace(1.0, 2.0, 10), 80)
+    assert sides.symmetric == pytest.approx(1.0 + 8 / 9)
+    assert sides.lower == sides.symmetric
+    assert sides.upper == pytest.approx(2.0)
+
+
+def growing_history(growth: float, seed: int) -> pl.DataFrame:
+    """make_history's regular lanes, their volume growing by `growth` a day."""
+    history = make_history(
+        n_lanes=6, days=160, seed=seed, new_lane=False, closed_lane=False, sparse_every=0
+    )
+    day = (pl.col("date") - pl.col("date").min()).dt.total_days()
+    return history.with_columns((pl.col("volume") * (1 + growth * day)).round())
+
+
+def test_a_growing_networks_intervals_reach_further_above_its_forecast():
+    # SeasonalNaive repeats last week, so in every validation window it is under a network
+    # growing 2% a day: the aggregates' intervals lean up, where their actuals will be.
+    cfg = fast_config(lanes="share", levels=[80], validation_windows=2, horizon=14, n_jobs=1)
+    out = forecast(growing_history(0.02, seed=3), cfg)
+    for level in ("total", "origin_region", "origin"):
+        rows = out.filter(pl.col("level") == level)
+        f = rows["forecast"].to_numpy()
+        above, below = rows["hi_80"].to_numpy() - f, f - rows["lo_80"].to_numpy()
+        assert (below > 0).all() and (above > 1.05 * below).all(), level
+
+
+@settings(max_examples=6)
+@given(st.floats(-0.004, 0.03), st.integers(0, 50))
+def test_side_factors_keep_intervals_ordered_non_negative_and_levels_adding_up(growth, seed):
+    cfg = fast_config(lanes="share", levels=[80, 95], validation_windows=2, n_jobs=1)
+    out = forecast(growing_history(growth, seed), cfg)
+    assert (out["lo_95"] >= 0).all()
+    assert (out["lo_95"] <= out["lo_80"] + 1e-9).all()
+    assert (out["lo_80"] <= out["forecast"] + 1e-9).all()
+    assert (out["forecast"] <= out["hi_80"] + 1e-9).all()
+    assert (out["hi_80"] <= out["hi_95"] + 1e-9).all()
+    total = out.filter(pl.col("level") == "total").sort("date")["forecast"].to_numpy()
+    lanes = (
+        out.filter(pl.col("level") == "lane")
+        .group_by("date")
+        .agg(pl.col("forecast").sum())
+        .sort("date")["forecast"]
+        .to_numpy()
+    )
+    np.testing.assert_allclose(lanes, total, rtol=1e-9)

@@ -4,11 +4,16 @@
 level, rule and interval, the factor by which the reconciled half-widths must grow (or
 shrink) to cover as often as they claim. The forecast multiplies its half-widths by
 them before the lower bound is clipped.
+
+The validation windows' factors (mmplan.forecasting.choice) may differ per side
+(`side_factors`): a forecast whose windows erred mostly one way gets that side widened,
+so the tables may carry `lower` and `upper` columns next to the symmetric `factor`.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import cast
 
 import numpy as np
@@ -21,7 +26,15 @@ from mmplan.forecasting.hierarchy import Hierarchy
 from mmplan.forecasting.reconcile import Bands
 from mmplan.tables import check
 
-__all__ = ["check_calibration", "calibration_factors", "calibrate", "conformal_factor"]
+__all__ = [
+    "Sides",
+    "SideFactors",
+    "check_calibration",
+    "calibration_factors",
+    "calibrate",
+    "conformal_factor",
+    "side_factors",
+]
 
 
 def conformal_factor(ratios: npt.NDArray[np.float64] | list[float], p: int) -> float:
@@ -33,6 +46,41 @@ def conformal_factor(ratios: npt.NDArray[np.float64] | list[float], p: int) -> f
         return 1.0
     rank = min(math.ceil((n + 1) * p / 100), n)
     return float(ratios[rank - 1])
+
+
+@dataclass(frozen=True)
+class SideFactors:
+    """The factors of one level and interval: below the point, above it, and the symmetric
+    split-conformal one they start from."""
+
+    lower: float
+    upper: float
+    symmetric: float
+
+
+def side_factors(signed: npt.NDArray[np.float64], p: int) -> SideFactors:
+    """Per side, the factor of signed ratios (actual - forecast) / half-width (the half on
+    the side of the error).
+
+    Both sides start at the symmetric split-conformal factor k of |ratio|. The side the
+    ratios lean to (their median b's sign) becomes max(k, |b| + k'), k' the conformal factor
+    of |ratio - b|: an interval centred on the windows' typical error would reach that far.
+    A growing network's trees forecast under it in every window and, more so, in the peak
+    after them (the sample's 80% total covered 70% symmetric); a lean that persists is the
+    rule there, so that side takes it on top of the spread. The other side keeps k, so no
+    interval narrows and the point stays inside. Unbiased windows give b ~ 0 and k' ~ k.
+    """
+    r = np.asarray(signed, dtype=np.float64)
+    k = conformal_factor(np.sort(np.abs(r)), p)
+    if r.size == 0:
+        return SideFactors(k, k, k)
+    lean = float(np.median(r))
+    wide = max(k, abs(lean) + conformal_factor(np.sort(np.abs(r - lean)), p))
+    if lean > 0:
+        return SideFactors(k, wide, k)
+    if lean < 0:
+        return SideFactors(wide, k, k)
+    return SideFactors(k, k, k)
 
 
 def check_calibration(
@@ -81,28 +129,42 @@ def check_calibration(
         )
 
 
+@dataclass(frozen=True)
+class Sides:
+    """Per series (rows of hier.series), the factor of its half-width below and above."""
+
+    lower: npt.NDArray[np.float64]
+    upper: npt.NDArray[np.float64]
+
+
 def calibration_factors(
     calibration: pl.DataFrame, hier: Hierarchy, plan: pl.DataFrame, cfg: ForecastConfig
-) -> dict[int, npt.NDArray[np.float64]]:
-    """Per interval level, the factor of every series (rows of hier.series).
+) -> dict[int, Sides]:
+    """Per interval level, the factors of every series (rows of hier.series).
 
     A series takes its level's factor for its rule, or the pooled one when the backtest saw
-    no series of that rule. Lanes shared out of their origin follow the regular factor.
+    no series of that rule. Lanes shared out of their origin follow the regular factor. A
+    table with `lower` and `upper` columns (the validation windows') scales each side by
+    its own; one with `factor` alone (a backtest's) scales both by it.
     """
-    have = {
-        (lv, rule, int(p)): float(f)
-        for lv, rule, p, f in calibration.select("level", "rule", "interval", "factor").iter_rows()
-    }
+    lower = "lower" if "lower" in calibration.columns else "factor"
+    upper = "upper" if "upper" in calibration.columns else "factor"
+    keyed = calibration.select(
+        "level", "rule", "interval", pl.col(lower).alias("_lo"), pl.col(upper).alias("_hi")
+    ).iter_rows()
+    have = {(lv, rule, int(p)): (float(lo), float(hi)) for lv, rule, p, lo, hi in keyed}
     series = hier.series.select("unique_id", "level").join(
         plan.select("unique_id", "rule"), on="unique_id", how="left", maintain_order="left"
     )
     pairs = list(
         zip(series["level"].to_list(), series["rule"].fill_null("regular").to_list(), strict=True)
     )
-    return {
-        p: np.array([have.get((lv, rule, p), have[(lv, "all", p)]) for lv, rule in pairs])
-        for p in cfg.levels
-    }
+    out: dict[int, Sides] = {}
+    for p in cfg.levels:
+        both = np.array([have.get((lv, rule, p), have[(lv, "all", p)]) for lv, rule in pairs])
+        both = both.reshape(len(pairs), 2)
+        out[p] = Sides(both[:, 0], both[:, 1])
+    return out
 
 
 def calibrate(
@@ -116,8 +178,12 @@ def calibrate(
     factors = calibration_factors(calibration, hier, plan, cfg)
     widest: dict[str, npt.NDArray[np.float64]] = {}
     for p in cfg.levels:  # ascending
-        for side, half in (("lo", bands.half_lo[p]), ("hi", bands.half_hi[p])):
-            half *= factors[p][:, None]
+        f = factors[p]
+        for side, half, factor in (
+            ("lo", bands.half_lo[p], f.lower),
+            ("hi", bands.half_hi[p], f.upper),
+        ):
+            half *= factor[:, None]
             # Factors are measured per interval: keep a wider interval no narrower.
             if side in widest:
                 np.maximum(half, widest[side], out=half)
