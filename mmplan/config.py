@@ -196,7 +196,7 @@ class ForecastConfig(Section):
     share_days: int = Field(default=56, ge=7)
     # LightGBM targets relative to the mean of the last N periods (0: the whole history's).
     gbm_level_days: int = Field(default=0, ge=0)
-    validation_windows: int = Field(default=3, ge=0, le=12)
+    validation_windows: int = Field(default=2, ge=0, le=12)
     max_model_lanes: int = Field(default=5000, ge=0)
     reconciliation: ReconcilerName = "MinTrace(wls_var)"
     middle_level: str | None = None

@@ -87,7 +87,7 @@ def test_auto_gives_a_lane_with_its_own_trend_its_own_model():
             "origin_region": "EAST",
         }
     )
-    cfg = ForecastConfig(model="AutoETS", horizon=14, n_jobs=1)  # lanes = "auto", 3 windows
+    cfg = ForecastConfig(model="AutoETS", horizon=14, n_jobs=1)  # lanes = "auto", 2 windows
     fc = forecast(history, cfg)
     model = dict(
         fc.filter(pl.col("level") == "lane").select("destination", "model").unique().iter_rows()
