@@ -148,6 +148,17 @@ def test_a_fleet_budget_names_the_weeks_it_falls_short():
     assert saved[1] == pytest.approx(14 * plan.summary["unserved_penalty"] - 200)
 
 
+def test_one_more_truck_is_not_measured_when_the_plan_left_no_time():
+    # time_limit bounds the whole run, re-solves included: with under a second of it the
+    # week plan is still made (every period gets its LP and a rounded plan) and the saving
+    # is left unmeasured rather than re-solved on a budget of its own.
+    plan = plan_weeks(with_weeks(DEMAND), fleet=FleetConfig(origin={"F1": 2}), time_limit=0.5)
+    f1 = plan.extra["fleet"].filter(pl.col("origin") == "F1").sort("date")
+    assert f1["binds"].to_list() == [True, True]
+    assert f1["one_more_truck_saves"].to_list() == [None, None]
+    assert loads(plan, "F1", WEEK2) == 14
+
+
 def test_day_grain_plans_the_day_rows_as_a_table_without_grain():
     days = DEMAND.filter(pl.col("date").is_in([MONDAY, WEEK2]))  # a day of each week
     both = with_weeks(days)

@@ -40,7 +40,7 @@ from mmplan.config import OptimizeConfig
 from mmplan.plan.assemble import METHOD, Plan, assemble
 from mmplan.plan.demand import COVERED, Day, grain_rows, period_coverage, scenario, with_coverage
 from mmplan.plan.fleet import TOTAL, plus_one
-from mmplan.plan.marginal import METHOD_NOTE
+from mmplan.plan.marginal import METHOD_NOTE, MIN_SECONDS, plan_config
 from mmplan.plan.network import Network
 from mmplan.plan.parallel import Failed, solve_dates
 
@@ -174,7 +174,7 @@ def optimize_grain(
         [nets[days_of[d.date]] for _, d in tasks],
         [d for _, d in tasks],
         penalty,
-        config,
+        plan_config(config, [net]),  # the one-more-truck re-solves' reserve, if a budget
         started,
         progress,
         engine,
@@ -189,11 +189,13 @@ def optimize_grain(
             for d in part.days
         }
         fleet = _fleet_table(plan, net, periods)
-        saved = _one_more_truck(plan, _binding(fleet), periods, penalty, config, engine)
+        saved = _one_more_truck(plan, _binding(fleet), periods, penalty, config, engine, started)
         capacity = _capacity_table(plan, periods)
         lp = _Relaxation(net, penalty, c, part.scale)
         capacity = capacity.join(
-            _capacity_values(capacity, periods, lp, config, engine), on=["node", "date"], how="left"
+            _capacity_values(capacity, periods, lp, config, engine, started),
+            on=["node", "date"],
+            how="left",
         )
         _add_grain(plan, _with_shortfall(fleet, saved), capacity, periods, config, saved)
         plans[c] = plan
@@ -227,11 +229,14 @@ def _one_more_truck(
     penalty: float,
     config: OptimizeConfig,
     engine: Engine | None,
+    started: float,
 ) -> dict[tuple[str, Any], float | None]:
     """Per binding (budget, period), the cost one more truck a day (D more loads) saves,
-    measured by re-solving the period (None: not measured, with --relax, marginal_value =
-    false, or a re-solve that failed)."""
-    if not binding or not config.fleet.marginal_value or config.relax:
+    measured by re-solving the period within what is left of the run's `time_limit`
+    (None: not measured, with --relax, marginal_value = false, no time left, or a re-solve
+    that failed)."""
+    left = started + 0.95 * config.time_limit - time.perf_counter()
+    if not binding or not config.fleet.marginal_value or config.relax or left < MIN_SECONDS:
         return {key: None for key in binding}
     plus = []
     for name, date in binding:
@@ -239,13 +244,12 @@ def _one_more_truck(
         for _ in range(days):  # one truck a day more is `days` more loads in the period
             pnet = plus_one(pnet, name)
         plus.append(pnet)
-    share = max(config.time_limit * len(binding) / max(len(periods), 1), 1.0)
     outs = solve_dates(
         plus,
         [periods[date].day for _, date in binding],
         penalty,
-        config.model_copy(update={"time_limit": share}),
-        time.perf_counter(),
+        config,
+        started,
         None,
         engine,
         catch=True,
@@ -464,8 +468,10 @@ def _capacity_values(
     lp: _Relaxation,
     config: OptimizeConfig,
     engine: Engine | None,
+    started: float,
 ) -> pl.DataFrame:
-    """node, date and `capacity_value` in the periods where a facility binds: the dual of
+    """node, date and `capacity_value` in the periods where a facility binds (LPs, within
+    what is left of the run's `time_limit`, each at least solved): the dual of
     its capacity in the period's LP relaxation, the cost a package more of capacity saves
     when loads may change too (the shadow price fixes them: where the loads are full as
     well it reads 0, though capacity with more loads would pay)."""
@@ -473,10 +479,8 @@ def _capacity_values(
     dates = sorted(set(capacity.filter(pl.col("binds"))["date"].to_list()))
     if not dates:
         return pl.DataFrame(schema=schema)
-    share = max(config.time_limit * len(dates) / max(len(periods), 1), 1.0)
-    cfg = config.model_copy(update={"relax": True, "time_limit": share})
+    cfg = config.model_copy(update={"relax": True})
     nets = [periods[d].net for d in dates]
-    started = time.perf_counter()
     outs = solve_dates(
         nets, [periods[d].day for d in dates], lp.penalty, cfg, started, None, engine
     )
