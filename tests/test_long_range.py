@@ -202,3 +202,26 @@ def test_a_series_its_model_cannot_fit_takes_the_short_model_labelled_failed():
         True,
     )
     assert (fc["forecast"] > 0).all()
+
+
+def test_a_series_whose_month_fit_is_a_fallback_keeps_its_own_days():
+    # Two series with the same daily forecast (10 a day) and month forecasts twice their
+    # days' sums: the one whose month fit is long_range_model takes its far days' level from
+    # the months; the one whose month fit fell back (a young lane's historic average) keeps
+    # its own days, which a fallback must not move.
+    from mmplan.forecasting.temporal import GrainFit, _reconcile
+
+    cfg = ForecastConfig(long_range_model="MSTL", long_range_days=7)
+    spec = temporal_spec(dt.date(2025, 1, 31), 59)  # February and March 2025, whole
+    ids = pl.Series("unique_id", ["lane:F/A", "lane:F/B"])
+    days = np.full((2, 59), 10.0)
+    months = [i for i, p in enumerate(spec.periods["month"]) if len(p.days) == p.length]
+    assert len(months) == 2
+    month_point = 2 * days @ spec.summing("month").T
+    labels = pl.DataFrame({"unique_id": ids, "model": ["MSTL", "HistoricAverage/short"]})
+    fit = GrainFit(month_point, {}, {}, labels)
+    day = GrainFit(days, {}, {}, labels.with_columns(model=pl.lit("MSTL")))
+    rec = _reconcile(spec, day, {"week": None, "month": fit}, {"month": months}, ids, cfg)
+    march = spec.periods["month"][months[1]].days  # all past long_range_days
+    assert rec[0, march].sum() == pytest.approx(month_point[0, months[1]], rel=0.01)
+    np.testing.assert_allclose(rec[1], days[1])  # the fallback is left out

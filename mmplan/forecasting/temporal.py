@@ -22,8 +22,9 @@ and monthly totals rather than from a daily model run hundreds of steps.
    b = (S' W S)^-1 S' W y of the base forecasts y, with structural weights (a period's
    variance in proportion to its days, WLS-structural) and the days past `long_range_days`
    weighted 1e-4: those days keep the daily model's day-of-week and day-of-year shape and
-   take their level from the weeks and months. The projection is the same for every series,
-   so series that added up before it still add up after.
+   take their level from the weeks and months. A series whose week or month fit is a
+   fallback (`short_model`, a failed fit: not `long_range_model`) is reconciled without
+   that grain, so a young lane's historic average does not set its far days.
 3. Non-negativity as in the daily path: the lanes' days are clipped at zero and every level
    is re-summed from them. Weeks and months are then the sums of the final days (partial
    periods at the horizon's ends: of the days inside it), so the grains add up exactly.
@@ -184,26 +185,60 @@ def long_range_forecast(
     for grain in ("week", "month"):
         coarse[grain] = _coarse_fit(history, spec, grain, ids, cfg, fit)
     base_rows: dict[str, list[int]] = {}
-    stacked = [day.point]
     for grain in ("week", "month"):
-        got = coarse[grain]
-        if got is None:
+        if coarse[grain] is None:
             continue
         within = horizon if grain == "month" else 7 * cfg.long_range_weeks
-        picked = [
+        base_rows[grain] = [
             i
             for i, p in enumerate(spec.periods[grain])
             if len(p.days) == p.length and p.days[0] < within
         ]
-        base_rows[grain] = picked
-        stacked.append(got.point[:, picked])
-    rec = np.hstack(stacked) @ projection(spec, base_rows, cfg.long_range_days).T
+    rec = _reconcile(spec, day, coarse, base_rows, ids, cfg)
     lanes = np.maximum(rec[hier.bottom_rows], 0.0)
     days = np.asarray(hier.S @ lanes)
     frames = [_grain_frame(series, columns, days, day.half_lo, day.half_hi, spec.days, cfg)]
     for grain in ("week", "month"):
         frames.append(_period_frame(series, columns, spec, grain, days, day, coarse[grain], cfg))
     return pl.concat(frames, how="vertical")
+
+
+def _reconcile(
+    spec: TemporalSpec,
+    day: GrainFit,
+    coarse: dict[str, GrainFit | None],
+    base_rows: dict[str, list[int]],
+    ids: pl.Series,
+    cfg: ForecastConfig,
+) -> npt.NDArray[np.float64]:
+    """Series x days: each series' days reconciled with the coarse grains whose fit of it
+    is `long_range_model` itself. A fallback (a lane too young for two years of months
+    takes HistoricAverage, or a failed fit) would set the level of every far day of that
+    series: on the three-year sample two young lanes' month averages did most of the
+    temporal path's lane error. Series are grouped by the grains they keep, one projection
+    per group; levels add up again when they are re-summed from the lanes."""
+    grains = [g for g in ("week", "month") if g in base_rows]
+    keep = {}
+    for g in grains:
+        got = coarse[g]
+        assert got is not None
+        labels = pl.DataFrame({"unique_id": ids}).join(
+            got.models, on="unique_id", how="left", maintain_order="left"
+        )["model"]
+        keep[g] = (labels == cfg.long_range_model).fill_null(False).to_numpy()
+    rec = np.empty_like(day.point)
+    patterns = np.stack([keep[g] for g in grains], axis=1) if grains else np.zeros((len(ids), 0))
+    for pattern in {tuple(bool(v) for v in row) for row in patterns}:
+        rows = np.flatnonzero((patterns == np.array(pattern, dtype=bool)).all(axis=1))
+        used = [g for g, ok in zip(grains, pattern, strict=True) if ok]
+        stacked = [day.point[rows]]
+        for g in used:
+            got = coarse[g]
+            assert got is not None
+            stacked.append(got.point[rows][:, base_rows[g]])
+        proj = projection(spec, {g: base_rows[g] for g in used}, cfg.long_range_days)
+        rec[rows] = np.hstack(stacked) @ proj.T
+    return rec
 
 
 def grain_config(cfg: ForecastConfig, grain: Freq, horizon: int) -> ForecastConfig:
