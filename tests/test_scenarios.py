@@ -322,6 +322,9 @@ def test_cli_exit_codes_for_bad_scenario_files(files, text, code, needles):
     assert result.exit_code == code, result.output
     for needle in needles:
         assert needle in result.output
+    # The error is the scenario file's: it names that file first, before any table.
+    flat = "".join(result.output.split())
+    assert flat.startswith("error:") and flat.split(":")[1].endswith("s.toml"), result.output
 
 
 def test_a_missing_scenario_file_is_66(files):

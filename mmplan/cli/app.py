@@ -230,15 +230,18 @@ def handled(func: Callable[..., Any]) -> Callable[..., Any]:
 
 
 @contextlib.contextmanager
-def about_file(path: Path, config: Path | None = None) -> Iterator[None]:
+def about_file(
+    path: Path, config: Path | None = None, others: tuple[Path, ...] = ()
+) -> Iterator[None]:
     """Name the input file in data errors, and the config file in configuration errors,
-    raised by a library function that never saw either."""
+    raised by a library function that never saw either; an error already naming `path`
+    or one of the `others` (a scenario file) is left as it is."""
     from mmplan.errors import ConfigError, DataError
 
     try:
         yield
     except DataError as exc:
-        if str(path) in exc.message:
+        if any(str(p) in exc.message for p in (path, *others)):
             raise
         raise DataError(f"{path}: {exc.message}") from None
     except ConfigError as exc:
@@ -266,6 +269,7 @@ def engine_run(
     label: str,
     source: Path,
     config: Path | None,
+    others: tuple[Path, ...] = (),
 ) -> Iterator[EngineRun]:
     """Open the engine, show a progress bar, and name `source` and `config` in the errors
     of the stage function run inside (see `about_file`)."""
@@ -274,7 +278,7 @@ def engine_run(
     with (
         open_engine(engine) as runner,
         progress_bar(console, label) as tick,
-        about_file(source, config),
+        about_file(source, config, others),
     ):
         yield EngineRun(runner, tick)
 

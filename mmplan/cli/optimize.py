@@ -141,7 +141,8 @@ def _scenario_file(
         started = time.perf_counter()
         read = inputs.read_scenario_inputs(demand, nodes, lanes, sfile, cfg.optimize.column)
         p = read.plan
-        with engine_run(cfg.engine, stderr_console(quiet), "optimize", demand, config) as run:
+        console = stderr_console(quiet)
+        with engine_run(cfg.engine, console, "optimize", demand, config, (sfile,)) as run:
             result = run.call(
                 plan_scenarios,
                 p.demand,
@@ -151,6 +152,7 @@ def _scenario_file(
                 read.scenarios,
                 read.planned[cfg.optimize.column],
                 planned=read.planned,
+                source=str(sfile),
             )
         seconds = time.perf_counter() - started
         record = outputs.run_record(

@@ -359,12 +359,13 @@ def plan_scenarios(
     planned: dict[str, str] | None = None,
     progress: Callable[[int, int, str], None] | None = None,
     engine: Engine | None = None,
+    source: str | None = None,
 ) -> ScenarioResult:
     """The base plan of `column` and one plan per scenario, with their comparison.
 
     `planned` maps a scenario's `column` to the demand table's column that holds it (a
     plain table plans `volume` for "forecast"); DataError (65) for a change naming what
-    the data lacks."""
+    the data lacks, naming `source` (the scenario file) when given."""
     planned = planned or {}
     started = time.perf_counter()
     base = scenario(demand, nodes, lanes, config, column)
@@ -372,10 +373,15 @@ def plan_scenarios(
     regions = nodes.select("node", pl.col("region").alias("_region"))
     dated = []
     for s in scenarios.scenario:
-        check_names(s, base.net, lane_set, set(regions["_region"].to_list()))
-        col = planned.get(s.column, s.column) if s.column else column
-        if col not in demand.columns:
-            raise DataError(f"scenario '{s.name}': key 'column' = {s.column!r} is not in demand.")
+        try:  # the scenario file's error, not the demand's: say which file
+            check_names(s, base.net, lane_set, set(regions["_region"].to_list()))
+            col = planned.get(s.column, s.column) if s.column else column
+            if col not in demand.columns:
+                raise DataError(
+                    f"scenario '{s.name}': key 'column' = {s.column!r} is not in demand."
+                )
+        except DataError as exc:
+            raise DataError(f"{source}: {exc.message}" if source else exc.message) from None
         dated.append(_dated(base, s, demand, col, regions, config))
     tasks: list[tuple[Day, Network]] = [(d, base.net) for d in base.days]
     for sd in dated:
