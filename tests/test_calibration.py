@@ -177,6 +177,16 @@ def test_a_wider_interval_stays_at_least_as_wide_after_calibration():
     out = forecast(history, cfg, calibration=cal)
     assert (out["hi_95"] >= out["hi_80"] - 1e-9).all()
     assert (out["lo_95"] <= out["lo_80"] + 1e-9).all()
+    # At least the normal ratio of the two quantiles (1.96 / 1.2816) wider, on both sides
+    # (below until the lower bound reaches zero): 0.2 alone would leave it narrower.
+    f = out["forecast"].to_numpy()
+    above80, above95 = out["hi_80"].to_numpy() - f, out["hi_95"].to_numpy() - f
+    assert (above80 > 0).sum() > len(f) // 2  # closed lanes' zero intervals aside
+    np.testing.assert_array_less(1.5293 * above80, above95 + 1e-6)
+    below80, below95 = f - out["lo_80"].to_numpy(), f - out["lo_95"].to_numpy()
+    unclipped = out["lo_95"].to_numpy() > 0
+    assert unclipped.any()
+    np.testing.assert_array_less((1.5293 * below80)[unclipped], below95[unclipped] + 1e-6)
 
 
 def test_exact_backtest_forecasts_give_a_zero_factor_the_forecast_accepts():

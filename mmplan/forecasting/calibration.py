@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from statistics import NormalDist
 from typing import cast
 
 import numpy as np
@@ -81,6 +82,11 @@ def side_factors(signed: npt.NDArray[np.float64], p: int) -> SideFactors:
     if lean < 0:
         return SideFactors(wide, k, k)
     return SideFactors(k, k, k)
+
+
+def _z(p: int) -> float:
+    """The standard normal quantile of a central p% interval's upper end."""
+    return NormalDist().inv_cdf(0.5 + p / 200)
 
 
 def check_calibration(
@@ -177,14 +183,21 @@ def calibrate(
     """Multiply the half-widths of `bands` in place by the factors of `calibration`."""
     factors = calibration_factors(calibration, hier, plan, cfg)
     widest: dict[str, npt.NDArray[np.float64]] = {}
+    previous = None
     for p in cfg.levels:  # ascending
         f = factors[p]
+        # A wider interval is at least the narrower calibrated one times the normal ratio of
+        # their quantiles (1.53 from 80% to 95%): a 95% factor is the 2nd-largest of a few
+        # dozen correlated ratios at an aggregate, and on the sample it left those
+        # intervals at 88-89%; the ratio is what well-behaved errors give, and heavier
+        # tails measured above it are kept.
+        ratio = 1.0 if previous is None else _z(p) / _z(previous)
         for side, half, factor in (
             ("lo", bands.half_lo[p], f.lower),
             ("hi", bands.half_hi[p], f.upper),
         ):
             half *= factor[:, None]
-            # Factors are measured per interval: keep a wider interval no narrower.
             if side in widest:
-                np.maximum(half, widest[side], out=half)
+                np.maximum(half, widest[side] * ratio, out=half)
             widest[side] = half
+        previous = p
