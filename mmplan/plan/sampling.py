@@ -128,10 +128,10 @@ def _split(
     return parent_volume[:, child.parent] * share
 
 
-def _codes(values: list) -> tuple[np.ndarray, int]:
-    """Integer codes of `values` in sorted order, and how many distinct there are."""
+def _codes(values: list) -> tuple[np.ndarray, dict]:
+    """Integer codes of `values` in sorted order, and the code of each distinct value."""
     index = {v: i for i, v in enumerate(sorted(set(values)))}
-    return np.array([index[v] for v in values], dtype=np.int64), len(index)
+    return np.array([index[v] for v in values], dtype=np.int64), index
 
 
 def sample_demand(
@@ -164,21 +164,20 @@ def sample_demand(
     rng = np.random.default_rng(seed)
     rho = config.autocorrelation
     p_t = np.array([t_of[d] for d in parents["date"].to_list()], dtype=np.int64)
-    p_o, n_origins = _codes(parents["origin"].to_list())
+    p_o, o_code = _codes(parents["origin"].to_list())
     pf, ps = parents["forecast"].to_numpy(), parents["sigma"].to_numpy()
     top = _total_sigma(forecast, sigma, dates)
     top_rho = config.total_autocorrelation
     if top is None:  # origins independent, each from its own interval
-        eps = _ar1(rng, (samples, n_origins, len(dates)), top_rho)
+        eps = _ar1(rng, (samples, len(o_code), len(dates)), top_rho)
         parent_volume = np.maximum(pf + ps * eps[:, p_o, p_t], 0.0)
     else:
         tf = np.bincount(p_t, pf, len(dates))  # the lanes' sum: coherent with them
         eps = _ar1(rng, (samples, 1, len(dates)), top_rho)[:, 0, :]
         top_volume = np.maximum(tf + top * eps, 0.0)
-        origins = _Level(pf, ps, p_t, p_o, p_t, n_origins)
+        origins = _Level(pf, ps, p_t, p_o, p_t, len(o_code))
         parent_volume = _split(rng, top_volume, tf, top, origins, len(dates), rho)
     p_index = {(o, t): i for i, (o, t) in enumerate(zip(p_o.tolist(), p_t.tolist(), strict=True))}
-    o_code = {o: i for i, o in enumerate(sorted(set(parents["origin"].to_list())))}
     l_t = np.array([t_of[d] for d in lanes["date"].to_list()], dtype=np.int64)
     l_p = np.array(
         [
@@ -187,10 +186,12 @@ def sample_demand(
         ],
         dtype=np.int64,
     )
-    l_s, n_lanes = _codes(
+    l_s, l_code = _codes(
         list(zip(lanes["origin"].to_list(), lanes["destination"].to_list(), strict=True))
     )
-    child = _Level(lanes["forecast"].to_numpy(), lanes["sigma"].to_numpy(), l_p, l_s, l_t, n_lanes)
+    child = _Level(
+        lanes["forecast"].to_numpy(), lanes["sigma"].to_numpy(), l_p, l_s, l_t, len(l_code)
+    )
     volume = _split(rng, parent_volume, pf, ps, child, len(dates), rho)
     return DemandSamples(lanes.drop("sigma"), volume, parents.drop("sigma"), parent_volume, seed)
 
