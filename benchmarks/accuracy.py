@@ -41,7 +41,11 @@ Bare results are cached per (set, windows, step, horizon, data) under `--cache`
 
     .venv/bin/python benchmarks/accuracy.py [--sets pizza,birthdays,sample,sample-default]
         [--windows 12] [--step 7] [--horizon 28] [--config FILE ...] [--skip-default]
-        [--json PATH] [--cache DIR] [--no-cache]
+        [--points SET=DIR ...] [--json PATH] [--cache DIR] [--no-cache]
+
+`--points SET=DIR` scores a backtest already written by `mmplan backtest HISTORY -o DIR
+--windows W` (same step and horizon) on SET, as `mmplan[DIR's name]`, without running it
+again (a 925-lane backtest takes a quarter of an hour).
 """
 
 from __future__ import annotations
@@ -49,6 +53,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import math
 import sys
 import time
 import warnings
@@ -448,6 +453,25 @@ def run_mmplan(
     return PipelineRun(name, pts.select(POINT_COLS), seconds, negatives), info
 
 
+def backtest_points(folder: Path, cuts: list[dt.date]) -> tuple[PipelineRun, dict[str, Any]]:
+    """The primary run of a backtest already written by `mmplan backtest ... --windows W`
+    (`--points SET=DIR`), as run_mmplan would give it: the same scoring without the hours
+    of a second backtest. Its cutoffs must be the benchmark's."""
+    record = json.loads((folder / "metrics.json").read_text())
+    if record["cutoffs"] != [str(c) for c in cuts]:
+        raise SystemExit(f"{folder}: cutoffs {record['cutoffs']} are not the benchmark's {cuts}")
+    points = pl.read_parquet(folder / "points.parquet")
+    primary = points.filter(pl.col("run") == record["primary"])
+    pts = primary.filter(pl.col("level").is_in(LEVELS) & (pl.col("model") != NEW_MODEL))
+    negatives = {c: int((pts[c] < 0).sum()) for c in ("forecast", *[f"lo_{p}" for p in INTERVALS])}
+    info = {
+        "new_series_points": primary.filter(pl.col("model") == NEW_MODEL).height,
+        "actual": pts.select("unique_id", "cutoff", "date", "actual"),
+    }
+    name = f"mmplan[{folder.name}]"
+    return PipelineRun(name, pts.select(POINT_COLS), math.nan, negatives), info
+
+
 def _step(cuts: list[dt.date]) -> int:
     return (cuts[1] - cuts[0]).days if len(cuts) > 1 else 7
 
@@ -502,7 +526,8 @@ def table(name: str, lanes: int, days: int, scores: list[Score], dropped: dict[s
         ratio = "" if s.lane_ratio is None else f"{s.lane_ratio:.3f} / {_f(s.total_ratio)}"
         neg = " (neg)" if s.negatives.get("forecast") else ""
         cells = [s.pipeline + neg, _f(s.lane_wape), _f(s.total_wape), *covs]
-        lines.append("| " + " | ".join([*cells, f"{s.seconds:.1f}", ratio]) + " |")
+        secs = f"{s.seconds:.1f}" if math.isfinite(s.seconds) else "(--points)"
+        lines.append("| " + " | ".join([*cells, secs, ratio]) + " |")
     lines.append("")
     lines.append(
         f"Dropped (series new after a cutoff): {dropped['points']} points, "
@@ -528,8 +553,10 @@ def bench_set(name: str, args: argparse.Namespace, variants: dict[str, Config]) 
     key = f"{name}-w{args.windows}-s{args.step}-h{args.horizon}"
     runs = cached_bare(history, key, cuts, args.horizon, None if args.no_cache else args.cache)
     checks: dict[str, Any] = {}
-    for vname, cfg in variants.items():
-        run, info = run_mmplan(vname, cfg, history, cuts, args.horizon)
+    given = [backtest_points(Path(d), cuts) for n, d in args.points if n == name]
+    ran = (run_mmplan(vname, cfg, history, cuts, args.horizon) for vname, cfg in variants.items())
+    for run, info in [*given, *ran]:
+        vname = run.name
         checks[vname] = {
             "new_series_points": info["new_series_points"],
             "max_actual_diff": check_actuals(vname, info["actual"], keys),
@@ -587,6 +614,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="an mmplan config to compare (repeatable; named after the file)",
     )
     parser.add_argument("--skip-default", action="store_true", help="no default-config run")
+    parser.add_argument(
+        "--points",
+        type=lambda v: tuple(v.split("=", 1)),
+        action="append",
+        default=[],
+        metavar="SET=DIR",
+        help="also score the backtest folder DIR (its points.parquet) on SET",
+    )
     parser.add_argument("--json", type=Path, help="write every number here")
     parser.add_argument("--cache", type=Path, default=REPO / "out" / "accuracy-cache")
     parser.add_argument("--no-cache", action="store_true")
@@ -610,7 +645,8 @@ def main(argv: list[str] | None = None) -> None:
         result = bench_set(name, args, variants)
         if result:
             results[name] = result
-    lines = summary(results, list(variants))
+    named = [f"mmplan[{Path(d).name}]" for _, d in args.points]
+    lines = summary(results, [*variants, *named])
     wall = time.perf_counter() - t0
     print("\n".join([*lines, f"wall time of the whole run: {wall:.0f} s"]))
     if args.json is not None:
