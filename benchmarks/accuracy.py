@@ -457,6 +457,8 @@ def backtest_points(folder: Path, cuts: list[dt.date]) -> tuple[PipelineRun, dic
     """The primary run of a backtest already written by `mmplan backtest ... --windows W`
     (`--points SET=DIR`), as run_mmplan would give it: the same scoring without the hours
     of a second backtest. Its cutoffs must be the benchmark's."""
+    if not (folder / "metrics.json").is_file() or not (folder / "points.parquet").is_file():
+        raise SystemExit(f"{folder}: not a backtest folder (no metrics.json and points.parquet)")
     record = json.loads((folder / "metrics.json").read_text())
     if record["cutoffs"] != [str(c) for c in cuts]:
         raise SystemExit(f"{folder}: cutoffs {record['cutoffs']} are not the benchmark's {cuts}")
@@ -468,8 +470,20 @@ def backtest_points(folder: Path, cuts: list[dt.date]) -> tuple[PipelineRun, dic
         "new_series_points": primary.filter(pl.col("model") == NEW_MODEL).height,
         "actual": pts.select("unique_id", "cutoff", "date", "actual"),
     }
-    name = f"mmplan[{folder.name}]"
-    return PipelineRun(name, pts.select(POINT_COLS), math.nan, negatives), info
+    return PipelineRun(points_name(folder), pts.select(POINT_COLS), math.nan, negatives), info
+
+
+def points_name(folder: Path) -> str:
+    """The table's name for a `--points` backtest folder."""
+    return f"mmplan[{folder.name}]"
+
+
+def points_arg(value: str) -> tuple[str, Path]:
+    """`--points SET=DIR`, refused with a usage error (not a traceback) otherwise."""
+    name, sep, folder = value.partition("=")
+    if not sep or name not in SETS or not folder:
+        raise argparse.ArgumentTypeError(f"{value!r}: expected SET=DIR, SET one of {SETS}")
+    return name, Path(folder)
 
 
 def _step(cuts: list[dt.date]) -> int:
@@ -553,7 +567,7 @@ def bench_set(name: str, args: argparse.Namespace, variants: dict[str, Config]) 
     key = f"{name}-w{args.windows}-s{args.step}-h{args.horizon}"
     runs = cached_bare(history, key, cuts, args.horizon, None if args.no_cache else args.cache)
     checks: dict[str, Any] = {}
-    given = [backtest_points(Path(d), cuts) for n, d in args.points if n == name]
+    given = [backtest_points(d, cuts) for n, d in args.points if n == name]
     ran = (run_mmplan(vname, cfg, history, cuts, args.horizon) for vname, cfg in variants.items())
     for run, info in [*given, *ran]:
         vname = run.name
@@ -616,7 +630,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--skip-default", action="store_true", help="no default-config run")
     parser.add_argument(
         "--points",
-        type=lambda v: tuple(v.split("=", 1)),
+        type=points_arg,
         action="append",
         default=[],
         metavar="SET=DIR",
@@ -645,7 +659,7 @@ def main(argv: list[str] | None = None) -> None:
         result = bench_set(name, args, variants)
         if result:
             results[name] = result
-    named = [f"mmplan[{Path(d).name}]" for _, d in args.points]
+    named = [points_name(d) for _, d in args.points]
     lines = summary(results, [*variants, *named])
     wall = time.perf_counter() - t0
     print("\n".join([*lines, f"wall time of the whole run: {wall:.0f} s"]))
